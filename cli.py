@@ -1,0 +1,262 @@
+"""The ``ingest`` command line: a thin layer over ``integration`` (the DBOS app),
+``datasets`` (reading files) and ``database`` (URLs and schema).
+
+Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
+need them, so ``ingest --help`` answers at once.
+
+Exit codes: 0 success; 1 fatal (database unreachable, run not finished); 2 usage error;
+3 bad input file; 4 records ended in ``errors`` and ``--fail-on-errors`` was given.
+"""
+
+import hashlib
+import os
+import sys
+import time
+from typing import Optional
+
+import click
+
+from . import __version__
+
+EXIT_FATAL = 1
+EXIT_BAD_INPUT = 3
+EXIT_RECORD_ERRORS = 4
+SPOOL_DIR_ENV = "INGEST_SPOOL_DIR"
+
+
+class Failure(click.ClickException):
+    """A one-line error with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FATAL):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def database_option(f):
+    return click.option(
+        "--database-url", envvar="DATABASE_URL", metavar="URL",
+        help="App database (default: DATABASE_URL, else sqlite:///durable_ingest_app.sqlite).",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ingest")
+def main() -> None:
+    """Load JSON datasets into SQLite or Postgres with DBOS durable workflows.
+
+    \b
+    Example:
+      ingest load data/randomuser-1000.json --fail-task 50
+    """
+
+
+# -- ingest load --------------------------------------------------------------------------
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
+              help="Input format (default: detected from the content).")
+@database_option
+@click.option("--chunk-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
+              help="Records per chunk workflow.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Chunk workflows run at once by this process.")
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Transform tries per record, the first included.")
+@click.option("--retry-interval", type=click.FloatRange(0, 3600), default=0.1, show_default=True,
+              help="Seconds before the first retry.")
+@click.option("--backoff", type=click.FloatRange(1, 100), default=2.0, show_default=True,
+              help="Each retry waits this many times longer than the one before.")
+@click.option("--fail-task", "fail_tasks", type=click.IntRange(0), multiple=True, metavar="N",
+              help="Make the transform of 'task N' always fail (repeatable).")
+@click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Probability that a transform attempt fails transiently.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of --flaky-rate's failures.")
+@click.option("--label", default="", metavar="TEXT",
+              help="Load the same bytes again as a new dataset: a new label is a new run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--fail-on-errors", is_flag=True,
+              help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
+def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
+         backoff, fail_tasks, flaky_rate, seed, label, as_json, fail_on_errors) -> None:
+    """Load JSON datasets: every record ends in tasks or errors, exactly once.
+
+    PATH is a JSON array, a {"results": [...]} envelope or NDJSON; '-' reads stdin.
+
+    \b
+    Example:
+      ingest load data/randomuser-1000.json --fail-task 50
+    """
+    from .transform import Faults
+
+    began = time.time()
+    plans = [scan_or_fail(path, chunk_size, fmt, label) for path in paths]
+    options = {
+        "max_attempts": max_attempts, "retry_interval": retry_interval, "backoff": backoff,
+        "faults": Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict(),
+    }
+    with running_app(database_url, concurrency) as databases:
+        from . import integration
+
+        exit_code = 0
+        for plan in plans:
+            summary = load_plan(integration, databases, plan, options, began)
+            print_summary(summary, as_json)
+            if fail_on_errors and summary["errors"]:
+                exit_code = EXIT_RECORD_ERRORS
+            began = time.time()
+    if exit_code:
+        sys.exit(exit_code)
+
+
+def scan_or_fail(path: str, chunk_size: int, fmt: Optional[str], label: str):
+    from .datasets import InputError, scan
+
+    try:
+        return scan(spool_stdin() if path == "-" else path, chunk_size, fmt, label)
+    except InputError as exc:
+        raise Failure(str(exc), EXIT_BAD_INPUT) from None
+
+
+def spool_stdin() -> str:
+    """Copy stdin to a file named by its hash, so chunks can be re-read after a crash."""
+    spool = os.environ.get(SPOOL_DIR_ENV) or ".ingest-spool"
+    os.makedirs(spool, exist_ok=True)
+    hasher = hashlib.sha256()
+    partial = os.path.join(spool, f"stdin-{os.getpid()}.partial")
+    with open(partial, "wb") as out:
+        while block := sys.stdin.buffer.read(1 << 20):
+            hasher.update(block)
+            out.write(block)
+    final = os.path.join(spool, f"stdin-{hasher.hexdigest()[:20]}.data")
+    os.replace(partial, final)
+    return final
+
+
+def load_plan(integration, databases, plan, options: dict, began: float) -> dict:
+    run_id = integration.run_id_for(plan.fingerprint)
+    status = integration.run_status(run_id)
+    if status == "SUCCESS":
+        summary = integration.wait_for(integration.DBOS.retrieve_workflow(run_id))
+        return {**summary, "already_loaded": True,
+                "elapsed_s": summary["finished_at"] - summary["started_at"]}
+    if status in ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
+        raise Failure(
+            f"run {run_id} of {plan.path} is {status}; see `dbos workflow steps {run_id}` "
+            f"and finish it with `dbos workflow resume {run_id}`")
+    run = {
+        "run_id": run_id, "path": plan.path, "shape": plan.shape,
+        "fingerprint": plan.fingerprint, "records": plan.records, "chunks": plan.chunks,
+        **options,
+    }
+    summary = integration.wait_for(integration.start_run(run))
+    return {**summary, "already_loaded": False, "elapsed_s": time.time() - began}
+
+
+def print_summary(summary: dict, as_json: bool) -> None:
+    import json
+
+    elapsed = max(summary["elapsed_s"], 1e-9)
+    rate = summary["records"] / elapsed
+    if as_json:
+        shown = {k: summary[k] for k in ("run_id", "dataset", "records", "tasks", "errors",
+                                          "retries", "chunks", "already_loaded")}
+        click.echo(json.dumps({**shown, "elapsed_s": round(elapsed, 3),
+                               "records_per_s": round(rate, 1)}))
+        return
+    if summary["already_loaded"]:
+        click.echo(f"{summary['dataset']}: already loaded by run {summary['run_id']}; "
+                   "nothing to do (use --label to load it again as a new dataset)")
+    click.echo(
+        f"run {summary['run_id']}  {summary['dataset']}\n"
+        f"  records {summary['records']} | tasks {summary['tasks']} | errors {summary['errors']}"
+        f" | retries {summary['retries']} | elapsed {elapsed:.2f} s | {rate:,.0f} records/s"
+    )
+
+
+class running_app:
+    """Prepare the databases, start metrics and DBOS; always flush and stop them."""
+
+    def __init__(self, database_url: Optional[str], concurrency: int, executor_id: Optional[str] = None):
+        self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
+
+    def __enter__(self):
+        from . import database, telemetry
+
+        try:
+            self.databases = database.resolve(self.database_url)
+            database.upgrade_schema(self.databases.app_url)
+            if database.is_postgres(self.databases.system_url):
+                database.ensure_postgres_database(self.databases.system_url)
+        except database.DatabaseError as exc:
+            raise Failure(str(exc)) from None
+        telemetry.start(warn=lambda line: click.echo(line, err=True))
+        from . import integration
+
+        try:
+            integration.launch(self.databases, concurrency=self.concurrency,
+                               executor_id=self.executor_id)
+        except Exception as exc:
+            telemetry.stop()
+            raise Failure(f"cannot start DBOS on {database.redact(self.databases.system_url)}: "
+                          f"{database.scrub(str(exc), self.databases.system_url)}") from None
+        return self.databases
+
+    def __exit__(self, *exc_info):
+        from . import integration, telemetry
+
+        try:
+            integration.shutdown()
+        finally:
+            telemetry.stop()
+        return False
+
+
+# -- ingest migrate -----------------------------------------------------------------------
+@main.command()
+@database_option
+def migrate(database_url) -> None:
+    """Create or upgrade the tasks and errors tables (alembic upgrade head).
+
+    \b
+    Example:
+      DATABASE_URL=postgresql://postgres:dbos@localhost:5432/durable_ingest ingest migrate
+    """
+    from . import database
+
+    try:
+        databases = database.resolve(database_url)
+        database.upgrade_schema(databases.app_url)
+    except database.DatabaseError as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"schema of {database.redact(databases.app_url)} is up to date")
+
+
+# -- ingest generate ----------------------------------------------------------------------
+@main.command()
+@click.option("--count", type=click.IntRange(0, 100_000_000), required=True, help="Records to write.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="The same seed writes a byte-identical file.")
+@click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]), default="json",
+              show_default=True, help="A randomuser.me envelope, or one record per line.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="File to write (default: stdout).")
+def generate(count, seed, fmt, output) -> None:
+    """Write randomuser.me-shaped records, reproducibly.
+
+    \b
+    Example:
+      ingest generate --count 100000 --seed 7 --format ndjson -o users.ndjson
+    """
+    from .generate import write_dataset
+
+    if output == "-":
+        write_dataset(sys.stdout.buffer, count, seed, fmt)
+        return
+    with open(output, "wb") as out:
+        write_dataset(out, count, seed, fmt)
+    click.echo(f"wrote {count} records to {output}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Where the data goes: database URLs, password redaction, creating a missing database,
+and bringing the schema to alembic's head.
+
+URLs come from ``--database-url`` / ``DATABASE_URL`` (app tables) and
+``DBOS_SYSTEM_DATABASE_URL`` (DBOS's own tables). With neither set, both are local SQLite
+files in the working directory (``durable_ingest_app.sqlite`` and DBOS's
+``durable_ingest.sqlite``): the zero-set-up default.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
+# DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
+DEFAULT_SQLITE_SYSTEM_URL = "sqlite:///durable_ingest.sqlite"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """A database can't be reached or prepared; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Databases:
+    app_url: str
+    system_url: str
+
+    @property
+    def is_postgres(self) -> bool:
+        return is_postgres(self.app_url)
+
+
+def is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def normalise_url(url: str) -> str:
+    """Accept the ``postgres://`` and ``postgresql://`` spellings; always use psycopg 3."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise DatabaseError(
+            f"'{redact(url)}' is not a database URL; expected sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    base = scheme.split("+", 1)[0]
+    if base in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if base == "sqlite":
+        return url
+    raise DatabaseError(
+        f"unsupported database '{base}' in {redact(url)}; use sqlite:/// or postgresql://"
+    )
+
+
+def resolve(database_url: Optional[str] = None, system_url: Optional[str] = None) -> Databases:
+    """The app and system database URLs, from arguments, then the environment, then defaults."""
+    app = normalise_url(database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    system = system_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL")
+    return Databases(app, normalise_url(system) if system else derived_system_url(app))
+
+
+def derived_system_url(app_url: str) -> str:
+    """DBOS's tables: ``<db>_dbos_sys`` beside a Postgres app database; on SQLite, DBOS's
+    default file for this app in the working directory, which the ``dbos`` CLI finds."""
+    from sqlalchemy import make_url
+
+    if not is_postgres(app_url):
+        return DEFAULT_SQLITE_SYSTEM_URL
+    url = make_url(app_url)
+    return url.set(database=f"{url.database}_dbos_sys").render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe to print or log."""
+    try:
+        from sqlalchemy import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        scheme, sep, rest = url.partition("://")
+        if "@" in rest:
+            return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
+        return url
+
+
+def scrub(text: str, *urls: str) -> str:
+    """Remove any password of ``urls`` from ``text`` (a driver's message, say)."""
+    from sqlalchemy import make_url
+
+    for url in urls:
+        try:
+            password = make_url(url).password
+        except Exception:
+            continue
+        if password:
+            text = text.replace(str(password), "***")
+    return text
+
+
+def ensure_postgres_database(url: str) -> bool:
+    """Create the Postgres database ``url`` names if it is missing; True if it was created."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy import make_url
+
+    target = make_url(url)
+    maintenance = target.set(drivername="postgresql", database="postgres")
+    try:
+        with psycopg.connect(
+            maintenance.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
+        ) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+            ).fetchone()
+            if exists:
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
+            return True
+    except psycopg.errors.DuplicateDatabase:
+        return False  # created by a concurrent process
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"database '{target.database}' does not exist and user '{target.username}' may not "
+            f"create it; create it with: createdb -h {target.host} -p {target.port or 5432} "
+            f"-U <admin> {target.database}"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        reason = scrub(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc), url)
+        raise DatabaseError(
+            f"cannot connect to {redact(url)}: {reason}. Is Postgres running and the URL "
+            "right? (with docker: docker compose up -d postgres)"
+        ) from exc
+
+
+def alembic_config(connection=None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade_schema(app_url: str) -> None:
+    """Create the database if needed and run alembic's migrations up to head."""
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    if is_postgres(app_url):
+        ensure_postgres_database(app_url)
+    engine = create_engine(app_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"cannot prepare {redact(app_url)}: {scrub(str(exc.orig), app_url)}"
+        ) from exc
+    finally:
+        engine.dispose()

@@ -1,0 +1,346 @@
+"""The DBOS application: how a dataset is loaded, durably and exactly once.
+
+Read top to bottom, this is the story of a load:
+
+1. ``ingest_dataset`` is the run: one parent workflow per dataset, whose ID comes from the
+   dataset's fingerprint. It fans the dataset's chunks out on the ``ingest-chunks`` queue
+   and collects their results into the run's summary.
+2. ``load_chunk`` is one child workflow per chunk. In a single datasource transaction
+   (``write_chunk``) it reads its byte range of the file, transforms every record and
+   writes the successes to ``tasks`` in bulk (COPY on Postgres). Bad records (not JSON, not
+   an object, too large, too deep) go straight to ``errors``.
+3. Records whose transform failed are handed, one workflow per chunk, to the
+   ``ingest-retries`` queue: ``retry_records`` retries them in rounds (``transform_round``
+   steps, durable sleeps growing by the backoff in between), then writes the rescued ones
+   to ``tasks`` and the rest to ``errors`` with the original exception.
+4. The run returns its summary. Run again, the same dataset gets that summary back
+   without any work; after a crash, DBOS resumes the run where it stopped.
+
+Every side effect is a step or a datasource transaction, and a transaction commits its
+rows together with DBOS's checkpoint: replays never write twice, and metrics are counted
+only when a transaction really commits.
+"""
+
+import os
+import time
+from typing import Any, Optional
+
+import orjson
+from dbos import DBOS, SetWorkflowID, SQLAlchemyDatasource
+from sqlalchemy import event, insert
+
+from . import APP_NAME, __version__, telemetry
+from .database import Databases
+from .datasets import RecordProblem, read_chunk
+from .models import Error, Task
+from .transform import Faults, NestingTooDeep, title_of, transform
+
+CHUNK_QUEUE = "ingest-chunks"
+RETRY_QUEUE = "ingest-retries"
+# Pinned, so that a run interrupted by a crash is recovered by the next version of the code
+# (DBOS only recovers workflows of its own application version). Bump it only when a change
+# makes old checkpoints unreadable, after draining runs in flight.
+APPLICATION_VERSION = "ingest-v1"
+MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
+QUEUE_POLLING_SEC = 0.05
+RESULT_POLLING_SEC = 0.05
+COPY_BATCH_ROWS = 500
+
+_app_db: Optional[SQLAlchemyDatasource] = None
+
+
+# -- 1. the run ---------------------------------------------------------------------------
+@DBOS.workflow(name="ingest_dataset", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+def ingest_dataset(run: dict) -> dict:
+    started = clock()
+    job = {k: v for k, v in run.items() if k != "chunks"}
+    handles = [enqueue_chunk(job, index, chunk) for index, chunk in enumerate(run["chunks"])]
+    chunks = [h.get_result(polling_interval_sec=RESULT_POLLING_SEC) for h in handles]
+    retries = [
+        DBOS.retrieve_workflow(c["retry_workflow"]).get_result(polling_interval_sec=RESULT_POLLING_SEC)
+        for c in chunks
+        if c["retry_workflow"]
+    ]
+    return summarise(job, chunks, retries, started, clock())
+
+
+def enqueue_chunk(job: dict, index: int, chunk: tuple):
+    with SetWorkflowID(chunk_workflow_id(job["run_id"], index)):
+        return DBOS.enqueue_workflow(CHUNK_QUEUE, load_chunk, job, index, chunk)
+
+
+def run_id_for(fingerprint: str) -> str:
+    return f"ingest-{fingerprint}"
+
+
+def chunk_workflow_id(run_id: str, index: int) -> str:
+    return f"{run_id}-chunk-{index:05d}"
+
+
+@DBOS.step(name="clock")
+def clock() -> float:
+    return time.time()
+
+
+def summarise(job: dict, chunks: list, retries: list, started: float, finished: float) -> dict:
+    return {
+        "run_id": job["run_id"],
+        "dataset": job["path"],
+        "records": job["records"],
+        "chunks": len(chunks),
+        "tasks": sum(c["tasks"] for c in chunks) + sum(r["tasks"] for r in retries),
+        "errors": sum(c["errors"] for c in chunks) + sum(r["errors"] for r in retries),
+        "retries": sum(r["retries"] for r in retries),
+        "started_at": started,
+        "finished_at": finished,
+    }
+
+
+# -- 2. one chunk ---------------------------------------------------------------------------
+@DBOS.workflow(name="load_chunk", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+def load_chunk(job: dict, index: int, chunk: tuple) -> dict:
+    outcome = app_db().run_tx_step(tx_options("write_chunk"), write_chunk, job, chunk)
+    retry_workflow = None
+    if outcome["retry"]:
+        with SetWorkflowID(f"{job['run_id']}-retry-{index:05d}"):
+            retry_workflow = DBOS.enqueue_workflow(
+                RETRY_QUEUE, retry_records, job, index, outcome["retry"]
+            ).workflow_id
+    return {"index": index, "tasks": outcome["tasks"], "errors": outcome["errors"],
+            "retry_workflow": retry_workflow}
+
+
+def write_chunk(job: dict, chunk: tuple) -> dict:
+    """Transform one chunk and write it: successes to ``tasks``, bad records to ``errors``."""
+    start, end, first, count = chunk
+    faults = Faults.from_dict(job["faults"])
+    retry_now = job["max_attempts"] > 1
+    problems: list = []
+    retry: list = []
+
+    def transformed_rows():
+        for position, record in read_chunk(job["path"], job["shape"], start, end, first):
+            if isinstance(record, RecordProblem):
+                problems.append(error_row(job, position, record.kind, record.message, None, 0))
+                continue
+            try:
+                data = orjson.dumps(transform(record, position, 1, faults))
+            except (NestingTooDeep, TypeError, orjson.JSONEncodeError) as exc:
+                problems.append(error_row(job, position, type(exc).__name__, str(exc), record, 1))
+                continue
+            except Exception as exc:
+                failure = {"position": position, "record": record, "attempts": 1,
+                           "error_type": type(exc).__name__, "error": str(exc)}
+                if retry_now:
+                    retry.append(failure)
+                else:
+                    problems.append(final_error_row(job, failure))
+                continue
+            if b"\\u0000" in data:
+                problems.append(error_row(job, position, "NulCharacter", NUL_REASON, record, 1))
+                continue
+            yield position, data
+
+    session = app_db().sql_session()
+    tasks = write_tasks(session, job, transformed_rows())
+    write_errors(session, problems)
+    count_on_commit(session, tasks, len(problems))
+    return {"tasks": tasks, "errors": len(problems), "retry": retry}
+
+
+NUL_REASON = "record contains a NUL character (\\u0000), which Postgres JSONB cannot store"
+
+
+def write_tasks(session, job: dict, rows) -> int:
+    """Bulk-insert (position, JSON bytes) rows into ``tasks``; returns how many."""
+    connection = session.connection()
+    run_id, fingerprint = job["run_id"], job["fingerprint"]
+    if connection.dialect.name == "postgresql":
+        return _copy_tasks(connection, run_id, fingerprint, rows)
+    written = 0
+    batch: list = []
+    sql = "INSERT INTO tasks (title, data, source_key, run_id, position) VALUES (?, ?, ?, ?, ?)"
+    for position, data in rows:
+        batch.append((title_of(position), data.decode(), f"{fingerprint}:{position}", run_id, position))
+        if len(batch) == COPY_BATCH_ROWS:
+            connection.exec_driver_sql(sql, batch)
+            written += len(batch)
+            batch.clear()
+    if batch:
+        connection.exec_driver_sql(sql, batch)
+        written += len(batch)
+    return written
+
+
+def _copy_tasks(connection, run_id: str, fingerprint: str, rows) -> int:
+    """COPY rows in text format; the JSON is orjson's, so only backslashes need escaping."""
+    cursor = connection.connection.driver_connection.cursor()
+    columns = ", ".join(c for c in ("title", "data", "source_key", "run_id", "position"))
+    suffix = f"\t{run_id}\t".encode()
+    key_prefix = f"\t{fingerprint}:".encode()
+    written = 0
+    batch: list = []
+    with cursor.copy(f"COPY {Task.__tablename__} ({columns}) FROM STDIN") as copy:
+        for position, data in rows:
+            pos = b"%d" % position
+            batch.append(b"task " + pos + b"\t" + data.replace(b"\\", b"\\\\") + key_prefix + pos + suffix + pos + b"\n")
+            if len(batch) == COPY_BATCH_ROWS:
+                copy.write(b"".join(batch))
+                written += len(batch)
+                batch.clear()
+        if batch:
+            copy.write(b"".join(batch))
+            written += len(batch)
+    return written
+
+
+def write_errors(session, rows: list) -> None:
+    if rows:
+        session.execute(insert(Error), rows)
+
+
+def error_row(job: dict, position: int, error_type: str, message: str,
+              record: Any, attempts: int) -> dict:
+    """An ``errors`` row: the reason as JSON, with the original record for triage."""
+    return {
+        "title": title_of(position),
+        "source_key": f"{job['fingerprint']}:{position}",
+        "run_id": job["run_id"],
+        "position": position,
+        "message": {
+            "title": title_of(position),
+            "source_key": f"{job['fingerprint']}:{position}",
+            "position": position,
+            "error_type": error_type,
+            "error": message,
+            "attempts": attempts,
+            "record": storable(record),
+        },
+    }
+
+
+def final_error_row(job: dict, failure: dict) -> dict:
+    return error_row(job, failure["position"], failure["error_type"], failure["error"],
+                     failure["record"], failure["attempts"])
+
+
+def storable(record: Any) -> Any:
+    """The record as JSONB can hold it: NUL characters become U+FFFD."""
+    if record is None:
+        return None
+    text = orjson.dumps(record, default=str)
+    if b"\\u0000" in text:
+        return orjson.loads(text.replace(b"\\u0000", b"\\ufffd"))
+    return orjson.loads(text)
+
+
+def count_on_commit(session, tasks: int, errors: int, retries: int = 0) -> None:
+    """Count rows in the metrics when, and only when, this transaction commits."""
+
+    def committed(_session) -> None:
+        telemetry.record_writes(tasks=tasks, errors=errors, retries=retries)
+
+    event.listen(session, "after_commit", committed, once=True)
+
+
+# -- 3. retries ---------------------------------------------------------------------------
+@DBOS.workflow(name="retry_records", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+def retry_records(job: dict, index: int, failures: list) -> dict:
+    pending, rescued, retries = failures, [], 0
+    delay = job["retry_interval"]
+    for attempt in range(2, job["max_attempts"] + 1):
+        DBOS.sleep(delay)
+        delay *= job["backoff"]
+        retries += len(pending)
+        round_result = transform_round(job, pending, attempt)
+        rescued.extend(round_result["rescued"])
+        pending = round_result["failed"]
+        if not pending:
+            break
+    return app_db().run_tx_step(
+        tx_options("write_retried"), write_retried, job, rescued, pending, retries
+    )
+
+
+@DBOS.step(name="transform_round")
+def transform_round(job: dict, pending: list, attempt: int) -> dict:
+    """One more attempt at each failed record of a chunk."""
+    faults = Faults.from_dict(job["faults"])
+    rescued, failed = [], []
+    for failure in pending:
+        try:
+            data = orjson.dumps(transform(failure["record"], failure["position"], attempt, faults))
+            rescued.append((failure["position"], data))
+        except Exception as exc:
+            failed.append({**failure, "attempts": attempt,
+                           "error_type": type(exc).__name__, "error": str(exc)})
+    return {"rescued": rescued, "failed": failed}
+
+
+def write_retried(job: dict, rescued: list, failed: list, retries: int) -> dict:
+    session = app_db().sql_session()
+    tasks = write_tasks(session, job, iter(rescued))
+    write_errors(session, [final_error_row(job, f) for f in failed])
+    count_on_commit(session, tasks, len(failed), retries)
+    return {"tasks": tasks, "errors": len(failed), "retries": retries}
+
+
+# -- running the app ----------------------------------------------------------------------
+def tx_options(name: str) -> dict:
+    """Inserts of distinct keys need no more than READ COMMITTED (SQLite has no such level)."""
+    postgres = app_db().engine.dialect.name == "postgresql"
+    return {"name": name, "isolation_level": "READ COMMITTED" if postgres else "SERIALIZABLE"}
+
+
+def app_db() -> SQLAlchemyDatasource:
+    assert _app_db is not None, "launch() first"
+    return _app_db
+
+
+def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict:
+    config: dict = {
+        "name": APP_NAME,
+        "system_database_url": databases.system_url,
+        "application_version": APPLICATION_VERSION,
+        "executor_id": executor_id or os.environ.get("DBOS__VMID") or "local",
+        # DBOS logs a workflow's exception with its traceback; the CLI reports it in one line.
+        "log_level": os.environ.get("INGEST_LOG_LEVEL", "CRITICAL"),
+        "notification_listener_polling_interval_sec": 0.05,
+    }
+    traces = telemetry.traces_endpoint()
+    if traces:
+        config.update(enable_otlp=True, otlp_traces_endpoints=[traces])
+    return config
+
+
+def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None) -> None:
+    """Start DBOS on these databases and register the queues this process works on."""
+    global _app_db
+    DBOS(config=dbos_config(databases, executor_id))
+    _app_db = SQLAlchemyDatasource.create(databases.app_url)
+    DBOS.launch()
+    DBOS.register_queue(CHUNK_QUEUE, worker_concurrency=concurrency,
+                        polling_interval_sec=QUEUE_POLLING_SEC)
+    # Retry workflows mostly sleep between rounds, so more of them may wait at once.
+    DBOS.register_queue(RETRY_QUEUE, worker_concurrency=max(8, concurrency * 4),
+                        polling_interval_sec=QUEUE_POLLING_SEC)
+
+
+def shutdown() -> None:
+    global _app_db
+    DBOS.destroy()
+    _app_db = None
+
+
+def run_status(run_id: str) -> Optional[str]:
+    status = DBOS.get_workflow_status(run_id)
+    return status.status if status else None
+
+
+def start_run(run: dict):
+    with SetWorkflowID(run["run_id"]):
+        return DBOS.start_workflow(ingest_dataset, run)
+
+
+def wait_for(handle) -> dict:
+    return handle.get_result(polling_interval_sec=RESULT_POLLING_SEC)

@@ -1,0 +1,54 @@
+"""Alembic environment: the URL comes from ``DATABASE_URL`` (default: the local SQLite file),
+or the caller hands over an open connection (``ingest migrate`` / ``ingest load``)."""
+
+import os
+import sys
+from pathlib import Path
+
+from alembic import context
+from sqlalchemy import create_engine
+
+try:
+    from durable_ingest.database import DEFAULT_DATABASE_URL, normalise_url
+    from durable_ingest.models import Base
+except ImportError:  # run from a checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from durable_ingest.database import DEFAULT_DATABASE_URL, normalise_url  # type: ignore
+    from durable_ingest.models import Base  # type: ignore
+
+target_metadata = Base.metadata
+
+
+def run_with(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run_with(connection)
+        return
+    url = normalise_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        run_with(conn)
+        conn.commit()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=normalise_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    run_migrations_online()
