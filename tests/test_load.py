@@ -1,0 +1,185 @@
+"""``ingest load`` end to end, through the CLI, on SQLite and on Postgres."""
+
+import json
+
+import pytest
+
+from conftest import people, write_records
+
+
+def load_json(cli, backend, *args):
+    result = cli("load", *args, "--json", env=backend.env())
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_demo_task_50_fails_and_everything_else_lands(cli, backend, workdir):
+    data = write_records(workdir / "users.json", people(120))
+
+    summary = load_json(cli, backend, data, "--fail-task", "50")
+
+    assert summary["records"] == 120
+    assert (summary["tasks"], summary["errors"]) == (119, 1)
+    assert backend.counts() == (119, 1)
+    [message] = backend.error_messages()
+    assert message["title"] == "task 50"
+    assert message["position"] == 50
+    assert message["error_type"] == "InjectedFailure"
+    assert "task 50 failed on purpose" in message["error"]
+    assert message["attempts"] == 3
+    assert message["record"]["name"]["first"] == "first50"  # the original, untransformed
+    assert summary["retries"] == 2
+
+
+def test_transform_uppercases_values_not_keys(cli, backend, workdir):
+    data = write_records(workdir / "users.json", people(3))
+    load_json(cli, backend, data)
+
+    row = backend.query("SELECT title, data FROM tasks WHERE position = 1")[0]
+    record = row[1] if isinstance(row[1], dict) else json.loads(row[1])
+    assert row[0] == "task 1"
+    assert record["name"] == {"title": "MS", "first": "FIRST1", "last": "LAST-1"}
+    assert record["location"]["city"] == "ZÜRICH"
+    assert record["tags"] == ["A", {"b": "C"}]
+    assert (record["age"], record["ok"], record["none"]) == (1, True, None)
+
+
+def test_second_identical_run_adds_nothing_and_says_so(cli, backend, workdir):
+    data = write_records(workdir / "users.json", people(30))
+    first = load_json(cli, backend, data, "--fail-task", "5")
+
+    again = cli("load", data, "--fail-task", "5", env=backend.env())
+
+    assert again.exit_code == 0
+    assert "already loaded by run " + first["run_id"] in again.output
+    assert backend.counts() == (29, 1)
+
+
+@pytest.mark.parametrize("shape", ["envelope", "array", "ndjson"])
+def test_every_shape_loads_the_same_records(cli, sqlite_backend, workdir, shape):
+    data = write_records(workdir / f"users.{shape}", people(25), shape)
+
+    summary = load_json(cli, sqlite_backend, data, "--chunk-size", "4")
+
+    assert (summary["tasks"], summary["errors"], summary["chunks"]) == (25, 0, 7)
+    positions = [r[0] for r in sqlite_backend.query("SELECT position FROM tasks ORDER BY position")]
+    assert positions == list(range(25))
+
+
+def test_stdin_is_read_with_a_dash(cli, sqlite_backend, workdir):
+    text = "".join(json.dumps(r) + "\n" for r in people(12))
+
+    result = cli("load", "-", "--json", env=sqlite_backend.env(), input=text)
+
+    assert result.exit_code == 0, result.output
+    assert sqlite_backend.counts() == (12, 0)
+
+
+def test_format_option_overrides_detection(cli, sqlite_backend, workdir):
+    # A one-line NDJSON file looks like a document; --format ndjson says otherwise.
+    data = workdir / "one.txt"
+    data.write_text(json.dumps({"id": 1}) + "\n")
+    assert cli("load", data, env=sqlite_backend.env()).exit_code == 3
+    assert cli("load", data, "--format", "ndjson", env=sqlite_backend.env()).exit_code == 0
+    assert sqlite_backend.counts() == (1, 0)
+
+
+def test_retries_rescue_flaky_records(cli, backend, workdir):
+    data = write_records(workdir / "users.json", people(200))
+
+    summary = load_json(cli, backend, data, "--flaky-rate", "0.3", "--max-attempts", "5",
+                        "--seed", "7", "--retry-interval", "0.01", "--chunk-size", "50")
+
+    assert summary["retries"] > 40  # about 30% of 200 failed at least once
+    assert (summary["tasks"], summary["errors"]) == (200, 0)
+    assert backend.counts() == (200, 0)
+
+
+def test_one_attempt_sends_flaky_records_to_errors(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(100))
+
+    summary = load_json(cli, sqlite_backend, data, "--flaky-rate", "0.2", "--max-attempts", "1")
+
+    assert summary["retries"] == 0
+    assert summary["errors"] > 5
+    assert sqlite_backend.counts() == (100 - summary["errors"], summary["errors"])
+    assert {m["error_type"] for m in sqlite_backend.error_messages()} == {"TransientFailure"}
+    assert {m["attempts"] for m in sqlite_backend.error_messages()} == {1}
+
+
+def test_flaky_failures_are_reproducible_with_a_seed(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(100))
+    args = ("--flaky-rate", "0.2", "--max-attempts", "1", "--seed", "3")
+    first = load_json(cli, sqlite_backend, data, *args, "--label", "a")
+    second = load_json(cli, sqlite_backend, data, *args, "--label", "b")
+
+    assert first["errors"] == second["errors"]
+    by_run = sqlite_backend.query("SELECT run_id, position FROM errors ORDER BY run_id, position")
+    positions = {}
+    for run_id, position in by_run:
+        positions.setdefault(run_id, []).append(position)
+    assert len(positions) == 2 and len({tuple(p) for p in positions.values()}) == 1
+
+
+def test_label_loads_the_same_file_again_as_a_new_dataset(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(10))
+    first = load_json(cli, sqlite_backend, data)
+    second = load_json(cli, sqlite_backend, data, "--label", "again")
+
+    assert first["run_id"] != second["run_id"]
+    assert sqlite_backend.counts() == (20, 0)
+
+
+def test_several_paths_load_as_separate_runs(cli, sqlite_backend, workdir):
+    a = write_records(workdir / "a.json", people(5))
+    b = write_records(workdir / "b.ndjson", people(7, start=100), "ndjson")
+
+    result = cli("load", a, b, "--json", env=sqlite_backend.env())
+
+    assert result.exit_code == 0, result.output
+    summaries = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [s["records"] for s in summaries] == [5, 7]
+    assert sqlite_backend.counts() == (12, 0)
+
+
+def test_many_chunks_and_workers_write_each_record_once(cli, backend, workdir):
+    data = write_records(workdir / "users.ndjson", people(300), "ndjson")
+
+    summary = load_json(cli, backend, data, "--chunk-size", "7", "--concurrency", "4",
+                        "--fail-task", "0", "--fail-task", "299", "--retry-interval", "0")
+
+    assert summary["chunks"] == 43
+    assert backend.counts() == (298, 2)
+    distinct = backend.scalar("SELECT count(DISTINCT source_key) FROM tasks")
+    assert distinct == 298
+
+
+def test_summary_line_for_people(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(10))
+
+    result = cli("load", data, "--fail-task", "3", env=sqlite_backend.env())
+
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("run ingest-")
+    assert "records 10 | tasks 9 | errors 1 | retries 2 | elapsed" in lines[1]
+    assert lines[1].endswith("records/s")
+
+
+def test_fail_on_errors_sets_exit_code_4(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(10))
+
+    result = cli("load", data, "--fail-task", "3", "--fail-on-errors", env=sqlite_backend.env())
+
+    assert result.exit_code == 4
+    assert sqlite_backend.counts() == (9, 1)
+
+
+def test_zero_set_up_default_writes_local_sqlite_files(cli, workdir):
+    data = write_records(workdir / "users.json", people(8))
+
+    result = cli("load", data)
+
+    assert result.exit_code == 0, result.output
+    assert (workdir / "durable_ingest_app.sqlite").exists()
+    assert (workdir / "durable_ingest.sqlite").exists()  # DBOS's own, where `dbos` looks
