@@ -9,11 +9,12 @@ from alembic import context
 from sqlalchemy import create_engine
 
 try:
-    from durable_ingest.database import DEFAULT_DATABASE_URL, normalise_url
+    from durable_ingest.database import DEFAULT_DATABASE_URL, ensure_postgres_database, is_postgres, normalise_url
     from durable_ingest.models import Base
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from durable_ingest.database import DEFAULT_DATABASE_URL, normalise_url  # type: ignore
+    from durable_ingest.database import (  # type: ignore
+        DEFAULT_DATABASE_URL, ensure_postgres_database, is_postgres, normalise_url)
     from durable_ingest.models import Base  # type: ignore
 
 target_metadata = Base.metadata
@@ -35,6 +36,8 @@ def run_migrations_online() -> None:
         run_with(connection)
         return
     url = normalise_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    if is_postgres(url):
+        ensure_postgres_database(url)
     engine = create_engine(url)
     with engine.connect() as conn:
         run_with(conn)

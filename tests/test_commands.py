@@ -1,0 +1,109 @@
+"""The other commands (generate, migrate), the `dbos` CLI on our config, and the docs."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_ingest, write_records, people
+
+BIN = Path(sys.executable).parent
+
+
+def test_generate_is_reproducible_and_randomuser_shaped(cli, workdir):
+    assert cli("generate", "--count", "50", "--seed", "3", "-o", "a.json").exit_code == 0
+    assert cli("generate", "--count", "50", "--seed", "3", "-o", "b.json").exit_code == 0
+    assert cli("generate", "--count", "50", "--seed", "4", "-o", "c.json").exit_code == 0
+
+    a, b, c = (Path(n).read_bytes() for n in ("a.json", "b.json", "c.json"))
+    assert a == b and a != c
+    envelope = json.loads(a)
+    assert envelope["info"]["results"] == 50 and len(envelope["results"]) == 50
+    real = json.loads((REPO / "data" / "randomuser-20.json").read_text())["results"][0]
+    assert keys_of(envelope["results"][0]) == keys_of(real)
+
+
+def keys_of(value):
+    if isinstance(value, dict):
+        return {k: keys_of(v) for k, v in value.items()}
+    return None
+
+
+def test_generate_ndjson_to_stdout(cli, workdir):
+    result = cli("generate", "--count", "5", "--seed", "1", "--format", "ndjson")
+
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5
+    assert all(json.loads(line)["login"]["uuid"] for line in lines)
+
+
+def test_migrate_creates_the_tables(cli, backend):
+    result = cli("migrate", env=backend.env())
+
+    assert result.exit_code == 0, result.output
+    assert "is up to date" in result.output
+    assert backend.counts() == (0, 0)
+
+
+def test_alembic_upgrade_head_from_the_repo_root(backend, workdir):
+    env = {**os.environ, "DATABASE_URL": backend.url}
+    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert backend.counts() == (0, 0)
+
+
+def test_load_creates_a_missing_postgres_database(cli, postgres_backend, workdir):
+    data = write_records(workdir / "u.json", people(3))
+
+    assert cli("load", data, env=postgres_backend.env()).exit_code == 0
+    assert postgres_backend.counts() == (3, 0)
+
+
+def test_dbos_workflow_list_shows_the_run(backend, workdir):
+    data = write_records(workdir / "u.json", people(10))
+    loaded = run_ingest("load", data, "--json", "--chunk-size", "4", env=backend.env(), cwd=workdir)
+    assert loaded.returncode == 0, loaded.stderr
+    run_id = json.loads(loaded.stdout)["run_id"]
+    (workdir / "dbos-config.yaml").write_text((REPO / "dbos-config.yaml").read_text())
+
+    system = [] if backend.name == "sqlite" else ["-s", f"{backend.url}_dbos_sys"]
+    listed = subprocess.run([str(BIN / "dbos"), "workflow", "list", *system], cwd=workdir,
+                            capture_output=True, text=True, timeout=120)
+    steps = subprocess.run([str(BIN / "dbos"), "workflow", "steps", f"{run_id}-chunk-00000", *system],
+                           cwd=workdir, capture_output=True, text=True, timeout=120)
+
+    assert listed.returncode == 0, listed.stderr
+    ids = {w["workflow_id"] for w in json.loads(listed.stdout)}
+    assert {run_id, f"{run_id}-chunk-00000", f"{run_id}-chunk-00002"} <= ids
+    assert steps.returncode == 0, steps.stderr
+    assert "write_chunk" in steps.stdout
+
+
+def test_help_is_fast_because_heavy_libraries_load_lazily():
+    code = ("import sys; from durable_ingest.cli import main; "
+            "heavy = [m for m in ('dbos', 'sqlalchemy', 'opentelemetry', 'alembic') if m in sys.modules]; "
+            "print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"
+
+
+def all_commands():
+    from durable_ingest.cli import main
+
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_command_has_help_an_example_and_a_readme_entry(cli, command):
+    result = cli(command, "--help")
+
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    readme = (REPO / "README.md").read_text()
+    assert re.search(rf"^### `ingest {command}\b", readme, re.M), f"ingest {command} not in README"
