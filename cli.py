@@ -151,17 +151,50 @@ def load_plan(integration, databases, plan, options: dict, began: float) -> dict
         summary = integration.wait_for(integration.DBOS.retrieve_workflow(run_id))
         return {**summary, "already_loaded": True,
                 "elapsed_s": summary["finished_at"] - summary["started_at"]}
-    if status in ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
-        raise Failure(
-            f"run {run_id} of {plan.path} is {status}; see `dbos workflow steps {run_id}` "
-            f"and finish it with `dbos workflow resume {run_id}`")
-    run = {
-        "run_id": run_id, "path": plan.path, "shape": plan.shape,
-        "fingerprint": plan.fingerprint, "records": plan.records, "chunks": plan.chunks,
-        **options,
-    }
-    summary = integration.wait_for(integration.start_run(run))
+    if status is None:
+        run = {
+            "run_id": run_id, "path": plan.path, "shape": plan.shape,
+            "fingerprint": plan.fingerprint, "records": plan.records, "chunks": plan.chunks,
+            **options,
+        }
+        integration.start_run(run)
+    # Started now, or earlier by a process that died: DBOS.launch() recovered it.
+    summary = wait_for_run(integration, run_id)
     return {**summary, "already_loaded": False, "elapsed_s": time.time() - began}
+
+
+def wait_for_run(integration, run_id: str, poll: float = 0.05) -> dict:
+    """The run's summary once it finishes; a one-line failure if part of it was given up."""
+    checked = 0.0
+    while True:
+        status = integration.run_status(run_id)
+        if status == "SUCCESS":
+            return integration.wait_for(integration.DBOS.retrieve_workflow(run_id))
+        if status == "ERROR":
+            raise Failure(f"run {run_id} failed; see `dbos workflow steps {run_id}`")
+        if time.time() - checked > 1.0 or status in integration.GIVEN_UP:
+            checked = time.time()
+            children = integration.children(run_id)
+            stuck = [c for c in children if c.status in integration.GIVEN_UP]
+            busy = [c for c in children if c.status in integration.ACTIVE]
+            if status in integration.GIVEN_UP and not busy or stuck and not busy:
+                raise Failure(incomplete_report(integration, run_id, stuck))
+        time.sleep(poll)
+
+
+def incomplete_report(integration, run_id: str, stuck: list) -> str:
+    ranges = []
+    for child in integration.DBOS.list_workflows(workflow_ids=[c.workflow_id for c in stuck] or [""]):
+        args = child.input["args"] if child.input else ()
+        if child.name == "load_chunk" and len(args) == 3:
+            index, (_, _, first, count) = args[1], args[2]
+            ranges.append(f"chunk {index} (records {first}-{first + count - 1})")
+        else:
+            ranges.append(child.workflow_id)
+    what = ", ".join(ranges) if ranges else "the run itself"
+    return (f"run {run_id} is incomplete: {what} given up after repeated crashes "
+            f"(max_recovery_attempts); the rest is loaded. Fix the cause, then run: "
+            f"ingest resume {run_id}")
 
 
 def print_summary(summary: dict, as_json: bool) -> None:
@@ -221,6 +254,42 @@ class running_app:
         finally:
             telemetry.stop()
         return False
+
+
+# -- ingest resume -----------------------------------------------------------------------
+@main.command()
+@click.argument("run_id", required=False)
+@database_option
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Chunk workflows run at once by this process.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def resume(run_id, database_url, concurrency, as_json) -> None:
+    """Finish interrupted runs: recover crashed ones, retry given-up chunks.
+
+    Without RUN_ID, finishes every unfinished run of this machine (executor).
+
+    \b
+    Example:
+      ingest resume ingest-3c1e0d8a2b4f6e7d9c01
+    """
+    began = time.time()
+    with running_app(database_url, concurrency) as _:
+        from . import integration
+
+        tune_gc()
+        run_ids = [run_id] if run_id else integration.unfinished_runs()
+        if run_id and integration.run_status(run_id) is None:
+            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+        if not run_ids:
+            click.echo("no unfinished runs")
+        for rid in run_ids:
+            resumed = integration.resume_run(rid)
+            if resumed and not as_json:
+                click.echo(f"resumed {len(resumed)} given-up workflow(s) of {rid}", err=True)
+            summary = wait_for_run(integration, rid)
+            print_summary({**summary, "already_loaded": False, "elapsed_s": time.time() - began},
+                          as_json)
+            began = time.time()
 
 
 # -- ingest migrate -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import orjson
 from dbos import DBOS, SetWorkflowID, SQLAlchemyDatasource
+from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded
 from sqlalchemy import event, insert
 
 from . import APP_NAME, __version__, telemetry
@@ -45,6 +46,8 @@ MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
 RESULT_POLLING_SEC = 0.05
 COPY_BATCH_ROWS = 500
+GIVEN_UP = ("MAX_RECOVERY_ATTEMPTS_EXCEEDED", "CANCELLED")
+ACTIVE = ("PENDING", "ENQUEUED", "DELAYED")
 
 _app_db: Optional[SQLAlchemyDatasource] = None
 
@@ -55,13 +58,32 @@ def ingest_dataset(run: dict) -> dict:
     started = clock()
     job = {k: v for k, v in run.items() if k != "chunks"}
     handles = [enqueue_chunk(job, index, chunk) for index, chunk in enumerate(run["chunks"])]
-    chunks = [h.get_result(polling_interval_sec=RESULT_POLLING_SEC) for h in handles]
-    retries = [
-        DBOS.retrieve_workflow(c["retry_workflow"]).get_result(polling_interval_sec=RESULT_POLLING_SEC)
-        for c in chunks
-        if c["retry_workflow"]
-    ]
+    chunks = [await_child(h.workflow_id) for h in handles]
+    retries = [await_child(c["retry_workflow"]) for c in chunks if c["retry_workflow"]]
     return summarise(job, chunks, retries, started, clock())
+
+
+def await_child(workflow_id: str) -> dict:
+    """A child's result. A child given up after max_recovery_attempts (a poison chunk) is
+    waited for, durably, until an operator resumes it (``ingest resume``)."""
+    wait = 1.0
+    while True:
+        outcome = child_outcome(workflow_id)
+        if outcome["given_up"] is False:
+            return outcome["result"]
+        DBOS.sleep(wait)
+        wait = min(wait * 2, 60.0)
+
+
+@DBOS.step(name="child_outcome")
+def child_outcome(workflow_id: str) -> dict:
+    # Awaited inside a step, so that "given up" is recorded as this step's output. DBOS's
+    # own recorded getResult replays differently once the child has been resumed.
+    try:
+        result = DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=RESULT_POLLING_SEC)
+        return {"given_up": False, "result": result}
+    except (DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded, DBOSAwaitedWorkflowCancelledError):
+        return {"given_up": True, "result": None}
 
 
 def enqueue_chunk(job: dict, index: int, chunk: tuple):
@@ -99,7 +121,7 @@ def summarise(job: dict, chunks: list, retries: list, started: float, finished: 
 # -- 2. one chunk ---------------------------------------------------------------------------
 @DBOS.workflow(name="load_chunk", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def load_chunk(job: dict, index: int, chunk: tuple) -> dict:
-    outcome = app_db().run_tx_step(tx_options("write_chunk"), write_chunk, job, chunk)
+    outcome = app_db().run_tx_step(tx_options("write_chunk"), write_chunk, job, index, chunk)
     retry_workflow = None
     if outcome["retry"]:
         with SetWorkflowID(f"{job['run_id']}-retry-{index:05d}"):
@@ -110,7 +132,7 @@ def load_chunk(job: dict, index: int, chunk: tuple) -> dict:
             "retry_workflow": retry_workflow}
 
 
-def write_chunk(job: dict, chunk: tuple) -> dict:
+def write_chunk(job: dict, index: int, chunk: tuple) -> dict:
     """Transform one chunk and write it: successes to ``tasks``, bad records to ``errors``."""
     start, end, first, count = chunk
     faults = Faults.from_dict(job["faults"])
@@ -144,8 +166,22 @@ def write_chunk(job: dict, chunk: tuple) -> dict:
     session = app_db().sql_session()
     tasks = write_tasks(session, job, transformed_rows())
     write_errors(session, problems)
+    process_faults(index)
     count_on_commit(session, tasks, len(problems))
     return {"tasks": tasks, "errors": len(problems), "retry": retry}
+
+
+def process_faults(index: int) -> None:
+    """Hidden test hooks, read from the environment, that act before a chunk commits:
+    ``INGEST_FAULT_CHUNK_DELAY_SEC`` slows every chunk down (room for a kill -9) and
+    ``INGEST_FAULT_CRASH_CHUNKS=3,7`` makes the process die on those chunks, every time
+    (a poison chunk). Unset, they cost one dictionary lookup each."""
+    delay = os.environ.get("INGEST_FAULT_CHUNK_DELAY_SEC")
+    if delay:
+        time.sleep(float(delay))
+    crash = os.environ.get("INGEST_FAULT_CRASH_CHUNKS")
+    if crash and str(index) in crash.split(","):
+        os._exit(86)
 
 
 NUL_REASON = "record contains a NUL character (\\u0000), which Postgres JSONB cannot store"
@@ -332,14 +368,36 @@ def shutdown() -> None:
     _app_db = None
 
 
+def children(run_id: str, with_io: bool = False) -> list:
+    """The run's chunk and retry workflows, as DBOS sees them now."""
+    return DBOS.list_workflows(workflow_id_prefix=f"{run_id}-", load_input=with_io,
+                               load_output=with_io)
+
+
+def resume_run(run_id: str) -> list:
+    """Put the run's given-up workflows (parent included) back to work; returns their IDs."""
+    stuck = [w.workflow_id for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False,
+                                                         load_output=False)
+             if w.status in GIVEN_UP and w.workflow_id.startswith(run_id)]
+    for workflow_id in stuck:
+        DBOS.resume_workflow(workflow_id)
+    return stuck
+
+
+def unfinished_runs() -> list:
+    runs = DBOS.list_workflows(name="ingest_dataset", status=[*ACTIVE, *GIVEN_UP],
+                               load_input=False, load_output=False)
+    return [w.workflow_id for w in runs]
+
+
 def run_status(run_id: str) -> Optional[str]:
     status = DBOS.get_workflow_status(run_id)
     return status.status if status else None
 
 
-def start_run(run: dict):
+def start_run(run: dict) -> None:
     with SetWorkflowID(run["run_id"]):
-        return DBOS.start_workflow(ingest_dataset, run)
+        DBOS.start_workflow(ingest_dataset, run)
 
 
 def wait_for(handle) -> dict:
