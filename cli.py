@@ -21,7 +21,6 @@ from . import __version__
 EXIT_FATAL = 1
 EXIT_BAD_INPUT = 3
 EXIT_RECORD_ERRORS = 4
-SPOOL_DIR_ENV = "INGEST_SPOOL_DIR"
 
 
 class Failure(click.ClickException):
@@ -124,14 +123,18 @@ def scan_or_fail(path: str, chunk_size: int, fmt: Optional[str], label: str):
     from .datasets import InputError, scan
 
     try:
-        return scan(spool_stdin() if path == "-" else path, chunk_size, fmt, label)
+        if path == "-":
+            return scan(spool_stdin(), chunk_size, fmt, label, name="stdin")
+        return scan(path, chunk_size, fmt, label)
     except InputError as exc:
         raise Failure(str(exc), EXIT_BAD_INPUT) from None
 
 
 def spool_stdin() -> str:
     """Copy stdin to a file named by its hash, so chunks can be re-read after a crash."""
-    spool = os.environ.get(SPOOL_DIR_ENV) or ".ingest-spool"
+    from .datasets import spool_dir
+
+    spool = spool_dir()
     os.makedirs(spool, exist_ok=True)
     hasher = hashlib.sha256()
     partial = os.path.join(spool, f"stdin-{os.getpid()}.partial")
@@ -183,18 +186,20 @@ def wait_for_run(integration, run_id: str, poll: float = 0.05) -> dict:
 
 
 def incomplete_report(integration, run_id: str, stuck: list) -> str:
-    ranges = []
-    for child in integration.DBOS.list_workflows(workflow_ids=[c.workflow_id for c in stuck] or [""]):
+    chunks, others = [], []
+    ids = [c.workflow_id for c in stuck]
+    for child in integration.DBOS.list_workflows(workflow_ids=ids) if ids else []:
         args = child.input["args"] if child.input else ()
         if child.name == "load_chunk" and len(args) == 3:
             index, (_, _, first, count) = args[1], args[2]
-            ranges.append(f"chunk {index} (records {first}-{first + count - 1})")
+            chunks.append(f"chunk {index} (records {first}-{first + count - 1})")
         else:
-            ranges.append(child.workflow_id)
-    what = ", ".join(ranges) if ranges else "the run itself"
-    return (f"run {run_id} is incomplete: {what} given up after repeated crashes "
-            f"(max_recovery_attempts); the rest is loaded. Fix the cause, then run: "
-            f"ingest resume {run_id}")
+            others.append(child.workflow_id)
+    what = ", ".join(chunks + others) or "the run itself"
+    verb = "was" if len(chunks + others) <= 1 else "were"
+    return (f"run {run_id} is incomplete: {what} {verb} given up after repeated crashes "
+            f"(max_recovery_attempts {integration.MAX_RECOVERY_ATTEMPTS}); the rest is loaded. "
+            f"Fix the cause, then run: ingest resume {run_id}")
 
 
 def print_summary(summary: dict, as_json: bool) -> None:

@@ -118,7 +118,7 @@ def ensure_postgres_database(url: str) -> bool:
                 return False
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
             return True
-    except psycopg.errors.DuplicateDatabase:
+    except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
         return False  # created by a concurrent process
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DatabaseError(
@@ -127,11 +127,14 @@ def ensure_postgres_database(url: str) -> bool:
             f"-U <admin> {target.database}"
         ) from exc
     except psycopg.OperationalError as exc:
-        reason = scrub(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc), url)
-        raise DatabaseError(
-            f"cannot connect to {redact(url)}: {reason}. Is Postgres running and the URL "
-            "right? (with docker: docker compose up -d postgres)"
-        ) from exc
+        raise cannot_connect(url, exc) from None
+
+
+def cannot_connect(url: str, error: Exception) -> DatabaseError:
+    return DatabaseError(
+        f"cannot connect to {redact(url)}: {scrub(_first_line(error), url)}; is the database "
+        "running and the URL right? (with docker: docker compose up -d postgres)"
+    )
 
 
 def alembic_config(connection=None):
@@ -144,21 +147,64 @@ def alembic_config(connection=None):
     return cfg
 
 
-def upgrade_schema(app_url: str) -> None:
-    """Create the database if needed and run alembic's migrations up to head."""
-    from alembic import command
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import OperationalError
+SCHEMA_HEAD = "0001"  # the newest migration's revision (a test keeps it equal to alembic's head)
+_MIGRATION_LOCK = 7_203_311  # pg_advisory_xact_lock key: one migrating process at a time
 
-    if is_postgres(app_url):
-        ensure_postgres_database(app_url)
+
+def upgrade_schema(app_url: str) -> None:
+    """Create the database if needed and run alembic's migrations up to head.
+
+    Already at head (every load but the first), it costs one query and no alembic import.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
     engine = create_engine(app_url)
     try:
-        with engine.begin() as connection:
-            command.upgrade(alembic_config(connection), "head")
-    except OperationalError as exc:
-        raise DatabaseError(
-            f"cannot prepare {redact(app_url)}: {scrub(str(exc.orig), app_url)}"
-        ) from exc
+        for attempt in range(5):
+            try:
+                if schema_version(engine) == SCHEMA_HEAD:
+                    return
+                _run_migrations(engine)
+                return
+            except DBAPIError as exc:
+                if "does not exist" in str(exc.orig) and is_postgres(app_url):
+                    ensure_postgres_database(app_url)
+                elif _unreachable(exc):
+                    raise cannot_connect(app_url, exc.orig) from None
+                elif attempt == 4:
+                    raise DatabaseError(
+                        f"cannot prepare {redact(app_url)}: {scrub(_first_line(exc.orig), app_url)}"
+                    ) from None
+                # else: a concurrent process migrated at the same moment; look again
     finally:
         engine.dispose()
+
+
+def schema_version(engine) -> Optional[str]:
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _run_migrations(engine) -> None:
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        command.upgrade(alembic_config(connection), "head")
+
+
+def _unreachable(exc) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("connection refused", "could not connect", "connection failed",
+                                   "unable to open database", "password authentication"))
+
+
+def _first_line(error) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else repr(error)

@@ -6,6 +6,9 @@ A dataset is one file in one of three shapes, detected from its first bytes:
 - a bare JSON array of records;
 - the randomuser.me envelope ``{"results": [...], "info": {...}}``.
 
+A gzip-compressed file (told by its magic bytes, whatever its name) is first decompressed
+into the spool directory, and that copy is what gets scanned and read.
+
 ``scan`` reads the file once, in bounded memory: it checks the whole file is readable
 (so a broken file writes nothing), fingerprints it, counts the records and cuts them into
 chunks of byte ranges. ``read_chunk`` later reads one chunk back from its range, so a chunk
@@ -13,17 +16,27 @@ workflow's inputs hold offsets, never records.
 """
 
 import codecs
+import gzip
 import hashlib
 import json
 import os
+import re
+import shutil
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, Optional, Union
+
+from .transform import MAX_DEPTH
 
 MAX_RECORD_BYTES = 1 << 20  # one record, in bytes; larger NDJSON lines go to `errors`
 MAX_DOCUMENT_RECORD_BYTES = 16 << 20  # hard cap on one record inside a JSON document
 BLOCK_BYTES = 1 << 20
 BOM = codecs.BOM_UTF8
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+GZIP_MAGIC = b"\x1f\x8b"
 FORMATS = ("json", "ndjson")
+SPOOL_DIR_ENV = "INGEST_SPOOL_DIR"
+EXPECTED = 'expected an array of objects, NDJSON or a {"results": [...]} envelope'
 
 
 class InputError(Exception):
@@ -83,6 +96,11 @@ def fingerprint_of(content_hash: str, label: str) -> str:
     return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]
 
 
+def spool_dir() -> str:
+    """Where copies of stdin and decompressed inputs live, so chunks can be re-read later."""
+    return os.environ.get(SPOOL_DIR_ENV) or ".ingest-spool"
+
+
 def open_input(path: str) -> BinaryIO:
     """Open a dataset, turning every way it can't be read into a one-line InputError."""
     if os.path.isdir(path):
@@ -97,25 +115,97 @@ def open_input(path: str) -> BinaryIO:
         raise InputError(f"{path}: cannot open ({exc.strerror}); check the path") from None
 
 
-def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "") -> Plan:
-    """Read the dataset once: validate, fingerprint and cut it into chunks."""
+def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
+         name: Optional[str] = None) -> Plan:
+    """Read the dataset once: validate, fingerprint and cut it into chunks.
+
+    A gzip file is decompressed into the spool first; the plan then points at that copy.
+    Messages call the file ``name`` (say, "stdin" for a spooled copy of it), else ``path``.
+    """
+    name = name or path
+    with open_input(path) as f:
+        gzipped = f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    if not gzipped:
+        if path.lower().endswith(".gz"):
+            raise InputError(
+                f"{name}: is named .gz but is not gzip-compressed; rename it without .gz "
+                "if it is plain JSON, or fetch the compressed file again"
+            )
+        return _scan_file(path, name, chunk_size, fmt, label)
+    copy = gunzip_to_spool(path, name)
+    try:
+        return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label)
+    except InputError:
+        _remove(copy)  # its content can never load: don't keep it in the spool
+        raise
+
+
+def gunzip_to_spool(path: str, name: Optional[str] = None) -> str:
+    """Decompress a gzip dataset into the spool, streamed; returns the copy's path.
+
+    The copy is named by the SHA-256 of the compressed bytes, so a rerun, or a recovered
+    run's chunks, find the same file; it is renamed into place only once complete.
+    """
+    name = name or path
+    with open_input(path) as f:
+        digest = _sha256_of(f)
+    final = os.path.join(spool_dir(), f"gunzip-{digest[:20]}.data")
+    if os.path.exists(final):
+        return final
+    partial = f"{final[:-len('.data')]}-{os.getpid()}.partial"
+    try:
+        os.makedirs(spool_dir(), exist_ok=True)
+        with gzip.open(path, "rb") as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out, BLOCK_BYTES)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        _remove(partial)
+        raise InputError(
+            f"{name}: is a corrupt or truncated gzip file ({exc}); fetch it again "
+            f"(gzip -t {path} checks it)"
+        ) from None
+    except OSError as exc:
+        _remove(partial)
+        raise InputError(
+            f"{name}: cannot decompress it into {spool_dir()} ({exc.strerror}); free some "
+            f"space there or point {SPOOL_DIR_ENV} at a larger directory"
+        ) from None
+    os.replace(partial, final)
+    return final
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    hasher = hashlib.sha256()
+    while block := f.read(BLOCK_BYTES):
+        hasher.update(block)
+    return hasher.hexdigest()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str) -> Plan:
+    """Scan the file at ``path``; messages call it ``name`` (what the user passed)."""
     with open_input(path) as f:
         head = f.read(BLOCK_BYTES)
         size = os.fstat(f.fileno()).st_size
         body_start = len(BOM) if head.startswith(BOM) else 0
-        if head.startswith(b"\x1f\x8b"):
-            raise InputError(f"{path}: is gzip-compressed; decompress it first (gunzip -k {path})")
+        if head.startswith(UTF16_BOMS):
+            raise InputError(f"{name}: is UTF-16 encoded; re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)")
         if not head[body_start:].strip():
             what = "is empty" if size == 0 else "holds only whitespace"
-            raise InputError(f"{path}: {what}; nothing to load")
-        shape = _detect_shape(path, head, body_start, fmt)
+            raise InputError(f"{name}: {what}; nothing to load, check that it is the right file")
+        shape = _detect_shape(name, head, body_start, fmt)
         f.seek(body_start)
         hasher = hashlib.sha256()
         chunker = _Chunker(chunk_size)
         if shape == "ndjson":
-            _scan_ndjson(path, f, body_start, hasher, chunker)
+            _scan_ndjson(name, f, body_start, hasher, chunker)
         else:
-            _DocumentScanner(path, f, body_start, hasher, chunker, shape).scan()
+            _DocumentScanner(name, f, body_start, hasher, chunker, shape).scan()
         chunker.close()
     return Plan(
         path=os.path.abspath(path),
@@ -127,47 +217,58 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "")
     )
 
 
-def _detect_shape(path: str, head: bytes, body_start: int, fmt: Optional[str]) -> str:
-    """NDJSON when the first line is a whole JSON value and more follows; else a document."""
+def _detect_shape(name: str, head: bytes, body_start: int, fmt: Optional[str]) -> str:
+    """NDJSON when the first line is a whole JSON value and more follows; else a document.
+
+    A file starting with '[' is always an array: a one-line array is more likely than NDJSON
+    whose first record is not an object.
+    """
     body = head[body_start:].lstrip()
     first = body[:1]
     if fmt == "ndjson":
         return "ndjson"
-    if fmt == "json" or first == b"[":
-        if first == b"[":
-            return "array"
-        if first == b"{":
-            return "envelope"
-        raise _not_a_dataset(path, body)
-    if first != b"{":
-        raise _not_a_dataset(path, body)
+    if first == b"[":
+        return "array"
+    if fmt != "json" and _first_line_is_a_value(body):
+        return "ndjson"
+    if first == b"{":
+        return "envelope"
+    raise _not_a_dataset(name, head, body)
+
+
+def _first_line_is_a_value(body: bytes) -> bool:
     line, newline, rest = body.partition(b"\n")
-    if newline and rest.strip():
+    if not (newline and rest.strip()):
+        return False
+    try:
+        json.loads(line.decode("utf-8"))
+        return True
+    except ValueError:
+        return False
+
+
+def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
+    if len(head) < BLOCK_BYTES:  # the whole file is in ``body``: is it one JSON value?
         try:
-            json.loads(line)
-            return "ndjson"
+            value = json.loads(body.decode("utf-8"))
+            return InputError(f"{name}: holds a single JSON {json_type(value)}, not records; {EXPECTED}")
         except ValueError:
             pass
-    return "envelope"
+    return InputError(f"{name}: is not valid JSON (it starts with {body[:20]!r}); {EXPECTED}")
 
 
-def _not_a_dataset(path: str, body: bytes) -> InputError:
-    try:
-        value = json.loads(body) if len(body) < BLOCK_BYTES else None
-    except ValueError:
-        value = None
-    if value is not None or body[:1] in (b'"', b"-") or body[:1].isdigit() or body[:4] in (b"true", b"null", b"fals"):
-        return InputError(
-            f"{path}: holds a single JSON {type(value).__name__ if value is not None else 'value'}, "
-            "not records; expected an array of objects, NDJSON or a {\"results\": [...]} envelope"
-        )
-    return InputError(
-        f"{path}: is not valid JSON (starts with {body[:20]!r}); expected an array of objects, "
-        "NDJSON or a {\"results\": [...]} envelope"
-    )
+def json_type(value) -> str:
+    """The JSON name of a decoded value's type, as users know it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
-def _scan_ndjson(path: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker) -> None:
+def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker) -> None:
     for line_number, (start, end, line) in enumerate(iter_lines(f, offset, hasher=hasher), 1):
         if line is None:
             chunker.add(start, end)  # too large: reported as a record error when loaded
@@ -176,7 +277,7 @@ def _scan_ndjson(path: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker)
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InputError(
-                    f"{path}: line {line_number} is not valid UTF-8 (byte {start + exc.start}); "
+                    f"{name}: line {line_number} is not valid UTF-8 (byte {start + exc.start}); "
                     "re-encode the file as UTF-8 (iconv -t UTF-8)"
                 ) from None
             chunker.add(start, end)
@@ -233,13 +334,14 @@ class _DocumentScanner:
     are kept in bytes because that is how a chunk is read back.
     """
 
-    def __init__(self, path, f, offset, hasher, chunker, shape):
-        self.path, self.f, self.hasher, self.chunker, self.shape = path, f, hasher, chunker, shape
+    def __init__(self, name, f, offset, hasher, chunker, shape):
+        self.name, self.f, self.hasher, self.chunker, self.shape = name, f, hasher, chunker, shape
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.json = json.JSONDecoder(parse_constant=self._reject_constant)
         self.buf = ""
         self.i = 0  # index into buf
         self.byte = offset  # file offset of buf[i]
+        self.read_to = offset  # file offset of the next block
         self.eof = False
 
     @staticmethod
@@ -254,7 +356,10 @@ class _DocumentScanner:
             self._envelope()
         self._skip_ws()
         if self._peek():
-            self._fail("has extra data after the JSON document")
+            self._fail(
+                f"has more data after the JSON document, at byte {self.byte}; remove it, or "
+                "pass --format ndjson if the file holds one record per line"
+            )
 
     # -- reading ------------------------------------------------------------------------
     def _fill(self) -> bool:
@@ -262,18 +367,29 @@ class _DocumentScanner:
             return False
         block = self.f.read(BLOCK_BYTES)
         self.hasher.update(block)
+        pending = self.decoder.getstate()[0]  # bytes of a character cut by the last block
         try:
             text = self.decoder.decode(block, final=not block)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
             raise InputError(
-                f"{self.path}: is not valid UTF-8 near byte {self.byte}; re-encode the file "
-                "as UTF-8 (iconv -t UTF-8)"
+                f"{self.name}: is not valid UTF-8 at byte {self.read_to - len(pending) + exc.start}; "
+                "re-encode the file as UTF-8 (iconv -t UTF-8)"
             ) from None
+        self.read_to += len(block)
         if not block:
             self.eof = True
         self.buf = self.buf[self.i:] + text
         self.i = 0
         return True
+
+    def _more(self) -> bool:
+        """Read on into a value that spans the window's end; False at the end of the file."""
+        if len(self.buf) - self.i > MAX_DOCUMENT_RECORD_BYTES:
+            self._fail(
+                f"has a record over {MAX_DOCUMENT_RECORD_BYTES >> 20} MiB near byte {self.byte}; "
+                "split it, or convert the file to NDJSON"
+            )
+        return self._fill()
 
     def _peek(self) -> str:
         while self.i >= len(self.buf):
@@ -284,6 +400,9 @@ class _DocumentScanner:
     def _advance(self, chars: int) -> None:
         self.byte += len(self.buf[self.i:self.i + chars].encode("utf-8"))
         self.i += chars
+
+    def _byte_at(self, index: int) -> int:
+        return self.byte + len(self.buf[self.i:index].encode("utf-8"))
 
     def _skip_ws(self) -> None:
         while True:
@@ -299,39 +418,64 @@ class _DocumentScanner:
     def _expect(self, ch: str) -> None:
         self._skip_ws()
         got = self._peek()
+        if not got:
+            self._truncated()
         if got != ch:
-            self._fail(f"expected '{ch}' but found {got!r}" if got else f"ended early, expected '{ch}'")
+            self._invalid(self.byte, f"expected '{ch}' but found {got!r}")
         self._advance(1)
 
     def _value(self):
-        """Decode the value at the cursor; returns (value, start byte, end byte)."""
+        """Decode the value at the cursor; returns (value, start byte, end byte).
+
+        A value nested too deep for the recursive decoder (about 1000 levels) is only
+        delimited, and returned as None: it is a record problem, reported when loaded.
+        """
         while True:
             try:
                 value, end = self.json.raw_decode(self.buf, self.i)
             except json.JSONDecodeError as exc:
-                if self._may_continue(exc) and self._fill():
+                cut = self._cut_short(exc)
+                if cut and self._more():
                     continue
-                reason = exc.msg if self.eof or not self._may_continue(exc) else "record too large"
-                self._fail(f"is not valid JSON near byte {self.byte} ({reason}); is it truncated?")
+                if cut:
+                    self._truncated()
+                self._invalid(self._byte_at(exc.pos), exc.msg)
+            except RecursionError:
+                value, end = None, _value_end(self.buf, self.i)
+                if end is None:
+                    if self._more():
+                        continue
+                    self._truncated()
             except ValueError as exc:
-                self._fail(f"is not valid JSON near byte {self.byte} ({exc})")
+                self._invalid(self.byte, str(exc))
             if end == len(self.buf) and not self.eof and self._fill():
                 continue  # a number at the window's edge may go on in the next block
             start = self.byte
             self._advance(end - self.i)
             return value, start, self.byte
 
-    def _may_continue(self, exc: json.JSONDecodeError) -> bool:
-        """Whether more input could mend this error: it sits at the window's end."""
-        if len(self.buf) - self.i > MAX_DOCUMENT_RECORD_BYTES:
-            self._fail(
-                f"has a record over {MAX_DOCUMENT_RECORD_BYTES >> 20} MiB near byte {self.byte}; "
-                "split it, or convert the file to NDJSON"
-            )
-        return exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 16
+    def _cut_short(self, exc: json.JSONDecodeError) -> bool:
+        """Whether the text may just end too soon, inside a value (``tru``, ``-``, ``"\\u00``):
+        nothing but a few characters of that value follow the error."""
+        if exc.msg.startswith("Unterminated string"):
+            return True
+        tail = self.buf[exc.pos:].rstrip()
+        return len(tail) < 16 and not any(c in tail for c in ',:[]{}"')
 
     def _fail(self, what: str):
-        raise InputError(f"{self.path}: {what}")
+        raise InputError(f"{self.name}: {what}")
+
+    def _invalid(self, byte: int, reason: str):
+        self._fail(
+            f"is not valid JSON at byte {byte} ({reason}); fix the file there, or pass "
+            "--format ndjson if it holds one record per line"
+        )
+
+    def _truncated(self):
+        self._fail(
+            f"ends in the middle of the JSON document (at byte {self.read_to}); the file "
+            "looks truncated: copy or download it again"
+        )
 
     # -- structure ----------------------------------------------------------------------
     def _records(self) -> None:
@@ -348,11 +492,10 @@ class _DocumentScanner:
             if ch == "]":
                 self._advance(1)
                 return
+            if not ch:
+                self._truncated()
             if ch != ",":
-                self._fail(
-                    f"expected ',' or ']' after record {self.chunker.records - 1} near byte {self.byte}"
-                    + ("; is it truncated?" if not ch else "")
-                )
+                self._invalid(self.byte, f"expected ',' or ']' after record {self.chunker.records - 1}")
             self._advance(1)
 
     def _envelope(self) -> None:
@@ -364,17 +507,25 @@ class _DocumentScanner:
         else:
             while True:
                 self._skip_ws()
-                if self._peek() != '"':
-                    self._fail(f"expected a key near byte {self.byte}")
+                ch = self._peek()
+                if not ch:
+                    self._truncated()
+                if ch != '"':
+                    self._invalid(self.byte, "expected a key in double quotes")
                 key, _, _ = self._value()
                 self._expect(":")
                 self._skip_ws()
                 if key == "results" and not found:
                     found = True
-                    if self._peek() != "[":
+                    ch = self._peek()
+                    if ch != "[":
+                        if not ch:
+                            self._truncated()
                         value, _, _ = self._value()
+                        what = "null" if value is None else _a(json_type(value))
                         self._fail(
-                            f"'results' is a {type(value).__name__}, not a list of records"
+                            f"has 'results' that is {what}, not a list of records; "
+                            'expected {"results": [...]}'
                         )
                     self._advance(1)
                     self._records()
@@ -385,14 +536,57 @@ class _DocumentScanner:
                 if ch == "}":
                     self._advance(1)
                     break
+                if not ch:
+                    self._truncated()
                 if ch != ",":
-                    self._fail(f"expected ',' or '}}' near byte {self.byte}; is it truncated?")
+                    self._invalid(self.byte, "expected ',' or '}'")
                 self._advance(1)
         if not found:
             self._fail(
                 "is a JSON object without a 'results' list; expected {\"results\": [...]}, "
                 "an array of records, or NDJSON (--format ndjson)"
             )
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+# A string (group 1 is its closing quote, None if the text ends first) or a bracket or comma.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{},]')
+
+
+def _value_end(text: str, i: int) -> Optional[int]:
+    """Where the array or object at ``text[i]`` ends, found without recursion; None if
+    ``text`` ends first. It matches brackets only: the record's parser checks the rest."""
+    depth = 0
+    for match in _TOKEN.finditer(text, i):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return match.end()
+        elif token[0] == '"' and match.group(1) is None:
+            return None
+    return None
+
+
+def _split_records(text: str) -> list:
+    """The records of a chunk's text (records joined by commas), split without parsing."""
+    records, depth, start = [], 0, 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+        elif token in ("]", "}"):
+            depth -= 1
+        elif token == "," and depth == 0:
+            records.append(text[start:match.start()].strip())
+            start = match.end()
+    records.append(text[start:].strip())
+    return records
 
 
 # -- reading a chunk back ---------------------------------------------------------------
@@ -425,7 +619,7 @@ def _read_ndjson(f: BinaryIO, end: int, position: int) -> Iterator[tuple]:
             try:
                 record = loads(line)
             except orjson.JSONDecodeError as exc:
-                record = RecordProblem("InvalidJSON", f"line is not valid JSON: {exc}")
+                record = unreadable("line", exc)
             yield position, record if type(record) is dict else as_record(record)
         position += 1
 
@@ -436,14 +630,30 @@ def _read_document_slice(data: bytes, position: int) -> Iterator[tuple]:
     try:
         values = orjson.loads(b"[" + data + b"]")
     except orjson.JSONDecodeError:
-        # orjson is stricter than the scanner (integers beyond 64 bits): use the stdlib.
-        values = json.loads(b"[" + data + b"]")
+        # One record orjson refuses (a lone surrogate, 1e400, deep nesting) must not sink
+        # the chunk: parse the records one by one, as NDJSON lines are.
+        values = [_loads_record(text) for text in _split_records(data.decode("utf-8"))]
     for offset, value in enumerate(values):
         yield position + offset, as_record(value)
+
+
+def _loads_record(text: str):
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return unreadable("record", exc)
+
+
+def unreadable(what: str, exc: Exception) -> RecordProblem:
+    """The problem of a record the JSON parser refused: too deep, or not valid JSON."""
+    if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+        return RecordProblem("NestingTooDeep", f"record is nested deeper than {MAX_DEPTH} levels")
+    return RecordProblem("InvalidJSON", f"{what} is not valid JSON: {exc}")
 
 
 def as_record(value) -> Record:
     if type(value) is dict or type(value) is RecordProblem:
         return value
-    kind = "null" if value is None else type(value).__name__
-    return RecordProblem("NotAnObject", f"record is {kind}, not a JSON object")
+    return RecordProblem("NotAnObject", f"record is {json_type(value)}, not a JSON object")

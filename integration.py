@@ -22,6 +22,8 @@ only when a transaction really commits.
 """
 
 import os
+import re
+import threading
 import time
 from typing import Any, Optional
 
@@ -158,7 +160,7 @@ def write_chunk(job: dict, index: int, chunk: tuple) -> dict:
                 else:
                     problems.append(final_error_row(job, failure))
                 continue
-            if b"\\u0000" in data:
+            if has_nul(data):
                 problems.append(error_row(job, position, "NulCharacter", NUL_REASON, record, 1))
                 continue
             yield position, data
@@ -185,6 +187,13 @@ def process_faults(index: int) -> None:
 
 
 NUL_REASON = "record contains a NUL character (\\u0000), which Postgres JSONB cannot store"
+# orjson writes NUL as \u0000; an escaped backslash before "u0000" (\\u0000) is no NUL.
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def has_nul(data: bytes) -> bool:
+    """Whether orjson's JSON text holds a NUL character."""
+    return b"\\u0000" in data and _NUL.search(data) is not None
 
 
 def write_tasks(session, job: dict, rows) -> int:
@@ -264,9 +273,12 @@ def storable(record: Any) -> Any:
     """The record as JSONB can hold it: NUL characters become U+FFFD."""
     if record is None:
         return None
-    text = orjson.dumps(record, default=str)
-    if b"\\u0000" in text:
-        return orjson.loads(text.replace(b"\\u0000", b"\\ufffd"))
+    try:
+        text = orjson.dumps(record, default=str)
+    except TypeError:  # orjson.JSONEncodeError: nested deeper than orjson writes (254 levels)
+        return None
+    if has_nul(text):
+        return orjson.loads(_NUL.sub(rb"\1\\ufffd", text))
     return orjson.loads(text)
 
 
@@ -355,11 +367,51 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     DBOS(config=dbos_config(databases, executor_id))
     _app_db = SQLAlchemyDatasource.create(databases.app_url)
     DBOS.launch()
+    crashed = crashed_children()
+    if crashed:
+        start_recovery_mode(crashed, concurrency)
+    else:
+        register_queues(concurrency)
+
+
+def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
     DBOS.register_queue(CHUNK_QUEUE, worker_concurrency=concurrency,
                         polling_interval_sec=QUEUE_POLLING_SEC)
     # Retry workflows mostly sleep between rounds, so more of them may wait at once.
-    DBOS.register_queue(RETRY_QUEUE, worker_concurrency=max(8, concurrency * 4),
+    DBOS.register_queue(RETRY_QUEUE,
+                        worker_concurrency=max(8, concurrency * 4) if retries is None else retries,
                         polling_interval_sec=QUEUE_POLLING_SEC)
+
+
+def crashed_children() -> list:
+    """Chunk workflows that were running when a process died (dispatched, not done)."""
+    active = DBOS.list_workflows(status=list(ACTIVE), queue_name=CHUNK_QUEUE,
+                                 load_input=False, load_output=False)
+    return [w.workflow_id for w in active if (w.recovery_attempts or 0) >= 1]
+
+
+def start_recovery_mode(crashed: list, concurrency: int) -> None:
+    """Run the chunks that were in flight at a crash one at a time, and no retries.
+
+    A poison chunk kills whatever runs beside it, and DBOS counts each of those deaths
+    against max_recovery_attempts. Alone, a chunk can only kill itself: only the real
+    poison chunk is given up, and the innocent ones finish. Normal concurrency comes back
+    when the crashed ones are done.
+    """
+    register_queues(1, retries=0)
+
+    def watch() -> None:
+        while True:
+            try:
+                statuses = DBOS.list_workflows(workflow_ids=crashed, load_input=False, load_output=False)
+            except Exception:
+                return  # DBOS was shut down
+            if all(w.status not in ACTIVE for w in statuses):
+                register_queues(concurrency)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, name="ingest-recovery-mode", daemon=True).start()
 
 
 def shutdown() -> None:

@@ -107,3 +107,11 @@ def test_every_command_has_help_an_example_and_a_readme_entry(cli, command):
     assert "Example:" in result.output
     readme = (REPO / "README.md").read_text()
     assert re.search(rf"^### `ingest {command}\b", readme, re.M), f"ingest {command} not in README"
+
+
+def test_schema_head_constant_matches_alembic():
+    from alembic.script import ScriptDirectory
+
+    from durable_ingest.database import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
