@@ -14,9 +14,12 @@ import sys
 import time
 from typing import Optional
 
+import json
+
 import click
 
-from . import __version__
+from . import __version__, progress
+from .progress import Progress
 
 EXIT_FATAL = 1
 EXIT_BAD_INPUT = 3
@@ -76,8 +79,12 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--fail-on-errors", is_flag=True,
               help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
+@click.option("--detach", is_flag=True,
+              help="Queue the run for `ingest worker` processes, print its id and return.")
+@click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
 def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
-         backoff, fail_tasks, flaky_rate, seed, label, as_json, fail_on_errors) -> None:
+         backoff, fail_tasks, flaky_rate, seed, label, as_json, fail_on_errors, detach,
+         no_progress) -> None:
     """Load JSON datasets: every record ends in tasks or errors, exactly once.
 
     PATH is a JSON array, a {"results": [...]} envelope or NDJSON; '-' reads stdin.
@@ -100,7 +107,11 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
         tune_gc()
         exit_code = 0
         for plan in plans:
-            summary = load_plan(integration, databases, plan, options, began)
+            if detach:
+                print_detached(integration, plan, options, as_json)
+                continue
+            summary = load_plan(integration, databases, plan, options, began,
+                                show_progress=progress.wanted(not no_progress))
             print_summary(summary, as_json)
             if fail_on_errors and summary["errors"]:
                 exit_code = EXIT_RECORD_ERRORS
@@ -147,7 +158,30 @@ def spool_stdin() -> str:
     return final
 
 
-def load_plan(integration, databases, plan, options: dict, began: float) -> dict:
+def run_spec(integration, plan, options: dict) -> dict:
+    return {
+        "run_id": integration.run_id_for(plan.fingerprint), "path": plan.path,
+        "shape": plan.shape, "fingerprint": plan.fingerprint, "records": plan.records,
+        "chunks": plan.chunks, **options,
+    }
+
+
+def print_detached(integration, plan, options: dict, as_json: bool) -> None:
+    run = run_spec(integration, plan, options)
+    status = integration.run_status(run["run_id"])
+    if status is None:
+        integration.start_run(run, detach=True)
+    if as_json:
+        click.echo(json.dumps({"run_id": run["run_id"], "dataset": plan.path,
+                               "records": plan.records, "state": status or "ENQUEUED"}))
+    else:
+        state = "queued" if status is None else f"already {status}"
+        click.echo(f"{run['run_id']}  {plan.path}: {state} ({plan.records} records); "
+                   f"follow it with: ingest status {run['run_id']}")
+
+
+def load_plan(integration, databases, plan, options: dict, began: float,
+              show_progress: bool = False) -> dict:
     run_id = integration.run_id_for(plan.fingerprint)
     status = integration.run_status(run_id)
     if status == "SUCCESS":
@@ -155,18 +189,29 @@ def load_plan(integration, databases, plan, options: dict, began: float) -> dict
         return {**summary, "already_loaded": True,
                 "elapsed_s": summary["finished_at"] - summary["started_at"]}
     if status is None:
-        run = {
-            "run_id": run_id, "path": plan.path, "shape": plan.shape,
-            "fingerprint": plan.fingerprint, "records": plan.records, "chunks": plan.chunks,
-            **options,
-        }
-        integration.start_run(run)
+        integration.start_run(run_spec(integration, plan, options))
     # Started now, or earlier by a process that died: DBOS.launch() recovered it.
-    summary = wait_for_run(integration, run_id)
+    bar = Progress(plan.records, enabled=show_progress)
+    try:
+        counter = progress_counter(integration, run_id, plan, bar)
+        summary = wait_for_run(integration, run_id, on_progress=counter)
+    finally:
+        bar.close()
     return {**summary, "already_loaded": False, "elapsed_s": time.time() - began}
 
 
-def wait_for_run(integration, run_id: str, poll: float = 0.05) -> dict:
+def progress_counter(integration, run_id: str, plan, bar):
+    """Turns the run's finished chunk workflows into records done, for the progress line."""
+    sizes = {integration.chunk_workflow_id(run_id, index): chunk[3]
+             for index, chunk in enumerate(plan.chunks)}
+
+    def update(children: list) -> None:
+        bar.update(sum(sizes.get(c.workflow_id, 0) for c in children if c.status == "SUCCESS"))
+
+    return update if bar.enabled else None
+
+
+def wait_for_run(integration, run_id: str, poll: float = 0.05, on_progress=None) -> dict:
     """The run's summary once it finishes; a one-line failure if part of it was given up."""
     checked = 0.0
     while True:
@@ -175,9 +220,11 @@ def wait_for_run(integration, run_id: str, poll: float = 0.05) -> dict:
             return integration.wait_for(integration.DBOS.retrieve_workflow(run_id))
         if status == "ERROR":
             raise Failure(f"run {run_id} failed; see `dbos workflow steps {run_id}`")
-        if time.time() - checked > 1.0 or status in integration.GIVEN_UP:
+        if time.time() - checked > (0.5 if on_progress else 1.0) or status in integration.GIVEN_UP:
             checked = time.time()
             children = integration.children(run_id)
+            if on_progress:
+                on_progress(children)
             stuck = [c for c in children if c.status in integration.GIVEN_UP]
             busy = [c for c in children if c.status in integration.ACTIVE]
             if status in integration.GIVEN_UP and not busy or stuck and not busy:
@@ -203,8 +250,6 @@ def incomplete_report(integration, run_id: str, stuck: list) -> str:
 
 
 def print_summary(summary: dict, as_json: bool) -> None:
-    import json
-
     elapsed = max(summary["elapsed_s"], 1e-9)
     rate = summary["records"] / elapsed
     if as_json:
@@ -226,8 +271,11 @@ def print_summary(summary: dict, as_json: bool) -> None:
 class running_app:
     """Prepare the databases, start metrics and DBOS; always flush and stop them."""
 
-    def __init__(self, database_url: Optional[str], concurrency: int, executor_id: Optional[str] = None):
+    def __init__(self, database_url: Optional[str], concurrency: int,
+                 executor_id: Optional[str] = None, global_concurrency: Optional[int] = None):
         self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
+        self.global_concurrency = global_concurrency
+        self.drain_sec = 0
 
     def __enter__(self):
         from . import database, telemetry
@@ -244,7 +292,8 @@ class running_app:
 
         try:
             integration.launch(self.databases, concurrency=self.concurrency,
-                               executor_id=self.executor_id)
+                               executor_id=self.executor_id,
+                               global_concurrency=self.global_concurrency)
         except Exception as exc:
             telemetry.stop()
             raise Failure(f"cannot start DBOS on {database.redact(self.databases.system_url)}: "
@@ -255,7 +304,7 @@ class running_app:
         from . import integration, telemetry
 
         try:
-            integration.shutdown()
+            integration.shutdown(self.drain_sec)
         finally:
             telemetry.stop()
         return False
@@ -295,6 +344,211 @@ def resume(run_id, database_url, concurrency, as_json) -> None:
             print_summary({**summary, "already_loaded": False, "elapsed_s": time.time() - began},
                           as_json)
             began = time.time()
+
+
+# -- ingest status -----------------------------------------------------------------------
+@main.command()
+@click.argument("run_id", required=False)
+@database_option
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run_id, database_url, limit, as_json) -> None:
+    """List runs, newest first; with RUN_ID, one run and the state of each chunk.
+
+    \b
+    Example:
+      ingest status
+      ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
+    """
+    from . import operations
+
+    client = system_client(database_url)
+    if client is None:
+        if run_id:
+            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+        click.echo("[]" if as_json else format_runs([]))
+        return
+    try:
+        if run_id:
+            detail = operations.run_detail(client, run_id)
+            if detail is None:
+                raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+            click.echo(json.dumps(detail) if as_json else format_detail(detail))
+        else:
+            runs = operations.list_runs(client, limit)
+            click.echo(json.dumps(runs) if as_json else format_runs(runs))
+    finally:
+        client.destroy()
+
+
+def system_client(database_url: Optional[str]):
+    """A read-only view of DBOS's system database (DBOS itself is not launched)."""
+    from . import database, operations
+
+    try:
+        databases = database.resolve(database_url)
+    except database.DatabaseError as exc:
+        raise Failure(str(exc)) from None
+    try:
+        if not operations.system_database_exists(databases.system_url):
+            return None
+        return operations.open_client(databases.system_url)
+    except Exception as exc:
+        raise Failure(str(database.cannot_connect(databases.system_url, getattr(exc, "orig", exc)))) from None
+
+
+def format_runs(runs: list) -> str:
+    if not runs:
+        return "no runs yet; start one with: ingest load FILE"
+    header = f"{'run id':<28} {'state':<10} {'records':>9} {'tasks':>9} {'errors':>7} {'started':<19} {'duration':>9} {'rec/s':>8}  dataset"
+    lines = [header]
+    for r in runs:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
+        duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "-"
+        rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
+        lines.append(f"{r['run_id']:<28} {r['state']:<10} {r['records']:>9} {r['tasks']:>9} "
+                     f"{r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  {r['dataset']}")
+    return "\n".join(lines)
+
+
+def format_detail(detail: dict) -> str:
+    lines = [format_runs([detail]), "", f"{'chunk':>6} {'records':<17} {'state':<31} {'tasks':>7} "
+             f"{'errors':>7} {'recoveries':>10}  retry"]
+    for c in detail["chunks"]:
+        lines.append(f"{c['chunk']:>6} {c['records']:<17} {c['state']:<31} {c['tasks']:>7} "
+                     f"{c['errors']:>7} {c['recovery_attempts'] or 0:>10}  {c['retry_state'] or '-'}")
+    if detail["state"] == "incomplete":
+        lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
+    return "\n".join(lines)
+
+
+# -- ingest errors -----------------------------------------------------------------------
+@main.command()
+@click.argument("run_id", required=False)
+@database_option
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              help="Groups to show.")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved (redriven) rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
+    """Group error rows by exception type and message, with counts and a sample title.
+
+    \b
+    Example:
+      ingest errors
+      ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
+    """
+    from . import database, operations
+
+    try:
+        databases = database.resolve(database_url)
+        database.upgrade_schema(databases.app_url)
+    except database.DatabaseError as exc:
+        raise Failure(str(exc)) from None
+    from sqlalchemy import create_engine
+
+    engine = create_engine(databases.app_url)
+    try:
+        groups = operations.error_groups(engine, run_id, limit, include_resolved)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(groups))
+    elif not groups:
+        click.echo("no errors" + (f" in {run_id}" if run_id else ""))
+    else:
+        click.echo(f"{'count':>7}  {'error type':<20} {'sample':<12} error")
+        for g in groups:
+            click.echo(f"{g['count']:>7}  {g['error_type']:<20} {g['sample_title']:<12} {g['error']}")
+
+
+# -- ingest retry ------------------------------------------------------------------------
+@main.command()
+@click.argument("run_id")
+@database_option
+@click.option("--fail-task", "fail_tasks", type=click.IntRange(0), multiple=True, metavar="N",
+              help="Make the transform of 'task N' fail again (repeatable).")
+@click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Probability that a transform attempt fails transiently.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of --flaky-rate's failures.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
+    """Send a run's error rows through the transform again (redrive).
+
+    Successes move to tasks and their error rows are marked resolved (kept for audit);
+    failures stay, with the new attempt recorded. Running it again is harmless.
+
+    \b
+    Example:
+      ingest retry ingest-3c1e0d8a2b4f6e7d9c01
+    """
+    from .transform import Faults
+
+    with running_app(database_url, 1) as _:
+        from . import integration
+
+        if integration.run_status(run_id) is None:
+            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+        faults = Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
+        outcome = integration.wait_for(integration.start_redrive(run_id, faults))
+    if as_json:
+        click.echo(json.dumps(outcome))
+    elif not outcome["retried"]:
+        click.echo(f"{run_id}: no unresolved errors; nothing to retry")
+    else:
+        click.echo(f"{run_id}: retried {outcome['retried']} | moved to tasks {outcome['tasks']} "
+                   f"| still failing {outcome['errors']}")
+
+
+# -- ingest worker -----------------------------------------------------------------------
+@main.command()
+@database_option
+@click.option("--worker-id", default=None, metavar="ID",
+              help="This worker's DBOS executor id (default: the host name). Restarted with "
+                   "the same id, it picks its unfinished work up again.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Chunk workflows at once per worker.")
+@click.option("--global-concurrency", type=click.IntRange(1, 1024), default=None,
+              help="Chunk workflows at once across all workers.")
+@click.option("--take-over", "take_over", multiple=True, metavar="ID",
+              help="Also recover the unfinished work of these dead workers (repeatable).")
+@click.option("--drain-timeout", type=click.IntRange(0, 3600), default=30, show_default=True,
+              help="On SIGINT/SIGTERM, seconds to let running chunks finish.")
+def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout) -> None:
+    """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
+
+    Several workers, on one machine or many, share one Postgres; each needs its own
+    --worker-id and the input files at the same path.
+
+    \b
+    Example:
+      ingest worker --worker-id worker-1 --concurrency 4
+    """
+    import signal
+    import socket
+    import threading
+
+    worker_id = worker_id or socket.gethostname()
+    stop = threading.Event()
+    app = running_app(database_url, concurrency, executor_id=worker_id,
+                      global_concurrency=global_concurrency)
+    with app:
+        from . import integration
+
+        tune_gc()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        if take_over:
+            taken = integration.take_over(list(take_over))
+            click.echo(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}", err=True)
+        click.echo(f"worker {worker_id} ready (concurrency {concurrency}); Ctrl-C to stop", err=True)
+        stop.wait()
+        click.echo(f"worker {worker_id} stopping: letting running work finish "
+                   f"(up to {drain_timeout} s)", err=True)
+        app.drain_sec = drain_timeout
+    click.echo(f"worker {worker_id} stopped", err=True)
 
 
 # -- ingest migrate -----------------------------------------------------------------------

@@ -30,14 +30,16 @@ from typing import Any, Optional
 import orjson
 from dbos import DBOS, SetWorkflowID, SQLAlchemyDatasource
 from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded
-from sqlalchemy import event, insert
+from sqlalchemy import event, func, insert, select, update
 
 from . import APP_NAME, __version__, telemetry
 from .database import Databases
 from .datasets import RecordProblem, read_chunk
 from .models import Error, Task
+from .operations import ACTIVE, GIVEN_UP
 from .transform import Faults, NestingTooDeep, title_of, transform
 
+RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"
 RETRY_QUEUE = "ingest-retries"
 # Pinned, so that a run interrupted by a crash is recovered by the next version of the code
@@ -48,8 +50,6 @@ MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
 RESULT_POLLING_SEC = 0.05
 COPY_BATCH_ROWS = 500
-GIVEN_UP = ("MAX_RECOVERY_ATTEMPTS_EXCEEDED", "CANCELLED")
-ACTIVE = ("PENDING", "ENQUEUED", "DELAYED")
 
 _app_db: Optional[SQLAlchemyDatasource] = None
 
@@ -333,6 +333,75 @@ def write_retried(job: dict, rescued: list, failed: list, retries: int) -> dict:
     return {"tasks": tasks, "errors": len(failed), "retries": retries}
 
 
+# -- 4. redrive: errors rows through the transform again -----------------------------------
+@DBOS.workflow(name="redrive_errors", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+def redrive_errors(run_id: str, faults: dict, page_size: int) -> dict:
+    """Send a run's unresolved ``errors`` rows through the transform once more, a page per
+    transaction: successes go to ``tasks`` and their error rows are marked resolved (kept
+    for audit); failures stay, with the new attempt recorded."""
+    after, totals = 0, {"retried": 0, "tasks": 0, "errors": 0}
+    while True:
+        page = app_db().run_tx_step(tx_options("redrive_page"), redrive_page,
+                                    run_id, after, faults, page_size)
+        if page["last_id"] is None:
+            return {"run_id": run_id, **totals}
+        after = page["last_id"]
+        for key in totals:
+            totals[key] += page[key]
+
+
+def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int) -> dict:
+    session = app_db().sql_session()
+    # FOR UPDATE: a concurrent redrive waits, then no longer sees the rows resolved here.
+    rows = session.execute(
+        select(Error.id, Error.position, Error.source_key, Error.message)
+        .where(Error.run_id == run_id, Error.resolved_at.is_(None), Error.id > after_id)
+        .order_by(Error.id).limit(page_size).with_for_update()
+    ).all()
+    if not rows:
+        return {"last_id": None}
+    injected = Faults.from_dict(faults)
+    rescued, resolved, failed = [], [], []
+    for row in rows:
+        message = row.message if isinstance(row.message, dict) else orjson.loads(row.message)
+        attempt = int(message.get("attempts") or 0) + 1
+        try:
+            record = message.get("record")
+            if type(record) is not dict:
+                raise ValueError("the original record was not an object, so it cannot be retried")
+            data = orjson.dumps(transform(record, row.position, attempt, injected))
+            if has_nul(data):
+                raise ValueError(NUL_REASON)
+            rescued.append((row.position, data))
+            resolved.append(row.id)
+        except Exception as exc:
+            failed.append({"id": row.id, "message": {**message, "attempts": attempt,
+                                                      "error_type": type(exc).__name__,
+                                                      "error": str(exc)}})
+    fingerprint = rows[0].source_key.split(":", 1)[0]
+    tasks = write_tasks(session, {"run_id": run_id, "fingerprint": fingerprint}, iter(rescued))
+    if resolved:
+        session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
+    for change in failed:
+        session.execute(update(Error).where(Error.id == change["id"]).values(message=change["message"]))
+    count_on_commit(session, tasks, 0, retries=len(rows))
+    return {"last_id": rows[-1].id, "retried": len(rows), "tasks": tasks, "errors": len(failed)}
+
+
+def start_redrive(run_id: str, faults: dict, page_size: int = 1000):
+    """Attach to this run's unfinished redrive, or start the next one."""
+    earlier = DBOS.list_workflows(workflow_id_prefix=f"{run_id}-redrive-", load_input=False,
+                                  load_output=False)
+    unfinished = [w for w in earlier if w.status in ACTIVE or w.status in GIVEN_UP]
+    if unfinished:
+        for w in unfinished:
+            if w.status in GIVEN_UP:
+                DBOS.resume_workflow(w.workflow_id)
+        return DBOS.retrieve_workflow(unfinished[0].workflow_id)
+    with SetWorkflowID(f"{run_id}-redrive-{len(earlier) + 1:03d}"):
+        return DBOS.start_workflow(redrive_errors, run_id, faults, page_size)
+
+
 # -- running the app ----------------------------------------------------------------------
 def tx_options(name: str) -> dict:
     """Inserts of distinct keys need no more than READ COMMITTED (SQLite has no such level)."""
@@ -361,9 +430,14 @@ def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict
     return config
 
 
-def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None) -> None:
+_global_concurrency: Optional[int] = None
+
+
+def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None,
+           global_concurrency: Optional[int] = None) -> None:
     """Start DBOS on these databases and register the queues this process works on."""
-    global _app_db
+    global _app_db, _global_concurrency
+    _global_concurrency = global_concurrency
     DBOS(config=dbos_config(databases, executor_id))
     _app_db = SQLAlchemyDatasource.create(databases.app_url)
     DBOS.launch()
@@ -375,7 +449,10 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
 
 
 def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
+    # Settings live in DBOS's system database, shared by every process of the app.
+    DBOS.register_queue(RUN_QUEUE, polling_interval_sec=0.5)
     DBOS.register_queue(CHUNK_QUEUE, worker_concurrency=concurrency,
+                        global_concurrency=_global_concurrency,
                         polling_interval_sec=QUEUE_POLLING_SEC)
     # Retry workflows mostly sleep between rounds, so more of them may wait at once.
     DBOS.register_queue(RETRY_QUEUE,
@@ -414,9 +491,11 @@ def start_recovery_mode(crashed: list, concurrency: int) -> None:
     threading.Thread(target=watch, name="ingest-recovery-mode", daemon=True).start()
 
 
-def shutdown() -> None:
+def shutdown(drain_sec: int = 0) -> None:
+    """Stop DBOS; with drain_sec, first let running workflows finish for that long (what
+    is left stays PENDING for this executor to recover when it comes back)."""
     global _app_db
-    DBOS.destroy()
+    DBOS.destroy(workflow_completion_timeout_sec=drain_sec)
     _app_db = None
 
 
@@ -447,9 +526,18 @@ def run_status(run_id: str) -> Optional[str]:
     return status.status if status else None
 
 
-def start_run(run: dict) -> None:
+def start_run(run: dict, detach: bool = False) -> None:
+    """Run it here, or (detach) queue it for whichever worker is free."""
     with SetWorkflowID(run["run_id"]):
-        DBOS.start_workflow(ingest_dataset, run)
+        if detach:
+            DBOS.enqueue_workflow(RUN_QUEUE, ingest_dataset, run)
+        else:
+            DBOS.start_workflow(ingest_dataset, run)
+
+
+def take_over(executor_ids: list) -> int:
+    """Recover, in this process, the unfinished workflows of dead executors."""
+    return len(DBOS._recover_pending_workflows(executor_ids))
 
 
 def wait_for(handle) -> dict:

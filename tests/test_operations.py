@@ -1,0 +1,190 @@
+"""Operating loads: status, error triage, redrive, progress, and scale-out workers."""
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import people, run_ingest, write_records
+
+
+def load(cli, backend, data, *args):
+    result = cli("load", data, "--json", *args, env=backend.env())
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
+    first = load(cli, backend, write_records(workdir / "a.json", people(30)), "--chunk-size", "10")
+    second = load(cli, backend, write_records(workdir / "b.json", people(12, 50)),
+                  "--chunk-size", "5", "--fail-task", "2")
+
+    runs = json.loads(cli("status", "--json", env=backend.env()).stdout)
+    detail = json.loads(cli("status", second["run_id"], "--json", env=backend.env()).stdout)
+    table = cli("status", env=backend.env()).output
+
+    assert [r["run_id"] for r in runs] == [second["run_id"], first["run_id"]]
+    assert runs[0] | {"duration_s": 0, "records_per_s": 0, "started_at": 0, "dataset": ""} == {
+        "run_id": second["run_id"], "dataset": "", "state": "done", "records": 12, "tasks": 11,
+        "errors": 1, "retries": 2, "started_at": 0, "duration_s": 0, "records_per_s": 0}
+    assert [(c["chunk"], c["records"], c["state"]) for c in detail["chunks"]] == [
+        (0, "0-4", "SUCCESS"), (1, "5-9", "SUCCESS"), (2, "10-11", "SUCCESS")]
+    assert detail["chunks"][0]["errors"] == 1 and detail["chunks"][0]["retry_state"] == "SUCCESS"
+    assert second["run_id"] in table and "done" in table
+
+
+def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):
+    assert "no runs yet" in cli("status", env=sqlite_backend.env()).output
+    unknown = cli("status", "ingest-nope", env=sqlite_backend.env())
+    assert unknown.exit_code == 3 and "no run ingest-nope" in unknown.output
+
+
+def test_status_is_live_while_a_run_is_going(backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(300), "ndjson")
+    env = {**os.environ, **backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"}
+    process = subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "load", str(data),
+                                "--chunk-size", "30", "--concurrency", "1"], env=env, cwd=workdir,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = set()
+        deadline = time.time() + 60
+        while process.poll() is None and time.time() < deadline:
+            result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
+            if result.returncode == 0 and json.loads(result.stdout):
+                run = json.loads(result.stdout)[0]
+                seen.add(run["state"])
+                if run["state"] == "running" and 0 < run["tasks"] < 300:
+                    detail = json.loads(run_ingest("status", run["run_id"], "--json",
+                                                   env=backend.env(), cwd=workdir).stdout)
+                    states = {c["state"] for c in detail["chunks"]}
+                    assert "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"never saw the run in progress: {seen}")
+    finally:
+        process.communicate(timeout=120)
+    assert process.returncode == 0
+
+
+def test_errors_groups_by_type_and_message(cli, backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(40), "ndjson")
+    with open(data, "a") as f:
+        f.write("not json\n[1, 2]\n{broken\n")
+    summary = load(cli, backend, data, "--fail-task", "3")
+
+    groups = json.loads(cli("errors", summary["run_id"], "--json", env=backend.env()).stdout)
+    text = cli("errors", env=backend.env()).output
+
+    counts = {(g["error_type"], g["count"]) for g in groups}
+    assert ("InvalidJSON", 1) in counts or ("InvalidJSON", 2) in counts
+    assert ("NotAnObject", 1) in counts and ("InjectedFailure", 1) in counts
+    assert sum(g["count"] for g in groups) == 4
+    assert {g["sample_title"] for g in groups} >= {"task 3", "task 41"}
+    assert "InjectedFailure" in text and "task 3 failed on purpose" in text
+    limited = json.loads(cli("errors", "--limit", "1", "--json", env=backend.env()).stdout)
+    assert len(limited) == 1
+
+
+def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backend, workdir):
+    data = write_records(workdir / "u.json", people(30))
+    summary = load(cli, backend, data, "--fail-task", "4", "--fail-task", "20")
+    run_id = summary["run_id"]
+
+    still = cli("retry", run_id, "--fail-task", "20", "--json", env=backend.env())
+    fixed = cli("retry", run_id, "--json", env=backend.env())
+    again = cli("retry", run_id, env=backend.env())
+
+    assert json.loads(still.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 2, "tasks": 1, "errors": 1}
+    assert json.loads(fixed.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 1, "tasks": 1, "errors": 0}
+    assert "nothing to retry" in again.output
+    assert backend.counts() == (30, 2)  # error rows kept for audit...
+    resolved = backend.query("SELECT title FROM errors WHERE resolved_at IS NOT NULL ORDER BY position")
+    assert [r[0] for r in resolved] == ["task 4", "task 20"]  # ...and marked resolved
+    message = [m for m in backend.error_messages() if m["position"] == 20][0]
+    assert message["attempts"] == 4  # 3 in the load, 1 more in the first retry
+    assert backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 30
+    assert json.loads(cli("errors", run_id, "--json", env=backend.env()).stdout) == []
+
+
+def test_retry_of_an_unknown_run(cli, sqlite_backend, workdir):
+    load(cli, sqlite_backend, write_records(workdir / "u.json", people(3)))
+    result = cli("retry", "ingest-nope", env=sqlite_backend.env())
+    assert result.exit_code == 3 and "no run ingest-nope" in result.output
+
+
+def test_progress_shows_on_a_terminal_only(sqlite_backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(200), "ndjson")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(sqlite_backend.env(), INGEST_FAULT_CHUNK_DELAY_SEC="0.3")
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "load", str(data),
+                                "--chunk-size", "20", "--concurrency", "1"], env=env, cwd=workdir,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    process.wait(timeout=120)
+    os.close(master)
+    assert process.returncode == 0
+    assert b"records: " in seen and b"/200 (" in seen and b"ETA" in seen
+
+    piped = run_ingest("load", data, "--label", "piped", env=env, cwd=workdir)
+    assert "records: " not in piped.stderr
+
+
+def start_worker(backend, workdir, worker_id):
+    env = {**os.environ, **backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.15"}
+    return subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "worker",
+                             "--worker-id", worker_id, "--drain-timeout", "5"],
+                            env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_done(backend, workdir, run_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)
+        if result.returncode == 0 and json.loads(result.stdout)["state"] == "done":
+            return json.loads(result.stdout)
+        time.sleep(0.5)
+    pytest.fail("run did not finish")
+
+
+def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(1200), "ndjson")
+    queued = run_ingest("load", data, "--chunk-size", "40", "--fail-task", "3", "--detach", "--json",
+                        env=postgres_backend.env(), cwd=workdir)
+    assert queued.returncode == 0, queued.stderr
+    run_id = json.loads(queued.stdout)["run_id"]
+
+    workers = {name: start_worker(postgres_backend, workdir, name) for name in ("w1", "w2")}
+    while sum(postgres_backend.counts() if True else 0) < 300:
+        time.sleep(0.1)
+    workers["w1"].send_signal(signal.SIGKILL)  # dies mid-run...
+    workers["w1"].wait()
+    time.sleep(0.5)
+    workers["w1"] = start_worker(postgres_backend, workdir, "w1")  # ...and comes back
+    detail = wait_done(postgres_backend, workdir, run_id)
+    for process in workers.values():
+        process.send_signal(signal.SIGTERM)
+    outputs = {name: p.communicate(timeout=60) for name, p in workers.items()}
+
+    assert all(p.returncode == 0 for p in workers.values()), outputs
+    assert "stopped" in outputs["w2"][1]
+    assert {c["executor"] for c in detail["chunks"]} == {"w1", "w2"}  # both did work
+    assert postgres_backend.counts() == (1199, 1)
+    assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 1199
+    assert (detail["tasks"], detail["errors"]) == (1199, 1)
