@@ -10,6 +10,7 @@ Exit codes: 0 success; 1 fatal (database unreachable, run not finished); 2 usage
 
 import hashlib
 import os
+import signal
 import sys
 import time
 from typing import Optional
@@ -211,7 +212,7 @@ def progress_counter(integration, run_id: str, plan, bar):
     return update if bar.enabled else None
 
 
-def wait_for_run(integration, run_id: str, poll: float = 0.05, on_progress=None) -> dict:
+def wait_for_run(integration, run_id: str, poll: float = 0.1, on_progress=None) -> dict:
     """The run's summary once it finishes; a one-line failure if part of it was given up."""
     checked = 0.0
     while True:
@@ -597,5 +598,30 @@ def generate(count, seed, fmt, output) -> None:
     click.echo(f"wrote {count} records to {output}", err=True)
 
 
+def entry_point() -> None:
+    """The ``ingest`` executable: ``main``, then exit at once. After Ctrl-C or a failure,
+    DBOS.destroy() leaves workflow threads running (a run waiting for its chunks, a retry
+    sleeping): their work is checkpointed and the next ``ingest`` resumes it, but they would
+    keep the interpreter from exiting, for ever. Metrics and spans are flushed by then
+    (``running_app``). SIGTERM (``kill``, ``docker stop``) is handled like Ctrl-C, so that it
+    flushes them too."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (ingest ... | head)
+            pass
+    os._exit(code)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    main()
+    entry_point()

@@ -18,6 +18,7 @@ workflow's inputs hold offsets, never records.
 import codecs
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -76,14 +77,20 @@ class _Chunker:
         self._first = 0
         self._count = 0
 
-    def add(self, start: int, end: int) -> None:
+    def add(self, start: int, end: int, count: int = 1) -> None:
+        """Add ``count`` consecutive records spanning bytes ``start..end``; ``count`` must be
+        at most ``room()``, so a chunk's end is always the end of a record that was added."""
         if self._start is None:
             self._start, self._first, self._count = start, self.records, 0
         self._end = end
-        self._count += 1
-        self.records += 1
+        self._count += count
+        self.records += count
         if self._count == self.chunk_size:
             self.close()
+
+    def room(self) -> int:
+        """How many more records the chunk being filled takes."""
+        return self.chunk_size - (0 if self._start is None else self._count)
 
     def close(self) -> None:
         if self._start is not None:
@@ -328,21 +335,34 @@ def iter_lines(f: BinaryIO, offset: int, end: Optional[int] = None, hasher=None)
 
 
 class _DocumentScanner:
-    """Walks a JSON document record by record in bounded memory, noting byte offsets.
+    """Walks a JSON document in bounded memory, noting the records' byte offsets.
 
-    The stdlib decoder parses one record at a time out of a sliding text window; offsets
-    are kept in bytes because that is how a chunk is read back.
+    The exact path: the stdlib decoder parses one record at a time out of a sliding text
+    window (``buf``) that the file is read into 1 MiB at a time. Offsets are kept in bytes
+    because that is how a chunk is read back. The fast path (``_fast_run``) takes many
+    records at once out of the same window, as its bytes (``raw``); see there why it gives
+    the same plan and the same errors.
     """
 
     def __init__(self, name, f, offset, hasher, chunker, shape):
+        import orjson
+
         self.name, self.f, self.hasher, self.chunker, self.shape = name, f, hasher, chunker, shape
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.json = json.JSONDecoder(parse_constant=self._reject_constant)
+        self.orjson = orjson
         self.buf = ""
+        self.raw = b""  # the bytes of the window: from at most buf[i] up to read_to
         self.i = 0  # index into buf
         self.byte = offset  # file offset of buf[i]
         self.read_to = offset  # file offset of the next block
         self.eof = False
+        # The fast path's state (see _fast_runs): candidates to try in the next run; records
+        # the exact path takes before the next try, and after the next failure.
+        self.run_hint = _FIRST_RUN
+        self.exact_records = 0
+        self.backoff = 1
+        self.exact_until = None  # read_to when no boundary was left: exact until a read
 
     @staticmethod
     def _reject_constant(name: str):
@@ -375,12 +395,17 @@ class _DocumentScanner:
                 f"{self.name}: is not valid UTF-8 at byte {self.read_to - len(pending) + exc.start}; "
                 "re-encode the file as UTF-8 (iconv -t UTF-8)"
             ) from None
+        self.raw = self.raw[self.byte - self._raw_start():] + block
         self.read_to += len(block)
         if not block:
             self.eof = True
         self.buf = self.buf[self.i:] + text
         self.i = 0
         return True
+
+    def _raw_start(self) -> int:
+        """The file offset of raw[0]."""
+        return self.read_to - len(self.raw)
 
     def _more(self) -> bool:
         """Read on into a value that spans the window's end; False at the end of the file."""
@@ -485,6 +510,7 @@ class _DocumentScanner:
             return
         while True:
             self._skip_ws()
+            self._fast_runs()
             _, start, end = self._value()
             self.chunker.add(start, end)
             self._skip_ws()
@@ -497,6 +523,93 @@ class _DocumentScanner:
             if ch != ",":
                 self._invalid(self.byte, f"expected ',' or ']' after record {self.chunker.records - 1}")
             self._advance(1)
+
+    def _fast_runs(self) -> None:
+        """Add the records from the cursor on in runs, each proven with one orjson parse, for
+        as long as that works; the exact path then takes the next record.
+
+        Why a run is exactly what the exact path would find: the cursor is where a record
+        starts. A candidate boundary (``_BOUNDARY``) is ``}``, JSON whitespace, ``,``, JSON
+        whitespace, ``{``. Take the bytes from the cursor to a candidate's ``}``: if
+        ``b"[" + those + b"]"`` parses, into n values, then the candidate is a real boundary
+        between records: had it been inside a string, the slice would end in a string; had
+        it been inside a record's nested value, a bracket would be left open; either way the
+        parse fails. The n values are the records the exact path would find there, with
+        the same extents: each is self-delimiting (the last ends with the candidate's ``}``,
+        so it is an object) and orjson accepts no text that the stdlib decoder refuses (it
+        is the stricter one: 64-bit numbers at most, no lone surrogates, no NaN, at most
+        1024 levels, the same four whitespace characters). Candidates inside the run that
+        were not boundaries only mean n is smaller than the number of candidates: n is
+        counted, never assumed. So a run adds the same records and byte range, and chunks
+        are cut after the same records, since a run never goes past the chunk's end.
+
+        Runs never read the file: the window, the hash and the decoder stay where the exact
+        path would have them, so every error, every size limit and every record cut by the
+        window's end is the exact path's, and memory stays one 1 MiB window whatever the
+        chunk size. A failed attempt costs a parse, so ``run_hint`` (how many candidates to
+        try) doubles after a run and shrinks after a failure, and failures in a row leave
+        1, 2, 4... records to the exact path before the next try: text where most candidates
+        are false (records holding arrays of objects) costs little more than the exact path.
+        """
+        if self.exact_records:
+            self.exact_records -= 1
+            return
+        start = self.byte
+        while self.read_to != self.exact_until and self._fast_run():
+            pass
+        if self.byte != start:
+            self._sync_text()
+
+    def _fast_run(self) -> bool:
+        """Add one run of records from ``self.byte`` (``self.i`` lags behind); False if none."""
+        base = self._raw_start()
+        at = self.byte - base
+        want = min(self.run_hint, self.chunker.room())
+        cuts = list(itertools.islice(_BOUNDARY.finditer(self.raw, at), want))
+        if not cuts:  # no boundary before the window's end: the exact path reads on
+            self.exact_until = self.read_to
+            return False
+        run = self._parse_run(at, cuts)
+        if run is None:
+            self.run_hint = max(_MIN_RUN, self.run_hint // 4)
+            # The exact path takes the next record now, and more after failures in a row.
+            self.exact_records, self.backoff = self.backoff - 1, min(self.backoff * 2, _MAX_BACKOFF)
+            return False
+        count, cut = run
+        self.run_hint = min(self.run_hint * 2, _MAX_RUN)
+        self.backoff = 1
+        self.chunker.add(self.byte, base + cut.start() + 1, count)
+        self.byte = base + cut.end() - 1  # the "{" of the next record
+        return True
+
+    def _parse_run(self, at: int, cuts: list) -> Optional[tuple]:
+        """(record count, candidate) of a run from ``raw[at]`` to the last candidate, or to
+        the last one before the text orjson refused there; None if neither parses."""
+        window = memoryview(self.raw)
+        for _ in range(2):
+            cut = cuts[-1]
+            try:
+                count = len(self.orjson.loads(b"".join((b"[", window[at:cut.start() + 1], b"]"))))
+            except self.orjson.JSONDecodeError as exc:
+                # The text before the error parsed, so a run may end there (exc.pos counts
+                # characters, never more than bytes: a safe bound).
+                error = at - 1 + exc.pos
+                cuts = [c for c in cuts[:-1] if c.start() < error]
+                if not cuts:
+                    return None
+                continue
+            # Non-object records between the candidates may make more than the chunk takes.
+            return (count, cut) if count <= self.chunker.room() else None
+        return None
+
+    def _sync_text(self) -> None:
+        """Point the text cursor at ``self.byte`` again after runs, counting the characters
+        after it (usually part of one record), and drop the text before it, which the exact
+        path's error positions would otherwise count lines through."""
+        pending = len(self.decoder.getstate()[0])  # the bytes of a character cut by the window
+        after = _characters_in(self.raw[self.byte - self._raw_start():len(self.raw) - pending])
+        self.buf = self.buf[len(self.buf) - after:]
+        self.i = 0
 
     def _envelope(self) -> None:
         self._expect("{")
@@ -546,6 +659,20 @@ class _DocumentScanner:
                 "is a JSON object without a 'results' list; expected {\"results\": [...]}, "
                 "an array of records, or NDJSON (--format ndjson)"
             )
+
+
+# Where one record of an array may end and the next begin; see _DocumentScanner._fast_run.
+_BOUNDARY = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
+_UTF8_LEADS = bytes(b for b in range(256) if not 0x80 <= b < 0xC0)  # all but continuation bytes
+# Candidates a fast run tries, and records left to the exact path after failures in a row;
+# see _DocumentScanner._fast_runs.
+_FIRST_RUN, _MIN_RUN, _MAX_RUN = 64, 16, 1 << 16
+_MAX_BACKOFF = 256
+
+
+def _characters_in(utf8: bytes) -> int:
+    """How many characters valid UTF-8 bytes hold: all but the continuation bytes."""
+    return len(utf8) - len(utf8.translate(None, _UTF8_LEADS))
 
 
 def _a(noun: str) -> str:

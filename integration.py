@@ -23,6 +23,7 @@ only when a transaction really commits.
 
 import os
 import re
+import sqlite3
 import threading
 import time
 from typing import Any, Optional
@@ -30,7 +31,7 @@ from typing import Any, Optional
 import orjson
 from dbos import DBOS, SetWorkflowID, SQLAlchemyDatasource
 from dbos._error import DBOSAwaitedWorkflowCancelledError, DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 
 from . import APP_NAME, __version__, telemetry
 from .database import Databases
@@ -48,7 +49,7 @@ RETRY_QUEUE = "ingest-retries"
 APPLICATION_VERSION = "ingest-v1"
 MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
-RESULT_POLLING_SEC = 0.05
+RESULT_POLLING_SEC = 0.1
 COPY_BATCH_ROWS = 500
 
 _app_db: Optional[SQLAlchemyDatasource] = None
@@ -57,6 +58,7 @@ _app_db: Optional[SQLAlchemyDatasource] = None
 # -- 1. the run ---------------------------------------------------------------------------
 @DBOS.workflow(name="ingest_dataset", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def ingest_dataset(run: dict) -> dict:
+    telemetry.tag_run(run["run_id"])
     started = clock()
     job = {k: v for k, v in run.items() if k != "chunks"}
     handles = [enqueue_chunk(job, index, chunk) for index, chunk in enumerate(run["chunks"])]
@@ -123,7 +125,9 @@ def summarise(job: dict, chunks: list, retries: list, started: float, finished: 
 # -- 2. one chunk ---------------------------------------------------------------------------
 @DBOS.workflow(name="load_chunk", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def load_chunk(job: dict, index: int, chunk: tuple) -> dict:
-    outcome = app_db().run_tx_step(tx_options("write_chunk"), write_chunk, job, index, chunk)
+    telemetry.tag_run(job["run_id"])
+    with telemetry.chunk(chunk[3]):
+        outcome = app_db().run_tx_step(tx_options("write_chunk"), write_chunk, job, index, chunk)
     retry_workflow = None
     if outcome["retry"]:
         with SetWorkflowID(f"{job['run_id']}-retry-{index:05d}"):
@@ -202,19 +206,15 @@ def write_tasks(session, job: dict, rows) -> int:
     run_id, fingerprint = job["run_id"], job["fingerprint"]
     if connection.dialect.name == "postgresql":
         return _copy_tasks(connection, run_id, fingerprint, rows)
-    written = 0
-    batch: list = []
-    sql = "INSERT INTO tasks (title, data, source_key, run_id, position) VALUES (?, ?, ?, ?, ?)"
-    for position, data in rows:
-        batch.append((title_of(position), data.decode(), f"{fingerprint}:{position}", run_id, position))
-        if len(batch) == COPY_BATCH_ROWS:
-            connection.exec_driver_sql(sql, batch)
-            written += len(batch)
-            batch.clear()
-    if batch:
-        connection.exec_driver_sql(sql, batch)
-        written += len(batch)
-    return written
+    # SQLite has one writer at a time and locks at the first INSERT: transform the whole
+    # chunk first, so the lock is held for the inserts only and chunks overlap.
+    values = [(title_of(position), data.decode(), f"{fingerprint}:{position}", run_id, position)
+              for position, data in rows]
+    if values:
+        connection.exec_driver_sql(
+            "INSERT INTO tasks (title, data, source_key, run_id, position) VALUES (?, ?, ?, ?, ?)",
+            values)
+    return len(values)
 
 
 def _copy_tasks(connection, run_id: str, fingerprint: str, rows) -> int:
@@ -294,6 +294,7 @@ def count_on_commit(session, tasks: int, errors: int, retries: int = 0) -> None:
 # -- 3. retries ---------------------------------------------------------------------------
 @DBOS.workflow(name="retry_records", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def retry_records(job: dict, index: int, failures: list) -> dict:
+    telemetry.tag_run(job["run_id"])
     pending, rescued, retries = failures, [], 0
     delay = job["retry_interval"]
     for attempt in range(2, job["max_attempts"] + 1):
@@ -422,7 +423,8 @@ def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict
         "executor_id": executor_id or os.environ.get("DBOS__VMID") or "local",
         # DBOS logs a workflow's exception with its traceback; the CLI reports it in one line.
         "log_level": os.environ.get("INGEST_LOG_LEVEL", "CRITICAL"),
-        "notification_listener_polling_interval_sec": 0.05,
+        # Only shutdown waits on this listener (we use no events): a short wait, little polling.
+        "notification_listener_polling_interval_sec": 0.2,
     }
     traces = telemetry.traces_endpoint()
     if traces:
@@ -438,6 +440,8 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     """Start DBOS on these databases and register the queues this process works on."""
     global _app_db, _global_concurrency
     _global_concurrency = global_concurrency
+    if not event.contains(Engine, "connect", _sqlite_pragmas):
+        event.listen(Engine, "connect", _sqlite_pragmas)
     DBOS(config=dbos_config(databases, executor_id))
     _app_db = SQLAlchemyDatasource.create(databases.app_url)
     DBOS.launch()
@@ -446,6 +450,18 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
         start_recovery_mode(crashed, concurrency)
     else:
         register_queues(concurrency)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """On every SQLite connection of this process, DBOS's system database included (its
+    engine offers no other hook): WAL, so readers (ingest status, sqlite3) don't block the
+    load and a commit costs one fsync; NORMAL, so a power cut can lose only the last
+    commits, each together with its checkpoint, which DBOS then redoes. Measured: a 20-chunk
+    load spent ~1 s enqueueing its chunks with the default rollback journal."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def register_queues(concurrency: int, retries: Optional[int] = None) -> None:

@@ -1,39 +1,93 @@
-"""OpenTelemetry metrics of a load, configured by the standard ``OTEL_*`` variables.
+"""OpenTelemetry metrics of a load (and DBOS's traces), configured by the standard ``OTEL_*``
+variables.
 
-Instruments (OTel names; Prometheus shows dots as underscores, counters with ``_total``):
+Instruments (meter ``durable_ingest``; through the collector's Prometheus exporter dots
+become underscores, counters get ``_total`` and the unit ``s`` adds ``_seconds``):
 
 - ``ingest.db.operations`` (counter, ``{operation}``): rows written, ``operation`` =
   ``insert_task`` | ``insert_error`` (the original demo's counter);
 - ``ingest.records`` (counter, ``{record}``): records finished, ``outcome`` = ``task`` | ``error``;
-- ``ingest.transform.retries`` (counter, ``{retry}``): transform attempts after the first.
+- ``ingest.transform.retries`` (counter, ``{retry}``): transform attempts after the first;
+- ``ingest.chunk.duration`` (histogram, ``s``, buckets 10 ms to 60 s): how long a chunk took
+  in this process, ``committed`` = ``true`` | ``false`` (false: it raised);
+- ``ingest.records.in_flight`` (up-down counter, ``{record}``): records of the chunks this
+  process is working on right now.
+
+The counters are exactly once: ``record_writes`` runs when a transaction commits, in the
+process that committed it, so workflow replays never count twice. The chunk duration and
+in-flight records describe the work of this process and are observed per execution
+(``chunk``): a chunk replayed after a crash is observed again, briefly.
 
 Exporters come from ``OTEL_METRICS_EXPORTER``: ``otlp``, ``console``, both (``otlp,console``)
 or ``none``. Unset, it is ``otlp`` when an OTLP endpoint is configured and ``none``
-otherwise, so a zero-set-up run prints nothing extra. Console output goes to stderr once,
-at the end of the command. Counts are added only when a transaction commits, in the
-process that committed it.
+otherwise, so a zero-set-up run prints nothing extra. OTLP/HTTP goes to
+``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/metrics``,
+every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 60000) and once more when the command
+ends. ``console`` prints the totals to stderr once, when the command ends. The resource is
+``service.name`` (``OTEL_SERVICE_NAME``, default ``durable-ingest``) and ``service.version``.
+
+Traces: with an OTLP endpoint DBOS sends a span per workflow and step to
+``traces_endpoint()`` (``OTEL_TRACES_EXPORTER=none`` turns them off). ``start`` gives them
+the same resource, and a span inherits ``ingest.run_id`` (set by ``tag_run``) from its
+parent.
+
+Telemetry never stops a load: with no collector listening, ``start`` prints one warning
+line and exports nothing; if the collector goes away later, OpenTelemetry's own warnings
+(retries, failed exports, tracebacks) are condensed into one line.
 """
 
+import logging
+import math
 import os
+import re
 import socket
 import sys
-from typing import Callable, Optional
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from . import APP_NAME, __version__
 
 METER_NAME = "durable_ingest"
+RUN_ID_ATTRIBUTE = "ingest.run_id"
+# A chunk takes ~10 ms (a few records on SQLite) to a minute (a big chunk on a slow disk).
+CHUNK_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+# The instruments: name -> (kind, unit, description). The deploy test checks the Grafana
+# dashboard against this table.
+INSTRUMENTS = {
+    "ingest.db.operations": ("counter", "{operation}", "Rows written, by operation"),
+    "ingest.records": ("counter", "{record}", "Records finished, by outcome"),
+    "ingest.transform.retries": ("counter", "{retry}", "Transform attempts after the first"),
+    "ingest.chunk.duration": ("histogram", "s", "Time to read, transform and write one chunk"),
+    "ingest.records.in_flight": ("updowncounter", "{record}",
+                                 "Records of the chunks this process is working on"),
+}
 _DEFAULT_INTERVAL_MS = 60_000
+_STOP_TIMEOUT_MS = 5_000
+
 _meters: Optional[dict] = None
 _provider = None
+_tracer_provider = None
+_unreachable: set = set()  # OTLP endpoints found dead at start: not used
+_exporting: set = set()  # OTLP endpoints metrics or traces are sent to
 
 
+# -- configuration ------------------------------------------------------------------------
 def configured_exporters() -> set:
-    value = os.environ.get("OTEL_METRICS_EXPORTER")
-    if value is None:
+    """The metric exporters asked for; {} when none."""
+    if _sdk_disabled():
+        return set()
+    value = (os.environ.get("OTEL_METRICS_EXPORTER") or "").strip()
+    if not value:
         return {"otlp"} if _otlp_base() or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") else set()
     names = {v.strip().lower() for v in value.split(",") if v.strip()}
     return names - {"none"}
+
+
+def _sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
 def _otlp_base() -> Optional[str]:
@@ -48,99 +102,311 @@ def metrics_endpoint() -> str:
 
 
 def traces_endpoint() -> Optional[str]:
-    """Where DBOS sends its workflow and step spans, if anywhere."""
+    """Where DBOS sends its workflow and step spans; None: nowhere (no endpoint, traces
+    turned off, or ``start`` found no collector there)."""
+    if _sdk_disabled() or os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
     explicit = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if explicit:
-        return explicit
     base = _otlp_base()
-    return base.rstrip("/") + "/v1/traces" if base else None
+    endpoint = explicit or (base.rstrip("/") + "/v1/traces" if base else None)
+    return None if endpoint in _unreachable else endpoint
 
 
 def reachable(endpoint: str, timeout: float = 0.5) -> Optional[str]:
     """None if something listens at the endpoint, else why not."""
     parts = urlsplit(endpoint)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout):
             return None
-    except OSError as exc:
-        return exc.strerror or str(exc)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
 
 
-def start(warn: Callable[[str], None], extra_readers: tuple = ()) -> None:
-    """Build this process's MeterProvider (never the global one) and its instruments."""
-    global _meters, _provider
-    readers = list(extra_readers)
-    exporters = configured_exporters()
-    interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", _DEFAULT_INTERVAL_MS))
-    if exporters - {"otlp", "console"}:
-        warn(f"warning: unknown OTEL_METRICS_EXPORTER value(s) {sorted(exporters - {'otlp', 'console'})}; "
-             "use otlp, console, otlp,console or none")
-    if not exporters and not readers:
-        _meters = None
-        return
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+def _export_interval(warn: Callable[[str], None]) -> float:
+    value = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL")
+    if not value:
+        return _DEFAULT_INTERVAL_MS
+    try:
+        interval = float(value)
+        if interval > 0 and math.isfinite(interval):
+            return interval
+    except ValueError:
+        pass
+    warn(f"warning: OTEL_METRIC_EXPORT_INTERVAL={value!r} is not a positive number of "
+         f"milliseconds; using {_DEFAULT_INTERVAL_MS}")
+    return _DEFAULT_INTERVAL_MS
+
+
+def resource():
     from opentelemetry.sdk.resources import Resource
 
-    if "otlp" in exporters:
-        endpoint = metrics_endpoint()
-        problem = reachable(endpoint)
-        if problem:
-            warn(f"warning: no OTLP collector at {endpoint} ({problem}); metrics are not "
-                 "exported. Start one (docker compose up -d otel-collector) or set "
-                 "OTEL_METRICS_EXPORTER=none")
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-            readers.append(PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=endpoint), export_interval_millis=interval))
-    if "console" in exporters:
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        # Exported once, when the command ends: a summary, not a flood.
-        readers.append(PeriodicExportingMetricReader(
-            ConsoleMetricExporter(out=sys.stderr), export_interval_millis=10**9))
-    if not readers:
-        _meters = None
-        return
-    resource = Resource.create({
+    return Resource.create({
         "service.name": os.environ.get("OTEL_SERVICE_NAME") or APP_NAME,
         "service.version": __version__,
     })
-    _provider = MeterProvider(resource=resource, metric_readers=readers)
-    meter = _provider.get_meter(METER_NAME, __version__)
-    _meters = {
-        "operations": meter.create_counter(
-            "ingest.db.operations", unit="{operation}", description="Rows written, by operation"),
-        "records": meter.create_counter(
-            "ingest.records", unit="{record}", description="Records finished, by outcome"),
-        "retries": meter.create_counter(
-            "ingest.transform.retries", unit="{retry}", description="Transform attempts after the first"),
-    }
 
 
-def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0) -> None:
-    if _meters is None:
+# -- start and stop -----------------------------------------------------------------------
+def start(warn: Callable[[str], None], extra_readers: tuple = ()) -> None:
+    """Build this process's MeterProvider (never the global one) and its instruments, and
+    the tracer provider DBOS's spans go to when traces are exported. Call ``stop`` at the end."""
+    global _meters, _provider, _unreachable, _exporting
+    _condense_opentelemetry_logs(warn)
+    _unreachable, _exporting = set(), set()
+    exporters = configured_exporters()
+    unknown = exporters - {"otlp", "console"}
+    if unknown:
+        warn(f"warning: unknown OTEL_METRICS_EXPORTER value(s) {sorted(unknown)}; "
+             "use otlp, console, otlp,console or none")
+    metrics = metrics_endpoint() if "otlp" in exporters else None
+    traces = traces_endpoint()
+    down = _unreachable_of(metrics, traces)
+    if down:
+        _unreachable = set(down)
+        lost = " and ".join(kind for kind, e in (("metrics", metrics), ("traces", traces)) if e in down)
+        warn(f"warning: no OTLP collector at {_describe(down)}; {lost} are not exported. Start "
+             "one (docker compose up -d otel-collector) or unset OTEL_EXPORTER_OTLP_ENDPOINT")
+    readers = list(extra_readers)
+    if "console" in exporters:
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+        # No periodic output: the reader's last collection, at shutdown, prints the totals.
+        # First in the list, so that a slow OTLP export at the end can't starve it.
+        readers.append(PeriodicExportingMetricReader(
+            ConsoleMetricExporter(out=sys.stderr, formatter=console_summary),
+            export_interval_millis=10**9))
+    if metrics and metrics not in down:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers.append(PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=metrics), export_interval_millis=_export_interval(warn)))
+        _exporting.add(metrics)
+    if traces and traces not in down:
+        _start_tracing()
+        _exporting.add(traces)
+    if not readers:
+        _meters = None
         return
-    if tasks:
-        _meters["operations"].add(tasks, {"operation": "insert_task"})
-        _meters["records"].add(tasks, {"outcome": "task"})
-    if errors:
-        _meters["operations"].add(errors, {"operation": "insert_error"})
-        _meters["records"].add(errors, {"outcome": "error"})
-    if retries:
-        _meters["retries"].add(retries)
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    _provider = MeterProvider(resource=resource(), metric_readers=readers)
+    meter = _provider.get_meter(METER_NAME, __version__)
+    _meters = {name: _instrument(meter, name) for name in INSTRUMENTS}
+
+
+def _unreachable_of(*endpoints: Optional[str], timeout: float = 0.5) -> dict:
+    """{endpoint: why not} for the endpoints nothing listens at."""
+    return {e: problem for e in dict.fromkeys(filter(None, endpoints))
+            if (problem := reachable(e, timeout))}
+
+
+def _describe(down: dict) -> str:
+    """"http://host:port (why)", once per collector."""
+    seen = {}
+    for endpoint, problem in down.items():
+        parts = urlsplit(endpoint)
+        seen.setdefault(f"{parts.scheme}://{parts.netloc}", problem)
+    return ", ".join(f"{address} ({problem})" for address, problem in seen.items())
+
+
+def _instrument(meter, name: str):
+    kind, unit, description = INSTRUMENTS[name]
+    if kind == "counter":
+        return meter.create_counter(name, unit=unit, description=description)
+    if kind == "updowncounter":
+        return meter.create_up_down_counter(name, unit=unit, description=description)
+    return meter.create_histogram(name, unit=unit, description=description,
+                                  explicit_bucket_boundaries_advisory=CHUNK_DURATION_BUCKETS)
 
 
 def stop() -> None:
-    """Flush and shut the exporters down; never raises."""
-    global _meters, _provider
+    """Export the last values, shut the metric exporters down and flush pending spans.
+    Never raises. Waits at most ``_STOP_TIMEOUT_MS``, and hardly at all for a collector that
+    has gone away (it says so, in the one warning line)."""
+    global _meters, _provider, _exporting
     provider, _provider, _meters = _provider, None, None
-    if provider is None:
-        return
+    budget = _STOP_TIMEOUT_MS / 1000
+    gone = _unreachable_of(*_exporting, timeout=0.2)
+    _exporting = set()
+    if gone:
+        budget = 0.2
+        _warn_once(f"warning: the OTLP collector at {_describe(gone)} went away; the last "
+                   "telemetry was not exported")
+    deadline = time.monotonic() + budget
     try:
-        provider.force_flush(timeout_millis=5_000)
-        provider.shutdown(timeout_millis=5_000)
+        if provider is not None:
+            # Each periodic reader collects and exports one last time while shutting down
+            # (a force_flush first would print the console totals twice).
+            provider.shutdown(timeout_millis=budget * 1000)
+        if _tracer_provider is not None:
+            # force_flush exports in the calling thread and ignores its timeout: bound it.
+            flush = threading.Thread(target=_tracer_provider.force_flush, daemon=True)
+            flush.start()
+            flush.join(max(0.0, deadline - time.monotonic()))
     except Exception as exc:  # an exporter failing at exit must not hide the load's result
-        print(f"warning: metrics could not be flushed: {exc}", file=sys.stderr)
+        _warn_once(f"warning: telemetry could not be flushed: {exc}")
+
+
+# -- what the app reports -----------------------------------------------------------------
+def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0) -> None:
+    """Rows committed: call it from the transaction's ``after_commit`` hook only."""
+    meters = _meters
+    if meters is None:
+        return
+    if tasks:
+        meters["ingest.db.operations"].add(tasks, {"operation": "insert_task"})
+        meters["ingest.records"].add(tasks, {"outcome": "task"})
+    if errors:
+        meters["ingest.db.operations"].add(errors, {"operation": "insert_error"})
+        meters["ingest.records"].add(errors, {"outcome": "error"})
+    if retries:
+        meters["ingest.transform.retries"].add(retries)
+
+
+def chunk_started(records: int) -> None:
+    """This process starts working on a chunk of ``records`` records."""
+    meters = _meters
+    if meters is not None:
+        meters["ingest.records.in_flight"].add(records)
+
+
+def chunk_finished(records: int, seconds: float, committed: bool) -> None:
+    """This process is done with a chunk: ``committed`` False if its work raised."""
+    meters = _meters
+    if meters is not None:
+        meters["ingest.records.in_flight"].add(-records)
+        meters["ingest.chunk.duration"].record(seconds, {"committed": committed})
+
+
+@contextmanager
+def chunk(records: int) -> Iterator[None]:
+    """Observe the work on one chunk: in flight while the block runs, then its duration."""
+    chunk_started(records)
+    began = time.perf_counter()
+    committed = False
+    try:
+        yield
+        committed = True
+    finally:
+        chunk_finished(records, time.perf_counter() - began, committed)
+
+
+def tag_run(run_id: str) -> None:
+    """Put the run's ID on the current span (a DBOS workflow's): ``ingest.run_id``. The
+    spans started under it (its steps and transactions) inherit it. No-op without tracing."""
+    if "opentelemetry.trace" not in sys.modules:  # nobody traces in this process
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
+
+
+def console_summary(data) -> str:
+    """The console exporter's text: one line per instrument and attribute set."""
+    lines = []
+    for resource_metrics in data.resource_metrics:
+        attributes = resource_metrics.resource.attributes
+        lines.append(f"metrics of {attributes.get('service.name')} {attributes.get('service.version')}:")
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    labels = ",".join(f"{k}={_label(v)}" for k, v in sorted(point.attributes.items()))
+                    name = f"{metric.name}{{{labels}}}" if labels else metric.name
+                    if hasattr(point, "bucket_counts"):
+                        lines.append(f"  {name} count={point.count} sum={point.sum:.3f}{metric.unit}")
+                    else:
+                        lines.append(f"  {name} {point.value}")
+    return "\n".join(lines or ["metrics: nothing recorded"]) + "\n"
+
+
+def _label(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# -- traces -------------------------------------------------------------------------------
+def _start_tracing() -> None:
+    """Install the global TracerProvider, once per process, before DBOS adds its OTLP span
+    exporter to it (DBOS only builds its own, named after the app, when none is set)."""
+    global _tracer_provider
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    if _tracer_provider is not None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return
+
+    class InheritRunId(SpanProcessor):
+        def on_start(self, span, parent_context=None) -> None:
+            parent = trace.get_current_span(parent_context)
+            run_id = (getattr(parent, "attributes", None) or {}).get(RUN_ID_ATTRIBUTE)
+            if run_id:
+                span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
+
+    # Flushed by stop(), within a time limit; not again at exit, where a dead collector
+    # would hold the process for the exporter's retries.
+    provider = TracerProvider(resource=resource(), shutdown_on_exit=False)
+    provider.add_span_processor(InheritRunId())
+    trace.set_tracer_provider(provider)
+    _tracer_provider = provider
+
+
+# -- OpenTelemetry's own logging ----------------------------------------------------------
+class _OneLine(logging.Handler):
+    """OpenTelemetry's warnings (each retry, each failed export, tracebacks) as one line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.warn: Optional[Callable[[str], None]] = None
+        self.shown = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.say(f"warning: {_condense(record)}; the load goes on (further telemetry "
+                 "warnings are not shown)")
+
+    def say(self, line: str) -> None:
+        if self.shown or self.warn is None:
+            return
+        self.shown = True
+        try:
+            self.warn(line)
+        except Exception:
+            pass
+
+
+def _condense(record: logging.LogRecord) -> str:
+    try:
+        text = record.getMessage()
+    except Exception:
+        text = str(record.msg)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if errno and "export" in text:
+        return f"telemetry export failed ({errno.group(0).strip()})"
+    first = text.strip().splitlines()[0] if text.strip() else record.levelname
+    return "telemetry: " + (first if len(first) <= 160 else first[:157] + "...")
+
+
+def _condense_opentelemetry_logs(warn: Callable[[str], None]) -> None:
+    """From now on, OpenTelemetry's log records go to ``warn`` as one line, once."""
+    logger = logging.getLogger("opentelemetry")
+    handler = _one_line()
+    if handler is None:
+        handler = _OneLine()
+        logger.addHandler(handler)
+    logger.propagate = False
+    handler.warn, handler.shown = warn, False
+
+
+def _one_line() -> Optional[_OneLine]:
+    return next((h for h in logging.getLogger("opentelemetry").handlers if isinstance(h, _OneLine)), None)
+
+
+def _warn_once(line: str) -> None:
+    """A telemetry warning, unless one was shown already."""
+    handler = _one_line()
+    if handler is not None and handler.warn is not None:
+        handler.say(line)
+    else:
+        print(line, file=sys.stderr)
