@@ -102,7 +102,7 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
         "max_attempts": max_attempts, "retry_interval": retry_interval, "backoff": backoff,
         "faults": Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict(),
     }
-    with running_app(database_url, concurrency) as databases:
+    with running_app(database_url, concurrency, role="client" if detach else "local") as databases:
         from . import integration
 
         tune_gc()
@@ -160,10 +160,12 @@ def spool_stdin() -> str:
 
 
 def run_spec(integration, plan, options: dict) -> dict:
+    stat = os.stat(plan.path)
     return {
         "run_id": integration.run_id_for(plan.fingerprint), "path": plan.path,
         "shape": plan.shape, "fingerprint": plan.fingerprint, "records": plan.records,
-        "chunks": plan.chunks, **options,
+        "chunks": plan.chunks, "source": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        **options,
     }
 
 
@@ -273,9 +275,10 @@ class running_app:
     """Prepare the databases, start metrics and DBOS; always flush and stop them."""
 
     def __init__(self, database_url: Optional[str], concurrency: int,
-                 executor_id: Optional[str] = None, global_concurrency: Optional[int] = None):
+                 executor_id: Optional[str] = None, global_concurrency: Optional[int] = None,
+                 role: str = "local"):
         self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
-        self.global_concurrency = global_concurrency
+        self.global_concurrency, self.role = global_concurrency, role
         self.drain_sec = 0
 
     def __enter__(self):
@@ -294,11 +297,16 @@ class running_app:
         try:
             integration.launch(self.databases, concurrency=self.concurrency,
                                executor_id=self.executor_id,
-                               global_concurrency=self.global_concurrency)
+                               global_concurrency=self.global_concurrency, role=self.role,
+                               on_wait=lambda: click.echo(
+                                   "waiting for another ingest process on this machine to "
+                                   "finish (run `ingest worker` processes to load in parallel)",
+                                   err=True))
         except Exception as exc:
             telemetry.stop()
+            urls = (self.databases.system_url, self.databases.app_url)
             raise Failure(f"cannot start DBOS on {database.redact(self.databases.system_url)}: "
-                          f"{database.scrub(str(exc), self.databases.system_url)}") from None
+                          f"{database.scrub(str(exc).splitlines()[0] if str(exc) else repr(exc), *urls)}") from None
         return self.databases
 
     def __exit__(self, *exc_info):
@@ -332,9 +340,14 @@ def resume(run_id, database_url, concurrency, as_json) -> None:
         from . import integration
 
         tune_gc()
-        run_ids = [run_id] if run_id else integration.unfinished_runs()
-        if run_id and integration.run_status(run_id) is None:
-            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+        if run_id:
+            check_run_id(integration, run_id)
+            run_ids = [run_id]
+        else:
+            run_ids, theirs = integration.unfinished_runs()
+            for other, owner in theirs:
+                click.echo(f"{other} belongs to executor {owner}: restart that worker, or "
+                           f"`ingest worker --take-over {owner}`", err=True)
         if not run_ids:
             click.echo("no unfinished runs")
         for rid in run_ids:
@@ -364,6 +377,10 @@ def status(run_id, database_url, limit, as_json) -> None:
     """
     from . import operations
 
+    import re
+
+    if run_id and not re.fullmatch(RUN_ID_PATTERN, run_id):
+        raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
     client = system_client(database_url)
     if client is None:
         if run_id:
@@ -381,6 +398,29 @@ def status(run_id, database_url, limit, as_json) -> None:
             click.echo(json.dumps(runs) if as_json else format_runs(runs))
     finally:
         client.destroy()
+
+
+RUN_ID_PATTERN = r"ingest-[0-9a-f]{20}"
+
+
+def check_run_id(integration, run_id: str) -> None:
+    import re
+
+    if not re.fullmatch(RUN_ID_PATTERN, run_id) or integration.run_status(run_id) is None:
+        raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+
+
+def require_known_run(database_url: Optional[str], run_id: str) -> None:
+    import re
+
+    client = system_client(database_url) if re.fullmatch(RUN_ID_PATTERN, run_id) else None
+    try:
+        if client is None or not client.list_workflows(workflow_ids=[run_id], load_input=False,
+                                                       load_output=False):
+            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+    finally:
+        if client is not None:
+            client.destroy()
 
 
 def system_client(database_url: Optional[str]):
@@ -442,6 +482,8 @@ def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
     """
     from . import database, operations
 
+    if run_id:
+        require_known_run(database_url, run_id)
     try:
         databases = database.resolve(database_url)
         database.upgrade_schema(databases.app_url)
@@ -490,8 +532,7 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     with running_app(database_url, 1) as _:
         from . import integration
 
-        if integration.run_status(run_id) is None:
-            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+        check_run_id(integration, run_id)
         faults = Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
         outcome = integration.wait_for(integration.start_redrive(run_id, faults))
     if as_json:
@@ -534,7 +575,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     worker_id = worker_id or socket.gethostname()
     stop = threading.Event()
     app = running_app(database_url, concurrency, executor_id=worker_id,
-                      global_concurrency=global_concurrency)
+                      global_concurrency=global_concurrency, role="worker")
     with app:
         from . import integration
 
@@ -611,6 +652,15 @@ def entry_point() -> None:
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as exc:  # a bug or an unexpected failure: one line, not a traceback
+        from .database import scrub
+
+        urls = [os.environ.get(v, "") for v in ("DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL")]
+        urls += [a.removeprefix("--database-url=") for a in sys.argv[1:]]
+        line = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"Error: {type(exc).__name__}: {scrub(line, *filter(None, urls))} "
+                   f"(set INGEST_LOG_LEVEL=INFO for DBOS's log)", err=True)
+        code = EXIT_FATAL
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

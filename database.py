@@ -8,9 +8,11 @@ files in the working directory (``durable_ingest_app.sqlite`` and DBOS's
 """
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from urllib.parse import unquote
 
 DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
 # DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
@@ -73,30 +75,79 @@ def derived_system_url(app_url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe to print or log."""
-    try:
-        from sqlalchemy import make_url
+    """The URL with its password replaced by ``***``, safe to print or log.
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        scheme, sep, rest = url.partition("://")
-        if "@" in rest:
-            return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
-        return url
+    A URL SQLAlchemy can't parse (``postgres:secret@db/x``, a typo) or that it would parse
+    ambiguously (several ``@``) still has its credentials masked: everything before the last
+    ``@`` (after the ``scheme://`` if there is one). Without an ``@``, whatever follows the
+    first ``:`` is masked (``postgres:secret`` -> ``postgres:***``).
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.split("+", 1)[0] == "sqlite" and rest.startswith("/"):
+        return url  # sqlite:///FILE: a path, no credentials
+    if sep and rest.count("@") <= 1:
+        try:
+            from sqlalchemy import make_url
+
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            pass
+    return _mask_credentials(url)
+
+
+def _mask_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    prefix = f"{scheme}{sep}" if sep else ""
+    if not sep:
+        rest = url
+    if "@" in rest:
+        return f"{prefix}***@{rest.rsplit('@', 1)[1]}"
+    if ":" in rest:  # no host part: "user:password" may be all there is
+        return f"{prefix}{rest.split(':', 1)[0]}:***"
+    return url
+
+
+_USERINFO = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def scrub(text: str, *urls: str) -> str:
-    """Remove any password of ``urls`` from ``text`` (a driver's message, say)."""
-    from sqlalchemy import make_url
-
+    """Remove any password of ``urls`` from ``text`` (a driver's message, say): decoded, as
+    written in the URL (percent-encoded) and as SQLAlchemy re-encodes it; then mask the
+    password of any ``scheme://user:password@`` left in the text."""
+    secrets = set()
     for url in urls:
-        try:
-            password = make_url(url).password
-        except Exception:
+        if not url:
             continue
-        if password:
-            text = text.replace(str(password), "***")
-    return text
+        secrets.update(_password_forms(url))
+    for secret in sorted(secrets, key=len, reverse=True):  # "p%40ss" before "p"
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def _password_forms(url: str) -> set:
+    forms = {_raw_password(url)}
+    try:
+        from sqlalchemy import make_url
+
+        parsed = make_url(url)
+        if parsed.password is not None:
+            forms.add(str(parsed.password))
+            forms.add(_raw_password(parsed.render_as_string(hide_password=False)))
+    except Exception:
+        pass
+    forms |= {unquote(form) for form in forms if form}
+    return {form for form in forms if form}  # never replace "" (it matches everywhere)
+
+
+def _raw_password(url: str) -> Optional[str]:
+    """The password as written: between the first ``:`` of the user info and the last ``@``."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
+    if "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    return userinfo.split(":", 1)[1] if ":" in userinfo else None
 
 
 def ensure_postgres_database(url: str) -> bool:

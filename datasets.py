@@ -250,7 +250,7 @@ def _first_line_is_a_value(body: bytes) -> bool:
     try:
         json.loads(line.decode("utf-8"))
         return True
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep to tell: treat it as a document
         return False
 
 
@@ -339,7 +339,7 @@ class _DocumentScanner:
 
     The exact path: the stdlib decoder parses one record at a time out of a sliding text
     window (``buf``) that the file is read into 1 MiB at a time. Offsets are kept in bytes
-    because that is how a chunk is read back. The fast path (``_fast_run``) takes many
+    because that is how a chunk is read back. The fast path (``_fast_runs``) takes many
     records at once out of the same window, as its bytes (``raw``); see there why it gives
     the same plan and the same errors.
     """
@@ -535,13 +535,15 @@ class _DocumentScanner:
         between records: had it been inside a string, the slice would end in a string; had
         it been inside a record's nested value, a bracket would be left open; either way the
         parse fails. The n values are the records the exact path would find there, with
-        the same extents: each is self-delimiting (the last ends with the candidate's ``}``,
-        so it is an object) and orjson accepts no text that the stdlib decoder refuses (it
-        is the stricter one: 64-bit numbers at most, no lone surrogates, no NaN, at most
-        1024 levels, the same four whitespace characters). Candidates inside the run that
-        were not boundaries only mean n is smaller than the number of candidates: n is
-        counted, never assumed. So a run adds the same records and byte range, and chunks
-        are cut after the same records, since a run never goes past the chunk's end.
+        the same extents: the bytes after each value are the same in the file as in the
+        slice, but for the last, which ends with the candidate's ``}`` and so is a whole
+        object; and orjson accepts no text that the stdlib decoder refuses (it is the
+        stricter one: 64-bit numbers at most, no lone surrogates, no NaN, at most 1024
+        levels, the same four whitespace characters; a record too deep for the stdlib
+        decoder is delimited by its brackets there, to the same end). Candidates inside a
+        run that were not boundaries only mean n is smaller than the number of candidates:
+        n is counted, never assumed. So a run adds the same records and byte range, and
+        chunks are cut after the same records, since a run never goes past a chunk's end.
 
         Runs never read the file: the window, the hash and the decoder stay where the exact
         path would have them, so every error, every size limit and every record cut by the
@@ -554,11 +556,17 @@ class _DocumentScanner:
         if self.exact_records:
             self.exact_records -= 1
             return
+        if self.read_to == self.exact_until:
+            return
         start = self.byte
-        while self.read_to != self.exact_until and self._fast_run():
+        while self._fast_run():
             pass
-        if self.byte != start:
-            self._sync_text()
+        base = self._raw_start()
+        self.i += _characters_in(self.raw[start - base:self.byte - base])
+        if self.read_to == self.exact_until:
+            # The exact path reads on from here: drop the text before the cursor, through
+            # which its parse errors would count lines.
+            self.buf, self.i = self.buf[self.i:], 0
 
     def _fast_run(self) -> bool:
         """Add one run of records from ``self.byte`` (``self.i`` lags behind); False if none."""
@@ -601,15 +609,6 @@ class _DocumentScanner:
             # Non-object records between the candidates may make more than the chunk takes.
             return (count, cut) if count <= self.chunker.room() else None
         return None
-
-    def _sync_text(self) -> None:
-        """Point the text cursor at ``self.byte`` again after runs, counting the characters
-        after it (usually part of one record), and drop the text before it, which the exact
-        path's error positions would otherwise count lines through."""
-        pending = len(self.decoder.getstate()[0])  # the bytes of a character cut by the window
-        after = _characters_in(self.raw[self.byte - self._raw_start():len(self.raw) - pending])
-        self.buf = self.buf[len(self.buf) - after:]
-        self.i = 0
 
     def _envelope(self) -> None:
         self._expect("{")
@@ -661,7 +660,7 @@ class _DocumentScanner:
             )
 
 
-# Where one record of an array may end and the next begin; see _DocumentScanner._fast_run.
+# Where one record of an array may end and the next begin; see _DocumentScanner._fast_runs.
 _BOUNDARY = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
 _UTF8_LEADS = bytes(b for b in range(256) if not 0x80 <= b < 0xC0)  # all but continuation bytes
 # Candidates a fast run tries, and records left to the exact path after failures in a row;

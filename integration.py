@@ -21,8 +21,10 @@ rows together with DBOS's checkpoint: replays never write twice, and metrics are
 only when a transaction really commits.
 """
 
+import hashlib
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -84,10 +86,18 @@ def child_outcome(workflow_id: str) -> dict:
     # Awaited inside a step, so that "given up" is recorded as this step's output. DBOS's
     # own recorded getResult replays differently once the child has been resumed.
     try:
-        result = DBOS.retrieve_workflow(workflow_id).get_result(polling_interval_sec=RESULT_POLLING_SEC)
+        result = DBOS.retrieve_workflow(latest_attempt(workflow_id)).get_result(
+            polling_interval_sec=RESULT_POLLING_SEC)
         return {"given_up": False, "result": result}
-    except (DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded, DBOSAwaitedWorkflowCancelledError):
-        return {"given_up": True, "result": None}
+    except Exception as exc:  # given up, cancelled, or failed: ingest resume retries it
+        return {"given_up": True, "result": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def latest_attempt(workflow_id: str) -> str:
+    """The child, or the newest fork of it that ``ingest resume`` made after it failed."""
+    forks = DBOS.list_workflows(forked_from=workflow_id, sort_desc=True, limit=1,
+                                load_input=False, load_output=False)
+    return latest_attempt(forks[0].workflow_id) if forks else workflow_id
 
 
 def enqueue_chunk(job: dict, index: int, chunk: tuple):
@@ -141,6 +151,7 @@ def load_chunk(job: dict, index: int, chunk: tuple) -> dict:
 def write_chunk(job: dict, index: int, chunk: tuple) -> dict:
     """Transform one chunk and write it: successes to ``tasks``, bad records to ``errors``."""
     start, end, first, count = chunk
+    check_input(job)
     faults = Faults.from_dict(job["faults"])
     retry_now = job["max_attempts"] > 1
     problems: list = []
@@ -152,8 +163,8 @@ def write_chunk(job: dict, index: int, chunk: tuple) -> dict:
                 problems.append(error_row(job, position, record.kind, record.message, None, 0))
                 continue
             try:
-                data = orjson.dumps(transform(record, position, 1, faults))
-            except (NestingTooDeep, TypeError, orjson.JSONEncodeError) as exc:
+                data = attempt(record, position, 1, faults)
+            except (NestingTooDeep, TypeError, orjson.JSONEncodeError, NulCharacter) as exc:
                 problems.append(error_row(job, position, type(exc).__name__, str(exc), record, 1))
                 continue
             except Exception as exc:
@@ -163,9 +174,6 @@ def write_chunk(job: dict, index: int, chunk: tuple) -> dict:
                     retry.append(failure)
                 else:
                     problems.append(final_error_row(job, failure))
-                continue
-            if has_nul(data):
-                problems.append(error_row(job, position, "NulCharacter", NUL_REASON, record, 1))
                 continue
             yield position, data
 
@@ -191,6 +199,41 @@ def process_faults(index: int) -> None:
 
 
 NUL_REASON = "record contains a NUL character (\\u0000), which Postgres JSONB cannot store"
+PERMANENT = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter", "InvalidJSON",
+             "NotAnObject", "RecordTooLarge")
+
+
+class NulCharacter(Exception):
+    """A record with a NUL character: Postgres JSONB can't store it (SQLite could, but one
+    rule for both databases beats data that loads on one and not the other)."""
+
+
+class InputChanged(Exception):
+    """The input file is not the one that was scanned: its chunks can't be trusted."""
+
+
+def check_input(job: dict) -> None:
+    """Refuse to read byte ranges of a file that changed since it was scanned (or that this
+    worker sees differently): its records would land under the wrong keys."""
+    expected = job.get("source")
+    if not expected:
+        return
+    try:
+        stat = os.stat(job["path"])
+    except OSError as exc:
+        raise InputChanged(f"{job['path']}: {exc.strerror}; every worker must see the input at "
+                           "this path (a shared volume)") from None
+    if (stat.st_size, stat.st_mtime_ns) != (expected["size"], expected["mtime_ns"]):
+        raise InputChanged(f"{job['path']} changed since it was scanned; load the new file as "
+                           "a new dataset (ingest load), it gets a new run id")
+
+
+def attempt(record: dict, position: int, number: int, faults: Faults) -> bytes:
+    """One attempt at a record: transform, then the JSON that will be stored."""
+    data = orjson.dumps(transform(record, position, number, faults))
+    if has_nul(data):
+        raise NulCharacter(NUL_REASON)
+    return data
 # orjson writes NUL as \u0000; an escaped backslash before "u0000" (\\u0000) is no NUL.
 _NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
@@ -282,11 +325,12 @@ def storable(record: Any) -> Any:
     return orjson.loads(text)
 
 
-def count_on_commit(session, tasks: int, errors: int, retries: int = 0) -> None:
+def count_on_commit(session, tasks: int, errors: int, retries: int = 0,
+                    redriven: bool = False) -> None:
     """Count rows in the metrics when, and only when, this transaction commits."""
 
     def committed(_session) -> None:
-        telemetry.record_writes(tasks=tasks, errors=errors, retries=retries)
+        telemetry.record_writes(tasks=tasks, errors=errors, retries=retries, redriven=redriven)
 
     event.listen(session, "after_commit", committed, once=True)
 
@@ -297,11 +341,11 @@ def retry_records(job: dict, index: int, failures: list) -> dict:
     telemetry.tag_run(job["run_id"])
     pending, rescued, retries = failures, [], 0
     delay = job["retry_interval"]
-    for attempt in range(2, job["max_attempts"] + 1):
+    for number in range(2, job["max_attempts"] + 1):
         DBOS.sleep(delay)
         delay *= job["backoff"]
         retries += len(pending)
-        round_result = transform_round(job, pending, attempt)
+        round_result = transform_round(job, pending, number)
         rescued.extend(round_result["rescued"])
         pending = round_result["failed"]
         if not pending:
@@ -312,16 +356,16 @@ def retry_records(job: dict, index: int, failures: list) -> dict:
 
 
 @DBOS.step(name="transform_round")
-def transform_round(job: dict, pending: list, attempt: int) -> dict:
+def transform_round(job: dict, pending: list, number: int) -> dict:
     """One more attempt at each failed record of a chunk."""
     faults = Faults.from_dict(job["faults"])
     rescued, failed = [], []
     for failure in pending:
         try:
-            data = orjson.dumps(transform(failure["record"], failure["position"], attempt, faults))
-            rescued.append((failure["position"], data))
+            rescued.append((failure["position"],
+                            attempt(failure["record"], failure["position"], number, faults)))
         except Exception as exc:
-            failed.append({**failure, "attempts": attempt,
+            failed.append({**failure, "attempts": number,
                            "error_type": type(exc).__name__, "error": str(exc)})
     return {"rescued": rescued, "failed": failed}
 
@@ -361,32 +405,32 @@ def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int) -> di
     ).all()
     if not rows:
         return {"last_id": None}
-    injected = Faults.from_dict(faults)
-    rescued, resolved, failed = [], [], []
+    # A record that can never load (not JSON, not an object, too large or deep, a NUL)
+    # keeps its row and its reason: transforming it again can't help.
+    retriable = []
     for row in rows:
         message = row.message if isinstance(row.message, dict) else orjson.loads(row.message)
-        attempt = int(message.get("attempts") or 0) + 1
+        if message.get("error_type") not in PERMANENT and type(message.get("record")) is dict:
+            retriable.append((row, message))
+    injected = Faults.from_dict(faults)
+    rescued, resolved, failed = [], [], []
+    for row, message in retriable:
+        number = int(message.get("attempts") or 0) + 1
         try:
-            record = message.get("record")
-            if type(record) is not dict:
-                raise ValueError("the original record was not an object, so it cannot be retried")
-            data = orjson.dumps(transform(record, row.position, attempt, injected))
-            if has_nul(data):
-                raise ValueError(NUL_REASON)
-            rescued.append((row.position, data))
+            rescued.append((row.position, attempt(message["record"], row.position, number, injected)))
             resolved.append(row.id)
         except Exception as exc:
-            failed.append({"id": row.id, "message": {**message, "attempts": attempt,
-                                                      "error_type": type(exc).__name__,
-                                                      "error": str(exc)}})
+            failed.append({"id": row.id, "message": {
+                **message, "attempts": number, "error_type": type(exc).__name__,
+                "error": str(exc), "first_error": message.get("first_error") or message.get("error")}})
     fingerprint = rows[0].source_key.split(":", 1)[0]
     tasks = write_tasks(session, {"run_id": run_id, "fingerprint": fingerprint}, iter(rescued))
     if resolved:
         session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
     for change in failed:
         session.execute(update(Error).where(Error.id == change["id"]).values(message=change["message"]))
-    count_on_commit(session, tasks, 0, retries=len(rows))
-    return {"last_id": rows[-1].id, "retried": len(rows), "tasks": tasks, "errors": len(failed)}
+    count_on_commit(session, tasks, 0, retries=len(retriable), redriven=True)
+    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": tasks, "errors": len(failed)}
 
 
 def start_redrive(run_id: str, faults: dict, page_size: int = 1000):
@@ -420,7 +464,7 @@ def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict
         "name": APP_NAME,
         "system_database_url": databases.system_url,
         "application_version": APPLICATION_VERSION,
-        "executor_id": executor_id or os.environ.get("DBOS__VMID") or "local",
+        "executor_id": executor_id,
         # DBOS logs a workflow's exception with its traceback; the CLI reports it in one line.
         "log_level": os.environ.get("INGEST_LOG_LEVEL", "CRITICAL"),
         # Only shutdown waits on this listener (we use no events): a short wait, little polling.
@@ -436,15 +480,32 @@ _global_concurrency: Optional[int] = None
 
 
 def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None,
-           global_concurrency: Optional[int] = None) -> None:
-    """Start DBOS on these databases and register the queues this process works on."""
-    global _app_db, _global_concurrency
+           global_concurrency: Optional[int] = None, role: str = "local",
+           on_wait=lambda: None) -> None:
+    """Start DBOS on these databases and register the queues this process works on.
+
+    Roles: ``local`` (load, resume, retry) runs as the machine's executor, one process at a
+    time, and recovers what an earlier one left unfinished; ``worker`` runs as its own
+    ``executor_id``; ``client`` (load --detach) only enqueues: it works no queue and owns
+    nothing that would need recovering.
+    """
+    global _app_db, _global_concurrency, _lock
     _global_concurrency = global_concurrency
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+    if role == "client":
+        executor_id = f"client-{socket.gethostname()}-{os.getpid()}"
+    elif role == "local":
+        executor_id = executor_id or os.environ.get("DBOS__VMID") or "local"
+        _lock = ExecutorLock(databases, executor_id)
+        _lock.acquire(on_wait)
     DBOS(config=dbos_config(databases, executor_id))
+    if role == "client":
+        DBOS.listen_queues([])
     _app_db = SQLAlchemyDatasource.create(databases.app_url)
     DBOS.launch()
+    if role == "client":
+        return
     crashed = crashed_children()
     if crashed:
         start_recovery_mode(crashed, concurrency)
@@ -479,7 +540,7 @@ def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
 def crashed_children() -> list:
     """Chunk workflows that were running when a process died (dispatched, not done)."""
     active = DBOS.list_workflows(status=list(ACTIVE), queue_name=CHUNK_QUEUE,
-                                 load_input=False, load_output=False)
+                                 executor_id=DBOS.executor_id, load_input=False, load_output=False)
     return [w.workflow_id for w in active if (w.recovery_attempts or 0) >= 1]
 
 
@@ -510,9 +571,69 @@ def start_recovery_mode(crashed: list, concurrency: int) -> None:
 def shutdown(drain_sec: int = 0) -> None:
     """Stop DBOS; with drain_sec, first let running workflows finish for that long (what
     is left stays PENDING for this executor to recover when it comes back)."""
-    global _app_db
+    global _app_db, _lock
     DBOS.destroy(workflow_completion_timeout_sec=drain_sec)
     _app_db = None
+    if _lock is not None:
+        _lock.release()
+        _lock = None
+
+
+class ExecutorLock:
+    """One live process per executor id and system database.
+
+    DBOS recovers, at launch, every unfinished workflow of its executor id, including those
+    another live process with the same id is running. Two ``ingest load`` processes on
+    one machine would take each other's work and could leave it orphaned when one exits;
+    so the second waits for the first (use ``ingest worker`` processes, each with its own
+    id, to load in parallel). The lock dies with its process, even on kill -9.
+    """
+
+    def __init__(self, databases: Databases, executor_id: str):
+        self.databases, self.executor_id = databases, executor_id
+        self._held = None
+
+    def acquire(self, on_wait) -> None:
+        from sqlalchemy import make_url
+
+        url = make_url(self.databases.system_url)
+        name = f"durable-ingest|{url.render_as_string(hide_password=True)}|{self.executor_id}"
+        if url.get_backend_name() == "postgresql":
+            self._held = self._postgres_lock(name, on_wait)
+        else:
+            self._held = self._file_lock(f"{url.database}.{self.executor_id}.lock", on_wait)
+
+    def _postgres_lock(self, name: str, on_wait):
+        import psycopg
+        from sqlalchemy import make_url
+
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        plain = make_url(self.databases.app_url).set(drivername="postgresql")
+        connection = psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True)
+        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            on_wait()
+            connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+        return connection
+
+    @staticmethod
+    def _file_lock(path: str, on_wait):
+        import fcntl
+
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        return handle
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+
+_lock: Optional[ExecutorLock] = None
 
 
 def children(run_id: str, with_io: bool = False) -> list:
@@ -522,19 +643,37 @@ def children(run_id: str, with_io: bool = False) -> list:
 
 
 def resume_run(run_id: str) -> list:
-    """Put the run's given-up workflows (parent included) back to work; returns their IDs."""
-    stuck = [w.workflow_id for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False,
-                                                         load_output=False)
-             if w.status in GIVEN_UP and w.workflow_id.startswith(run_id)]
-    for workflow_id in stuck:
-        DBOS.resume_workflow(workflow_id)
+    """Put the run's stuck workflows back to work; returns their IDs. Given-up (or cancelled)
+    ones are resumed; failed chunk and retry workflows are forked from their failed step."""
+    stuck = []
+    for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False):
+        if not (w.workflow_id == run_id or w.workflow_id.startswith(f"{run_id}-")):
+            continue
+        if w.status in GIVEN_UP:
+            DBOS.resume_workflow(w.workflow_id)
+            stuck.append(w.workflow_id)
+        elif w.status == "ERROR" and w.name in ("load_chunk", "retry_records") \
+                and latest_attempt(w.workflow_id) == w.workflow_id:
+            DBOS.fork_workflow(w.workflow_id, failed_step(w.workflow_id),
+                               queue_name=CHUNK_QUEUE if w.name == "load_chunk" else RETRY_QUEUE)
+            stuck.append(w.workflow_id)
     return stuck
 
 
-def unfinished_runs() -> list:
+def failed_step(workflow_id: str) -> int:
+    """The first step that failed: a fork re-runs it and keeps the committed ones before it."""
+    steps = DBOS.list_workflow_steps(workflow_id)
+    failed = [s["function_id"] for s in steps if s.get("error") is not None]
+    return min(failed) if failed else (max((s["function_id"] for s in steps), default=0) + 1)
+
+
+def unfinished_runs() -> tuple:
+    """(this executor's unfinished runs, other executors' unfinished runs)."""
     runs = DBOS.list_workflows(name="ingest_dataset", status=[*ACTIVE, *GIVEN_UP],
                                load_input=False, load_output=False)
-    return [w.workflow_id for w in runs]
+    mine = [w.workflow_id for w in runs if w.executor_id == DBOS.executor_id]
+    theirs = [(w.workflow_id, w.executor_id) for w in runs if w.executor_id != DBOS.executor_id]
+    return mine, theirs
 
 
 def run_status(run_id: str) -> Optional[str]:

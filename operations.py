@@ -5,6 +5,7 @@ Run state comes from DBOS's system database through a ``DBOSClient``, which read
 without launching DBOS (no recovery, no queue workers): looking never changes anything.
 """
 
+import re
 import time
 from typing import Optional
 
@@ -28,7 +29,7 @@ def system_database_exists(system_url: str) -> bool:
             schema = None if url.get_backend_name() == "sqlite" else "dbos"
             return inspect(connection).has_table("workflow_status", schema=schema)
     except Exception as exc:
-        if "does not exist" in str(exc):
+        if re.search(r'database "[^"]*" does not exist', str(exc)):
             return False
         raise
     finally:

@@ -250,14 +250,17 @@ def stop() -> None:
 
 
 # -- what the app reports -----------------------------------------------------------------
-def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0) -> None:
-    """Rows committed: call it from the transaction's ``after_commit`` hook only."""
+def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0,
+                  redriven: bool = False) -> None:
+    """Rows committed: call it from the transaction's ``after_commit`` hook only. Records
+    rescued by ``ingest retry`` count as outcome ``redriven``: they were counted as
+    ``error`` when loaded."""
     meters = _meters
     if meters is None:
         return
     if tasks:
         meters["ingest.db.operations"].add(tasks, {"operation": "insert_task"})
-        meters["ingest.records"].add(tasks, {"outcome": "task"})
+        meters["ingest.records"].add(tasks, {"outcome": "redriven" if redriven else "task"})
     if errors:
         meters["ingest.db.operations"].add(errors, {"operation": "insert_error"})
         meters["ingest.records"].add(errors, {"outcome": "error"})

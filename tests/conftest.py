@@ -3,7 +3,8 @@
 Every test runs in its own temporary directory (so the SQLite default files are fresh) and,
 for Postgres, in its own freshly created databases, dropped afterwards. Postgres is used
 when reachable at INGEST_TEST_PG (default postgresql://postgres@127.0.0.1:5432); under CI
-(CI=true) an unreachable Postgres fails the run instead of skipping.
+(CI=true) an unreachable Postgres fails the run instead of skipping, and so does any other
+missing prerequisite (``skip_unless_ci``).
 """
 
 import json
@@ -22,6 +23,17 @@ from durable_ingest.cli import main
 
 PG_SERVER = os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REPO = Path(__file__).resolve().parents[1]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip a test whose prerequisite is missing; under CI, fail it: CI must run everything."""
+    if in_ci():
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
 
 
 def postgres_available() -> bool:
@@ -87,9 +99,7 @@ def sqlite_backend(workdir):
 @pytest.fixture
 def postgres_backend(workdir):
     if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"Postgres is required in CI but not reachable at {PG_SERVER}")
-        pytest.skip(f"Postgres not reachable at {PG_SERVER}")
+        skip_unless_ci(f"Postgres not reachable at {PG_SERVER}")
     name = f"di_test_{uuid.uuid4().hex[:12]}"
     yield Backend("postgres", f"{PG_SERVER}/{name}")
     _drop(name)

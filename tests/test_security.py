@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import PG_SERVER, run_ingest, write_records
+from durable_ingest.database import redact, scrub
 
 PASSWORD = "p%a@s:w"
 ENCODED = "p%25a%40s%3Aw"  # PASSWORD, percent-encoded for a URL
@@ -45,6 +46,77 @@ def test_password_is_not_shown_when_postgres_refuses_the_user(postgres_backend, 
     line = assert_one_line_failure_without_password(result)
     assert f"no_such_user:***@{PG_HOST_PORT}/{database}" in line
     assert 'role "no_such_user" does not exist' in line
+
+
+def assert_one_line_failure_without(result, *secrets) -> str:
+    assert result.returncode == 1, result.stderr
+    for stream in (result.stdout, result.stderr):
+        for secret in secrets:
+            assert secret not in stream
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: ") and "Traceback" not in result.stderr
+    return line
+
+
+def command(name: str, workdir) -> list:
+    """An ingest command that needs the database: a load of a tiny file, migrate or status."""
+    if name == "load":
+        return ["load", write_records(workdir / "users.json", [{"id": 1}])]
+    return [name]
+
+
+MALFORMED_SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("name", ["load", "migrate", "status"])
+@pytest.mark.parametrize("url", [f"postgres:{MALFORMED_SECRET}@127.0.0.1:1/ingest",  # no scheme
+                                 f"postgresql:/ingest:{MALFORMED_SECRET}@127.0.0.1:1/ingest"])
+def test_password_of_a_malformed_url_is_not_shown(workdir, name, url):
+    result = run_ingest(*command(name, workdir), "--database-url", url, cwd=workdir, timeout=60)
+
+    line = assert_one_line_failure_without(result, MALFORMED_SECRET, "3cr3t", "Pa55")
+    assert line == ("Error: '***@127.0.0.1:1/ingest' is not a database URL; expected "
+                    "sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+
+
+PERCENT_ENCODED = "p%40ss%3Aw%25rd"  # p@ss:w%rd
+
+
+@pytest.mark.parametrize("name", ["load", "migrate", "status"])
+def test_percent_encoded_password_is_not_shown(workdir, name):
+    url = f"postgresql://ingest:{PERCENT_ENCODED}@127.0.0.1:1/ingest"
+
+    result = run_ingest(*command(name, workdir), "--database-url", url, cwd=workdir, timeout=60)
+
+    line = assert_one_line_failure_without(result, PERCENT_ENCODED, "p@ss:w%rd", "ss%3A", "ss:w")
+    assert line.startswith("Error: cannot connect to postgresql+psycopg://ingest:***@127.0.0.1:1/ingest")
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgres:secret@db/x", "***@db/x"),
+    ("user:secret@db", "***@db"),
+    ("postgresql:/user:secret@db/x", "***@db/x"),
+    ("postgres:secret", "postgres:***"),
+    ("postgresql://user:secret/db", "postgresql://user:***"),  # no host: "secret" is no port
+    ("postgresql://user:sec@ret@db/x", "postgresql://***@db/x"),  # an unencoded @
+    ("postgresql://user:p%40ss%3Aw%25rd@db:5432/x", "postgresql://user:***@db:5432/x"),
+    ("sqlite:///durable_ingest_app.sqlite", "sqlite:///durable_ingest_app.sqlite"),
+    ("just-a-name", "just-a-name"),
+])
+def test_redact_masks_credentials_even_in_malformed_urls(url, shown):
+    assert redact(url) == shown
+
+
+def test_scrub_removes_every_form_of_the_password():
+    url = f"postgresql+psycopg://ingest:{PERCENT_ENCODED}@db:5432/x"
+    text = (f"decoded p@ss:w%rd, as written {PERCENT_ENCODED}, "
+            "and another URL postgresql://other:hunter2@elsewhere/y")
+
+    assert scrub(text, url) == ("decoded ***, as written ***, "
+                                "and another URL postgresql://other:***@elsewhere/y")
+    assert scrub("FATAL: secret rejected", "postgres:secret@db/x") == "FATAL: *** rejected"
+    assert scrub("nothing to hide", "sqlite:///x.sqlite", "") == "nothing to hide"
 
 
 HOSTILE = [
