@@ -286,9 +286,7 @@ class running_app:
 
         try:
             self.databases = database.resolve(self.database_url)
-            database.upgrade_schema(self.databases.app_url)
-            if database.is_postgres(self.databases.system_url):
-                database.ensure_postgres_database(self.databases.system_url)
+            database.upgrade_schema(self.databases.app_url)  # DBOS creates its own database
         except database.DatabaseError as exc:
             raise Failure(str(exc)) from None
         telemetry.start(warn=lambda line: click.echo(line, err=True))
