@@ -22,6 +22,7 @@ only when a transaction really commits.
 """
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -212,6 +213,16 @@ class InputChanged(Exception):
     """The input file is not the one that was scanned: its chunks can't be trusted."""
 
 
+def dumps_exact(value) -> bytes:
+    """orjson's JSON; the stdlib's for the rare integer over 64 bits, which orjson refuses."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def check_input(job: dict) -> None:
     """Refuse to read byte ranges of a file that changed since it was scanned (or that this
     worker sees differently): its records would land under the wrong keys."""
@@ -230,7 +241,7 @@ def check_input(job: dict) -> None:
 
 def attempt(record: dict, position: int, number: int, faults: Faults) -> bytes:
     """One attempt at a record: transform, then the JSON that will be stored."""
-    data = orjson.dumps(transform(record, position, number, faults))
+    data = dumps_exact(transform(record, position, number, faults))
     if has_nul(data):
         raise NulCharacter(NUL_REASON)
     return data
@@ -317,8 +328,8 @@ def storable(record: Any) -> Any:
     if record is None:
         return None
     try:
-        text = orjson.dumps(record, default=str)
-    except TypeError:  # orjson.JSONEncodeError: nested deeper than orjson writes (254 levels)
+        text = dumps_exact(record)
+    except (TypeError, ValueError, RecursionError):  # nested deeper than orjson writes (254 levels)
         return None
     if has_nul(text):
         return orjson.loads(_NUL.sub(rb"\1\\ufffd", text))
