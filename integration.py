@@ -245,6 +245,8 @@ def attempt(record: dict, position: int, number: int, faults: Faults) -> bytes:
     if has_nul(data):
         raise NulCharacter(NUL_REASON)
     return data
+
+
 # orjson writes NUL as \u0000; an escaped backslash before "u0000" (\\u0000) is no NUL.
 _NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
@@ -274,15 +276,16 @@ def write_tasks(session, job: dict, rows) -> int:
 def _copy_tasks(connection, run_id: str, fingerprint: str, rows) -> int:
     """COPY rows in text format; the JSON is orjson's, so only backslashes need escaping."""
     cursor = connection.connection.driver_connection.cursor()
-    columns = ", ".join(c for c in ("title", "data", "source_key", "run_id", "position"))
-    suffix = f"\t{run_id}\t".encode()
+    suffix = f"\t{run_id}\t".encode()  # run ids and fingerprints are [a-z0-9-]: nothing to escape
     key_prefix = f"\t{fingerprint}:".encode()
     written = 0
     batch: list = []
-    with cursor.copy(f"COPY {Task.__tablename__} ({columns}) FROM STDIN") as copy:
+    sql = f"COPY {Task.__tablename__} (title, data, source_key, run_id, position) FROM STDIN"
+    with cursor.copy(sql) as copy:
         for position, data in rows:
             pos = b"%d" % position
-            batch.append(b"task " + pos + b"\t" + data.replace(b"\\", b"\\\\") + key_prefix + pos + suffix + pos + b"\n")
+            escaped = data.replace(b"\\", b"\\\\")
+            batch.append(b"task " + pos + b"\t" + escaped + key_prefix + pos + suffix + pos + b"\n")
             if len(batch) == COPY_BATCH_ROWS:
                 copy.write(b"".join(batch))
                 written += len(batch)
