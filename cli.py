@@ -9,13 +9,13 @@ Exit codes: 0 success; 1 fatal (database unreachable, run not finished); 2 usage
 """
 
 import hashlib
+import json
 import os
+import re
 import signal
 import sys
 import time
 from typing import Optional
-
-import json
 
 import click
 
@@ -123,7 +123,8 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
 
 def tune_gc() -> None:
     """A load allocates millions of short-lived dicts and no cycles: keep the collector
-    off the long-lived start-up objects and make it run less often (measured: ~25% CPU)."""
+    off the long-lived start-up objects and make it run less often (measured: ~8% less
+    CPU on a 100,000-record load)."""
     import gc
 
     gc.collect()
@@ -228,7 +229,7 @@ def wait_for_run(integration, run_id: str, poll: float = 0.1, on_progress=None) 
             children = integration.children(run_id)
             if on_progress:
                 on_progress(children)
-            stuck = [c for c in children if c.status in integration.GIVEN_UP]
+            stuck = integration.needing_resume(children)
             busy = [c for c in children if c.status in integration.ACTIVE]
             if status in integration.GIVEN_UP and not busy or stuck and not busy:
                 raise Failure(incomplete_report(integration, run_id, stuck))
@@ -236,19 +237,30 @@ def wait_for_run(integration, run_id: str, poll: float = 0.1, on_progress=None) 
 
 
 def incomplete_report(integration, run_id: str, stuck: list) -> str:
-    chunks, others = [], []
+    given_up, failed = [], []
     ids = [c.workflow_id for c in stuck]
     for child in integration.DBOS.list_workflows(workflow_ids=ids) if ids else []:
         args = child.input["args"] if child.input else ()
         if child.name == "load_chunk" and len(args) == 3:
             index, (_, _, first, count) = args[1], args[2]
-            chunks.append(f"chunk {index} (records {first}-{first + count - 1})")
+            what = f"chunk {index} (records {first}-{first + count - 1})"
         else:
-            others.append(child.workflow_id)
-    what = ", ".join(chunks + others) or "the run itself"
-    verb = "was" if len(chunks + others) <= 1 else "were"
-    return (f"run {run_id} is incomplete: {what} {verb} given up after repeated crashes "
-            f"(max_recovery_attempts {integration.MAX_RECOVERY_ATTEMPTS}); the rest is loaded. "
+            what = child.workflow_id
+        if child.status == "ERROR":
+            error = child.error
+            reason = (str(error).strip().splitlines() or ["an error"])[0]
+            if isinstance(error, BaseException):
+                reason = f"{type(error).__name__}: {reason}"
+            failed.append(f"{what} failed ({reason})")
+        else:
+            given_up.append(what)
+    parts = failed
+    if given_up:
+        verb = "was" if len(given_up) == 1 else "were"
+        parts = [f"{', '.join(given_up)} {verb} given up after repeated crashes "
+                 f"(max_recovery_attempts {integration.MAX_RECOVERY_ATTEMPTS})"] + failed
+    what = "; ".join(parts) or "the run itself was given up"
+    return (f"run {run_id} is incomplete: {what}; the rest is loaded. "
             f"Fix the cause, then run: ingest resume {run_id}")
 
 
@@ -375,21 +387,19 @@ def status(run_id, database_url, limit, as_json) -> None:
     """
     from . import operations
 
-    import re
-
-    if run_id and not re.fullmatch(RUN_ID_PATTERN, run_id):
-        raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+    if run_id and not is_run_id(run_id):
+        raise no_such_run(run_id)
     client = system_client(database_url)
     if client is None:
         if run_id:
-            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+            raise no_such_run(run_id)
         click.echo("[]" if as_json else format_runs([]))
         return
     try:
         if run_id:
             detail = operations.run_detail(client, run_id)
             if detail is None:
-                raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+                raise no_such_run(run_id)
             click.echo(json.dumps(detail) if as_json else format_detail(detail))
         else:
             runs = operations.list_runs(client, limit)
@@ -398,24 +408,28 @@ def status(run_id, database_url, limit, as_json) -> None:
         client.destroy()
 
 
-RUN_ID_PATTERN = r"ingest-[0-9a-f]{20}"
+def is_run_id(text: str) -> bool:
+    """``ingest-`` and 20 hex digits: also what keeps a run id safe inside COPY text."""
+    return re.fullmatch(r"ingest-[0-9a-f]{20}", text) is not None
+
+
+def no_such_run(run_id: str) -> Failure:
+    return Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
 
 
 def check_run_id(integration, run_id: str) -> None:
-    import re
-
-    if not re.fullmatch(RUN_ID_PATTERN, run_id) or integration.run_status(run_id) is None:
-        raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+    """For commands that launched DBOS."""
+    if not is_run_id(run_id) or integration.run_status(run_id) is None:
+        raise no_such_run(run_id)
 
 
 def require_known_run(database_url: Optional[str], run_id: str) -> None:
-    import re
-
-    client = system_client(database_url) if re.fullmatch(RUN_ID_PATTERN, run_id) else None
+    """For commands that only read DBOS's system database."""
+    client = system_client(database_url) if is_run_id(run_id) else None
     try:
         if client is None or not client.list_workflows(workflow_ids=[run_id], load_input=False,
                                                        load_output=False):
-            raise Failure(f"no run {run_id}; `ingest status` lists the runs", EXIT_BAD_INPUT)
+            raise no_such_run(run_id)
     finally:
         if client is not None:
             client.destroy()

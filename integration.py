@@ -40,7 +40,7 @@ from . import APP_NAME, __version__, telemetry
 from .database import Databases
 from .datasets import RecordProblem, read_chunk
 from .models import Error, Task
-from .operations import ACTIVE, GIVEN_UP
+from .operations import ACTIVE, GIVEN_UP, fork_id, needing_resume
 from .transform import Faults, NestingTooDeep, title_of, transform
 
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
@@ -668,10 +668,14 @@ def resume_run(run_id: str) -> list:
             stuck.append(w.workflow_id)
         elif w.status == "ERROR" and w.name in ("load_chunk", "retry_records") \
                 and latest_attempt(w.workflow_id) == w.workflow_id:
-            DBOS.fork_workflow(w.workflow_id, failed_step(w.workflow_id),
-                               queue_name=CHUNK_QUEUE if w.name == "load_chunk" else RETRY_QUEUE)
+            # The fork's ID stays under the run's prefix, so status and waiting see it.
+            with SetWorkflowID(fork_id(w.workflow_id)):
+                DBOS.fork_workflow(w.workflow_id, failed_step(w.workflow_id),
+                                   queue_name=CHUNK_QUEUE if w.name == "load_chunk" else RETRY_QUEUE)
             stuck.append(w.workflow_id)
     return stuck
+
+
 
 
 def failed_step(workflow_id: str) -> int:

@@ -76,10 +76,22 @@ def run_row(client, parent, children: Optional[list] = None) -> dict:
     }
 
 
+def fork_id(workflow_id: str) -> str:
+    """The ID ``ingest resume`` gives the fork of a failed child: under the run's prefix."""
+    return f"{workflow_id}-fork"
+
+
+def needing_resume(children: list) -> list:
+    """The children ``ingest resume`` must act on: given up, or failed and not forked yet."""
+    ids = {c.workflow_id for c in children}
+    return [c for c in children if c.status in GIVEN_UP
+            or (c.status == "ERROR" and fork_id(c.workflow_id) not in ids)]
+
+
 def run_state(parent_status: str, children: Optional[list]) -> str:
     if parent_status == "SUCCESS":
         return "done"
-    if parent_status in GIVEN_UP or any(c.status in GIVEN_UP for c in children or ()):
+    if parent_status in GIVEN_UP or needing_resume(children or []):
         return "incomplete"
     if parent_status == "ERROR":
         return "failed"

@@ -177,3 +177,37 @@ def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, work
                            env=postgres_backend.env(), cwd=workdir)
         assert again.returncode == 0, again.stderr
     assert_exactly_once(postgres_backend)
+
+
+def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
+    scanned = data.stat()
+    process = start_load(sqlite_backend, data, workdir, "--concurrency", "1")
+    kill_at = kill_point_reached(process, sqlite_backend, CHUNK)
+    os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns + 10**9))  # "edited"
+    out, err = process.communicate(timeout=300)
+
+    assert kill_at >= CHUNK and process.returncode == 1, err
+    message = err.strip()
+    assert len(message.splitlines()) == 1
+    assert "failed (InputChanged: " in message and "changed since it was scanned" in message
+    assert "ingest resume ingest-" in message
+    loaded = sum(sqlite_backend.counts())
+    assert CHUNK <= loaded < RECORDS
+
+    os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns))  # the cause is fixed
+    run_id = message.split("ingest resume ")[1].strip()
+    resumed = run_ingest("resume", run_id, "--json", env=sqlite_backend.env(), cwd=workdir)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert_exactly_once(sqlite_backend)
+
+
+def kill_point_reached(process, backend, rows: int, timeout: float = 60) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        seen = rows_so_far(backend)
+        if seen >= rows:
+            return seen
+        time.sleep(0.02)
+    pytest.fail("the load never got that far")
