@@ -1,5 +1,5 @@
 """The ``ingest`` command line: a thin layer over ``integration`` (the DBOS app),
-``datasets`` (reading files) and ``database`` (URLs and schema).
+``sources`` (reading files) and ``database`` (URLs and schema).
 
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.
@@ -8,7 +8,6 @@ Exit codes: 0 success; 1 fatal (database unreachable, run not finished); 2 usage
 3 bad input file; 4 records ended in ``errors`` and ``--fail-on-errors`` was given.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -133,31 +132,16 @@ def tune_gc() -> None:
 
 
 def scan_or_fail(path: str, chunk_size: int, fmt: Optional[str], label: str):
-    from .datasets import InputError, scan
+    from .errors import InputError
+    from .sources.scan import scan
+    from .sources.spool import spool_stdin
 
     try:
         if path == "-":
-            return scan(spool_stdin(), chunk_size, fmt, label, name="stdin")
+            return scan(spool_stdin(sys.stdin.buffer), chunk_size, fmt, label, name="stdin")
         return scan(path, chunk_size, fmt, label)
     except InputError as exc:
         raise Failure(str(exc), EXIT_BAD_INPUT) from None
-
-
-def spool_stdin() -> str:
-    """Copy stdin to a file named by its hash, so chunks can be re-read after a crash."""
-    from .datasets import spool_dir
-
-    spool = spool_dir()
-    os.makedirs(spool, exist_ok=True)
-    hasher = hashlib.sha256()
-    partial = os.path.join(spool, f"stdin-{os.getpid()}.partial")
-    with open(partial, "wb") as out:
-        while block := sys.stdin.buffer.read(1 << 20):
-            hasher.update(block)
-            out.write(block)
-    final = os.path.join(spool, f"stdin-{hasher.hexdigest()[:20]}.data")
-    os.replace(partial, final)
-    return final
 
 
 def run_spec(integration, plan, options: dict) -> dict:

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, event, func, insert, select, update
 
 from . import APP_NAME, __version__, telemetry
 from .database import Databases
-from .datasets import RecordProblem, read_chunk
+from .sources.read import RecordProblem, read_chunk
 from .models import Error, Task
 from .operations import ACTIVE, GIVEN_UP, fork_id, needing_resume
 from .transform import Faults, NestingTooDeep, title_of, transform

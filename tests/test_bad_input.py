@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 
 from conftest import people, skip_unless_ci, write_records
-from durable_ingest import datasets
+from durable_ingest.sources import common, read, scan, spool
 from durable_ingest.transform import MAX_DEPTH
 
 EXPECTED = 'expected an array of objects, NDJSON or a {"results": [...]} envelope'
@@ -181,18 +181,18 @@ def test_valid_value_cut_by_the_read_window_is_not_called_truncated(workdir, tok
     raw = token.encode()
     for cut in sorted({1, len(raw) // 2, len(raw) - 1}):
         before = b'[{"id": 0}, {"pad": "'
-        pad = datasets.BLOCK_BYTES - cut - len(before) - len(b'"}, {"v": ')
+        pad = common.BLOCK_BYTES - cut - len(before) - len(b'"}, {"v": ')
         data = workdir / "cut.json"
         data.write_bytes(before + b"x" * pad + b'"}, {"v": ' + raw + b"}]")
-        assert data.read_bytes()[datasets.BLOCK_BYTES - cut:].startswith(raw)
+        assert data.read_bytes()[common.BLOCK_BYTES - cut:].startswith(raw)
 
-        plan = datasets.scan(str(data), 10)
+        plan = scan.scan(str(data), 10)
 
         [(start, end, first, count)] = plan.chunks
-        records = [r for _, r in datasets.read_chunk(plan.path, plan.shape, start, end, first)]
+        records = [r for _, r in read.read_chunk(plan.path, plan.shape, start, end, first)]
         assert count == 3 and len(records) == 3
         if len(raw) > 1000:
-            assert records[2] == datasets.RecordProblem(
+            assert records[2] == read.RecordProblem(
                 "NestingTooDeep", f"record is nested deeper than {MAX_DEPTH} levels")
         else:
             assert records[2] == {"v": json.loads(raw)}
@@ -289,7 +289,7 @@ def test_gunzip_is_streamed_in_bounded_memory_and_reused(workdir):
 
     tracemalloc.start()
     try:
-        copy = datasets.gunzip_to_spool("big.ndjson.gz")
+        copy = spool.gunzip_to_spool("big.ndjson.gz")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -297,7 +297,7 @@ def test_gunzip_is_streamed_in_bounded_memory_and_reused(workdir):
     assert os.path.getsize(copy) == len(line) * 24
     assert peak < 8 << 20  # 24 MiB decompressed, never held at once
     before = os.stat(copy).st_mtime_ns
-    assert datasets.gunzip_to_spool("big.ndjson.gz") == copy
+    assert spool.gunzip_to_spool("big.ndjson.gz") == copy
     assert os.stat(copy).st_mtime_ns == before  # named by the compressed bytes: reused
 
 
@@ -394,7 +394,7 @@ def test_record_nested_300_levels_goes_to_errors(cli, sqlite_backend, workdir):
 
 
 def test_ndjson_record_over_the_size_limit_goes_to_errors(cli, sqlite_backend, workdir):
-    limit = datasets.MAX_RECORD_BYTES
+    limit = common.MAX_RECORD_BYTES
     just_fits = '{"pad": "' + "f" * (limit - 11) + '"}'
     assert len(just_fits) == limit
     huge = '{"pad": "' + "h" * (3 * limit) + '"}'  # 3 MiB, in one line
@@ -421,9 +421,9 @@ def test_oversized_line_is_never_held_in_memory(workdir):
 
     tracemalloc.start()
     try:
-        plan = datasets.scan(str(data), 10)
+        plan = scan.scan(str(data), 10)
         records = [r for start, end, first, _ in plan.chunks
-                   for _, r in datasets.read_chunk(plan.path, plan.shape, start, end, first)]
+                   for _, r in read.read_chunk(plan.path, plan.shape, start, end, first)]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -1,4 +1,4 @@
-"""Reading JSON datasets as streams.
+"""Validating a dataset file and cutting it into chunks of byte ranges.
 
 A dataset is one file in one of three shapes, detected from its first bytes:
 
@@ -16,40 +16,22 @@ workflow's inputs hold offsets, never records.
 """
 
 import codecs
-import gzip
 import hashlib
 import itertools
 import json
 import os
 import re
-import shutil
-import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Optional
 
-from .transform import MAX_DEPTH
+from ..errors import InputError
+from .common import (BLOCK_BYTES, EXPECTED, MAX_DOCUMENT_RECORD_BYTES, iter_lines, json_type,
+                     open_input, value_end)
+from .spool import GZIP_MAGIC, _remove, gunzip_to_spool
 
-MAX_RECORD_BYTES = 1 << 20  # one record, in bytes; larger NDJSON lines go to `errors`
-MAX_DOCUMENT_RECORD_BYTES = 16 << 20  # hard cap on one record inside a JSON document
-BLOCK_BYTES = 1 << 20
 BOM = codecs.BOM_UTF8
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-GZIP_MAGIC = b"\x1f\x8b"
 FORMATS = ("json", "ndjson")
-SPOOL_DIR_ENV = "INGEST_SPOOL_DIR"
-EXPECTED = 'expected an array of objects, NDJSON or a {"results": [...]} envelope'
-
-
-class InputError(Exception):
-    """A problem with a whole input file; the message names the file and the fix."""
-
-
-@dataclass(frozen=True)
-class RecordProblem:
-    """Why one record can't be transformed; it goes to ``errors`` without retries."""
-
-    kind: str
-    message: str
 
 
 @dataclass
@@ -103,25 +85,6 @@ def fingerprint_of(content_hash: str, label: str) -> str:
     return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]
 
 
-def spool_dir() -> str:
-    """Where copies of stdin and decompressed inputs live, so chunks can be re-read later."""
-    return os.environ.get(SPOOL_DIR_ENV) or ".ingest-spool"
-
-
-def open_input(path: str) -> BinaryIO:
-    """Open a dataset, turning every way it can't be read into a one-line InputError."""
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory; pass a JSON or NDJSON file")
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file; check the path") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied; make the file readable") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror}); check the path") from None
-
-
 def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
          name: Optional[str] = None) -> Plan:
     """Read the dataset once: validate, fingerprint and cut it into chunks.
@@ -145,53 +108,6 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
     except InputError:
         _remove(copy)  # its content can never load: don't keep it in the spool
         raise
-
-
-def gunzip_to_spool(path: str, name: Optional[str] = None) -> str:
-    """Decompress a gzip dataset into the spool, streamed; returns the copy's path.
-
-    The copy is named by the SHA-256 of the compressed bytes, so a rerun, or a recovered
-    run's chunks, find the same file; it is renamed into place only once complete.
-    """
-    name = name or path
-    with open_input(path) as f:
-        digest = _sha256_of(f)
-    final = os.path.join(spool_dir(), f"gunzip-{digest[:20]}.data")
-    if os.path.exists(final):
-        return final
-    partial = f"{final[:-len('.data')]}-{os.getpid()}.partial"
-    try:
-        os.makedirs(spool_dir(), exist_ok=True)
-        with gzip.open(path, "rb") as source, open(partial, "wb") as out:
-            shutil.copyfileobj(source, out, BLOCK_BYTES)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        _remove(partial)
-        raise InputError(
-            f"{name}: is a corrupt or truncated gzip file ({exc}); fetch it again "
-            f"(gzip -t {path} checks it)"
-        ) from None
-    except OSError as exc:
-        _remove(partial)
-        raise InputError(
-            f"{name}: cannot decompress it into {spool_dir()} ({exc.strerror}); free some "
-            f"space there or point {SPOOL_DIR_ENV} at a larger directory"
-        ) from None
-    os.replace(partial, final)
-    return final
-
-
-def _sha256_of(f: BinaryIO) -> str:
-    hasher = hashlib.sha256()
-    while block := f.read(BLOCK_BYTES):
-        hasher.update(block)
-    return hasher.hexdigest()
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str) -> Plan:
@@ -264,17 +180,6 @@ def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
     return InputError(f"{name}: is not valid JSON (it starts with {body[:20]!r}); {EXPECTED}")
 
 
-def json_type(value) -> str:
-    """The JSON name of a decoded value's type, as users know it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
-
-
 def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker) -> None:
     for line_number, (start, end, line) in enumerate(iter_lines(f, offset, hasher=hasher), 1):
         if line is None:
@@ -288,50 +193,6 @@ def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker)
                     "re-encode the file as UTF-8 (iconv -t UTF-8)"
                 ) from None
             chunker.add(start, end)
-
-
-def iter_lines(f: BinaryIO, offset: int, end: Optional[int] = None, hasher=None) -> Iterator[tuple]:
-    """Yield (start, end, line) for each line from ``offset`` up to ``end`` (or EOF).
-
-    Reads big blocks, so the GIL is rarely released for I/O; a line over MAX_RECORD_BYTES
-    is skipped without being held, and yielded as ``None``.
-    """
-    carry = b""
-    oversize = False
-    carry_start = offset
-    while end is None or offset < end:
-        want = BLOCK_BYTES * 4 if end is None else min(BLOCK_BYTES * 4, end - offset)
-        block = f.read(want)
-        if not block:
-            break
-        if hasher is not None:
-            hasher.update(block)
-        block_start = offset
-        offset += len(block)
-        lines = block.split(b"\n")
-        last = lines.pop()  # the part after the block's last newline (may be empty)
-        cursor = block_start
-        for index, line in enumerate(lines):
-            line_end = cursor + len(line) + 1
-            if index == 0 and (carry or oversize):
-                if oversize or len(carry) + len(line) > MAX_RECORD_BYTES:
-                    yield carry_start, line_end, None
-                else:
-                    yield carry_start, line_end, carry + line
-                carry, oversize = b"", False
-            elif len(line) > MAX_RECORD_BYTES:
-                yield cursor, line_end, None
-            else:
-                yield cursor, line_end, line
-            cursor = line_end
-        if lines:
-            carry, carry_start = last, cursor
-        else:
-            carry += last
-        if len(carry) > MAX_RECORD_BYTES:
-            carry, oversize = b"", True
-    if carry or oversize:
-        yield carry_start, offset, None if oversize else carry
 
 
 class _DocumentScanner:
@@ -466,7 +327,7 @@ class _DocumentScanner:
                     self._truncated()
                 self._invalid(self._byte_at(exc.pos), exc.msg)
             except RecursionError:
-                value, end = None, _value_end(self.buf, self.i)
+                value, end = None, value_end(self.buf, self.i)
                 if end is None:
                     if self._more():
                         continue
@@ -676,110 +537,3 @@ def _characters_in(utf8: bytes) -> int:
 
 def _a(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
-
-
-# A string (group 1 is its closing quote, None if the text ends first) or a bracket or comma.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{},]')
-
-
-def _value_end(text: str, i: int) -> Optional[int]:
-    """Where the array or object at ``text[i]`` ends, found without recursion; None if
-    ``text`` ends first. It matches brackets only: the record's parser checks the rest."""
-    depth = 0
-    for match in _TOKEN.finditer(text, i):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-        elif token in ("]", "}"):
-            depth -= 1
-            if depth == 0:
-                return match.end()
-        elif token[0] == '"' and match.group(1) is None:
-            return None
-    return None
-
-
-def _split_records(text: str) -> list:
-    """The records of a chunk's text (records joined by commas), split without parsing."""
-    records, depth, start = [], 0, 0
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-        elif token in ("]", "}"):
-            depth -= 1
-        elif token == "," and depth == 0:
-            records.append(text[start:match.start()].strip())
-            start = match.end()
-    records.append(text[start:].strip())
-    return records
-
-
-# -- reading a chunk back ---------------------------------------------------------------
-Record = Union[dict, RecordProblem]
-
-
-def read_chunk(path: str, shape: str, start: int, end: int, first: int) -> Iterator[tuple]:
-    """Yield (position, record or RecordProblem) for one chunk's byte range."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        if shape == "ndjson":
-            yield from _read_ndjson(f, end, first)
-        else:
-            yield from _read_document_slice(f.read(end - start), first)
-
-
-def _read_ndjson(f: BinaryIO, end: int, position: int) -> Iterator[tuple]:
-    import orjson
-
-    loads = orjson.loads
-    for start, stop, line in iter_lines(f, f.tell(), end):
-        if line is None:
-            yield position, RecordProblem(
-                "RecordTooLarge",
-                f"record is over the {MAX_RECORD_BYTES >> 20} MiB limit ({stop - start} bytes)",
-            )
-        elif not line.strip():
-            continue
-        else:
-            try:
-                record = loads(line)
-            except orjson.JSONDecodeError as exc:
-                record = unreadable("line", exc)
-            yield position, record if type(record) is dict else as_record(record)
-        position += 1
-
-
-def _read_document_slice(data: bytes, position: int) -> Iterator[tuple]:
-    import orjson
-
-    try:
-        values = orjson.loads(b"[" + data + b"]")
-    except orjson.JSONDecodeError:
-        # One record orjson refuses (a lone surrogate, 1e400, deep nesting) must not sink
-        # the chunk: parse the records one by one, as NDJSON lines are.
-        values = [_loads_record(text) for text in _split_records(data.decode("utf-8"))]
-    for offset, value in enumerate(values):
-        yield position + offset, as_record(value)
-
-
-def _loads_record(text: str):
-    import orjson
-
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return unreadable("record", exc)
-
-
-def unreadable(what: str, exc: Exception) -> RecordProblem:
-    """The problem of a record the JSON parser refused: too deep, or not valid JSON."""
-    if "depth limit" in str(exc) or "recursion" in str(exc).lower():
-        return RecordProblem("NestingTooDeep", f"record is nested deeper than {MAX_DEPTH} levels")
-    return RecordProblem("InvalidJSON", f"{what} is not valid JSON: {exc}")
-
-
-def as_record(value) -> Record:
-    if type(value) is dict or type(value) is RecordProblem:
-        return value
-    return RecordProblem("NotAnObject", f"record is {json_type(value)}, not a JSON object")

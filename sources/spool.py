@@ -1,0 +1,82 @@
+"""Copies of inputs that can't be re-read in place, kept on disk under their content hash:
+standard input and decompressed gzip files. A chunk read after a crash finds the same copy."""
+
+import gzip
+import hashlib
+import os
+import shutil
+import zlib
+from typing import BinaryIO, Optional
+
+from ..errors import InputError
+from .common import BLOCK_BYTES, open_input
+
+SPOOL_DIR_ENV = "INGEST_SPOOL_DIR"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def spool_dir() -> str:
+    """Where copies of stdin and decompressed inputs live, so chunks can be re-read later."""
+    return os.environ.get(SPOOL_DIR_ENV) or ".ingest-spool"
+
+
+def gunzip_to_spool(path: str, name: Optional[str] = None) -> str:
+    """Decompress a gzip dataset into the spool, streamed; returns the copy's path.
+
+    The copy is named by the SHA-256 of the compressed bytes, so a rerun, or a recovered
+    run's chunks, find the same file; it is renamed into place only once complete.
+    """
+    name = name or path
+    with open_input(path) as f:
+        digest = _sha256_of(f)
+    final = os.path.join(spool_dir(), f"gunzip-{digest[:20]}.data")
+    if os.path.exists(final):
+        return final
+    partial = f"{final[:-len('.data')]}-{os.getpid()}.partial"
+    try:
+        os.makedirs(spool_dir(), exist_ok=True)
+        with gzip.open(path, "rb") as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out, BLOCK_BYTES)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        _remove(partial)
+        raise InputError(
+            f"{name}: is a corrupt or truncated gzip file ({exc}); fetch it again "
+            f"(gzip -t {path} checks it)"
+        ) from None
+    except OSError as exc:
+        _remove(partial)
+        raise InputError(
+            f"{name}: cannot decompress it into {spool_dir()} ({exc.strerror}); free some "
+            f"space there or point {SPOOL_DIR_ENV} at a larger directory"
+        ) from None
+    os.replace(partial, final)
+    return final
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    hasher = hashlib.sha256()
+    while block := f.read(BLOCK_BYTES):
+        hasher.update(block)
+    return hasher.hexdigest()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def spool_stdin(stream: BinaryIO, name: str = "stdin") -> str:
+    """Copy a stream to the spool under its hash, so chunks can be re-read after a crash."""
+    spool = spool_dir()
+    os.makedirs(spool, exist_ok=True)
+    hasher = hashlib.sha256()
+    partial = os.path.join(spool, f"{name}-{os.getpid()}.partial")
+    with open(partial, "wb") as out:
+        while block := stream.read(BLOCK_BYTES):
+            hasher.update(block)
+            out.write(block)
+    final = os.path.join(spool, f"{name}-{hasher.hexdigest()[:20]}.data")
+    os.replace(partial, final)
+    return final
