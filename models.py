@@ -1,14 +1,18 @@
-"""SQLAlchemy 2 models of the two tables a load writes: ``tasks`` and ``errors``.
+"""SQLAlchemy 2 models of the tables a load writes.
 
-Every input record ends as exactly one row in one of them; the unique ``source_key``
-(dataset fingerprint + position) makes a duplicate impossible on every database.
-JSON columns are JSONB on Postgres and JSON on SQLite.
+``tasks`` and ``errors``: every input record ends as exactly one row in one of them; the
+unique ``source_key`` (file fingerprint + position) makes a duplicate impossible on every
+database. ``sources`` lists the files of each run (what chunks read back) and ``contents``
+holds one row per file content ever loaded: the claim that makes the same bytes load once,
+whatever the path, the command or the moment. JSON columns are JSONB on Postgres and JSON on
+SQLite.
 """
 
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Integer, DateTime, Index, MetaData, String, Text, func
+from sqlalchemy import (JSON, BigInteger, DateTime, Index, Integer, MetaData, String, Text,
+                        UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,3 +66,44 @@ class Error(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Source(Base):
+    """One input file of a run: where it is, what it is, and whether this run loads it.
+
+    ``state``: ``planned`` (written by the command, not yet claimed), ``new`` (this run
+    claimed its content and loads it), ``duplicate`` (the content was claimed by the run in
+    ``loaded_by``), ``bad`` (it can't be loaded; ``error`` says why).
+    """
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("run_id", "ordinal"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    ordinal: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[Optional[str]] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    shape: Mapped[Optional[str]] = mapped_column(String(16))
+    size: Mapped[Optional[int]] = mapped_column(BigInteger)
+    mtime_ns: Mapped[Optional[int]] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    # [start byte, end byte, first position, record count] per piece of at most a chunk
+    pieces: Mapped[Optional[Any]] = mapped_column(PortableJSON)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    loaded_by: Mapped[Optional[str]] = mapped_column(String(64))
+
+
+class Content(Base):
+    """A file content (fingerprint) claimed by the run that loads it: at most one, ever."""
+
+    __tablename__ = "contents"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    ordinal: Mapped[int] = mapped_column(BigInteger)
+    claimed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
