@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote
 
+from .errors import IngestError
+
 DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
 # DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
 DEFAULT_SQLITE_SYSTEM_URL = "sqlite:///durable_ingest.sqlite"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-class DatabaseError(Exception):
+class DatabaseError(IngestError):
     """A database can't be reached or prepared; the message says what to do."""
 
 
@@ -148,6 +150,13 @@ def _raw_password(url: str) -> Optional[str]:
         return None
     userinfo = rest.rsplit("@", 1)[0]
     return userinfo.split(":", 1)[1] if ":" in userinfo else None
+
+
+def is_missing_database(exc: BaseException) -> bool:
+    """Whether connecting failed because the Postgres database does not exist (3D000)."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) == "3D000" or \
+        'does not exist' in str(orig) and 'database "' in str(orig)
 
 
 def ensure_postgres_database(url: str) -> bool:

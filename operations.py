@@ -1,26 +1,32 @@
-"""Read-only views for operators: runs and their chunks (``ingest status``) and error
+"""Read-only views for operators: runs, their chunks and files (``ingest status``) and error
 triage (``ingest errors``).
 
 Run state comes from DBOS's system database through a ``DBOSClient``, which reads it
-without launching DBOS (no recovery, no queue workers): looking never changes anything.
+without launching DBOS (no recovery, no queue workers); files and errors from the app
+database. Looking never changes anything, and never creates a database that is not there.
 """
 
-import re
+import os
 import time
+from contextlib import contextmanager
 from typing import Optional
 
-GIVEN_UP = ("MAX_RECOVERY_ATTEMPTS_EXCEEDED", "CANCELLED")
-ACTIVE = ("PENDING", "ENQUEUED", "DELAYED")
+from .contract import (ERROR, GIVEN_UP, QUEUED, SUCCESS, Chunk, Summary, children_prefix,
+                       is_run_id, redrive_prefix)
+from .errors import RunNotFound
+
+FILES_PAGE = 100
 
 
+# -- reaching the databases ---------------------------------------------------------------------
 def system_database_exists(system_url: str) -> bool:
     """False when no load ever ran here: then there is nothing to show, and nothing to create."""
     from sqlalchemy import create_engine, inspect, make_url
 
+    from .database import is_missing_database
+
     url = make_url(system_url)
     if url.get_backend_name() == "sqlite":
-        import os
-
         if not url.database or not os.path.exists(url.database):
             return False
     engine = create_engine(url)
@@ -29,46 +35,112 @@ def system_database_exists(system_url: str) -> bool:
             schema = None if url.get_backend_name() == "sqlite" else "dbos"
             return inspect(connection).has_table("workflow_status", schema=schema)
     except Exception as exc:
-        if re.search(r'database "[^"]*" does not exist', str(exc)):
+        if is_missing_database(exc):
             return False
         raise
     finally:
         engine.dispose()
 
 
-def open_client(system_url: str):
+@contextmanager
+def system_client(database_url: Optional[str]):
+    """A read-only client of DBOS's system database; None when there is none yet."""
     from dbos import DBOSClient
 
-    return DBOSClient(system_database_url=system_url)
+    from . import database
+
+    databases = database.resolve(database_url)
+    try:
+        client = DBOSClient(system_database_url=databases.system_url) \
+            if system_database_exists(databases.system_url) else None
+    except Exception as exc:
+        raise database.cannot_connect(databases.system_url, getattr(exc, "orig", exc)) from None
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.destroy()
 
 
-def list_runs(client, limit: Optional[int] = None) -> list:
+@contextmanager
+def app_engine(database_url: Optional[str]):
+    """An engine on the app database, or None when it does not exist yet."""
+    from sqlalchemy import create_engine, inspect, make_url
+
+    from . import database
+
+    url = database.resolve(database_url).app_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not os.path.exists(parsed.database or ""):
+        yield None
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            ready = inspect(connection).has_table("sources")
+    except Exception as exc:
+        engine.dispose()
+        if database.is_missing_database(exc):
+            yield None
+            return
+        raise database.cannot_connect(url, getattr(exc, "orig", exc)) from None
+    try:
+        yield engine if ready else None
+    finally:
+        engine.dispose()
+
+
+# -- runs ---------------------------------------------------------------------------------------
+def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
     """Every run, newest first, as one dict each."""
-    parents = client.list_workflows(name="ingest_dataset", sort_desc=True, limit=limit)
-    return [run_row(client, parent) for parent in parents]
+    with system_client(database_url) as client:
+        if client is None:
+            return []
+        parents = client.list_workflows(name=["ingest_run", "ingest_dataset"], sort_desc=True,
+                                        limit=limit)
+        return [run_row(client, parent) for parent in parents]
+
+
+def run_detail(database_url: Optional[str], run_id: str) -> dict:
+    """One run with the state of each chunk (and of its retry workflow, if any)."""
+    with system_client(database_url) as client:
+        found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
+        if not found:
+            raise RunNotFound(run_id)
+        children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
+        detail = run_row(client, found[0], children)
+    by_id = {c.workflow_id: c for c in children}
+    chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
+                     and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)
+    detail["chunks"] = [chunk_row(run_id, c, by_id) for c in chunks]
+    return detail
 
 
 def run_row(client, parent, children: Optional[list] = None) -> dict:
-    args = parent.input["args"][0] if parent.input and parent.input.get("args") else {}
-    if children is None and parent.status != "SUCCESS":
-        children = client.list_workflows(workflow_id_prefix=f"{parent.workflow_id}-")
-    if parent.status == "SUCCESS" and isinstance(parent.output, dict):
-        out = parent.output
-        tasks, errors, retries = out["tasks"], out["errors"], out["retries"]
-        started, finished = out["started_at"], out["finished_at"]
+    plan = parent.input["args"][0] if parent.input and parent.input.get("args") else None
+    if children is None:
+        children = client.list_workflows(workflow_id_prefix=children_prefix(parent.workflow_id))
+    redriven = sum(c.output.get("tasks", 0) for c in children
+                   if c.workflow_id.startswith(redrive_prefix(parent.workflow_id))
+                   and c.status == SUCCESS and isinstance(c.output, dict))
+    if parent.status == SUCCESS and parent.output is not None:
+        out = Summary.from_output(parent.output)
+        tasks, errors, retries, records = out.tasks, out.errors, out.retries, out.records
+        started, finished, files = out.started_at, out.finished_at, out.files
     else:
-        tasks, errors, retries = _sum_children(children or [])
-        started = (parent.created_at or 0) / 1000
-        finished = None
-    records = args.get("records", 0)
+        tasks, errors, retries = sum_children(children)
+        started, finished = (parent.created_at or 0) / 1000, None
+        records, files = planned_size(plan)
     duration = (finished or time.time()) - started if started else None
     return {
         "run_id": parent.workflow_id,
-        "dataset": args.get("path"),
+        "dataset": dataset_of(plan),
         "state": run_state(parent.status, children),
+        "files": files,
         "records": records,
-        "tasks": tasks,
-        "errors": errors,
+        "tasks": tasks + redriven,
+        "errors": errors - redriven,
+        "resolved": redriven,
         "retries": retries,
         "started_at": started,
         "duration_s": round(duration, 3) if duration is not None else None,
@@ -76,93 +148,150 @@ def run_row(client, parent, children: Optional[list] = None) -> dict:
     }
 
 
-def fork_id(workflow_id: str) -> str:
-    """The ID ``ingest resume`` gives the fork of a failed child: under the run's prefix."""
-    return f"{workflow_id}-fork"
+def dataset_of(plan) -> Optional[str]:
+    if plan is None:
+        return None
+    return plan.get("path") if isinstance(plan, dict) else plan.inputs
 
 
-def needing_resume(children: list) -> list:
-    """The children ``ingest resume`` must act on: given up, or failed and not forked yet."""
-    ids = {c.workflow_id for c in children}
-    return [c for c in children if c.status in GIVEN_UP
-            or (c.status == "ERROR" and fork_id(c.workflow_id) not in ids)]
+def as_dict(output) -> dict:
+    """A workflow's output as a dict: a dataclass (this version) or a dict (version 1)."""
+    if output is None:
+        return {}
+    return output if isinstance(output, dict) else vars(output)
 
 
-def run_state(parent_status: str, children: Optional[list]) -> str:
-    if parent_status == "SUCCESS":
+def planned_size(plan) -> tuple:
+    """(records, files) a run set out to load, from its input (a version-1 run: a dict)."""
+    if plan is None:
+        return 0, 0
+    if isinstance(plan, dict):
+        return plan.get("records", 0), 1
+    return plan.records, plan.files
+
+
+def run_state(parent_status: str, children: list) -> str:
+    from .runs import needing_resume
+
+    if parent_status == SUCCESS:
         return "done"
-    if parent_status in GIVEN_UP or needing_resume(children or []):
+    if parent_status in GIVEN_UP or needing_resume(children):
         return "incomplete"
-    if parent_status == "ERROR":
+    if parent_status == ERROR:
         return "failed"
-    return "queued" if parent_status in ("ENQUEUED", "DELAYED") else "running"
+    return "queued" if parent_status in QUEUED else "running"
 
 
-def _sum_children(children: list) -> tuple:
+def sum_children(children: list) -> tuple:
     tasks = errors = retries = 0
     for child in children:
-        if child.status == "SUCCESS" and isinstance(child.output, dict):
-            tasks += child.output.get("tasks", 0)
-            errors += child.output.get("errors", 0)
-            retries += child.output.get("retries", 0)
+        if child.status != SUCCESS or child.name not in ("load_chunk", "retry_records"):
+            continue
+        output = as_dict(child.output)
+        retried = child.name == "retry_records"
+        tasks += output.get("tasks", 0)
+        errors += output.get("errors", 0)
+        retries += output.get("retries", 0) if retried else 0
     return tasks, errors, retries
 
 
-def run_detail(client, run_id: str) -> Optional[dict]:
-    """One run with the state of each chunk (and of its retry workflow, if any)."""
-    found = client.list_workflows(workflow_ids=[run_id])
-    if not found:
-        return None
-    parent = found[0]
-    children = client.list_workflows(workflow_id_prefix=f"{run_id}-")
-    detail = run_row(client, parent, children)
-    by_id = {c.workflow_id: c for c in children}
-    plan = parent.input["args"][0]["chunks"] if parent.input else []
-    detail["chunks"] = [
-        chunk_row(run_id, index, chunk, by_id) for index, chunk in enumerate(plan)
-    ]
-    return detail
-
-
-def chunk_row(run_id: str, index: int, chunk, by_id: dict) -> dict:
-    _, _, first, count = chunk
-    workflow = by_id.get(f"{run_id}-chunk-{index:05d}")
-    retry = by_id.get(f"{run_id}-retry-{index:05d}")
-    output = workflow.output if workflow and isinstance(workflow.output, dict) else {}
+def chunk_row(run_id: str, workflow, by_id: dict) -> dict:
+    chunk: Chunk = workflow.input["args"][1]
+    retry = by_id.get(f"{run_id}-retry-{chunk.index:05d}")
+    output = as_dict(workflow.output) if workflow.status == SUCCESS else {}
     retry_output = retry.output if retry and isinstance(retry.output, dict) else {}
     return {
-        "chunk": index,
-        "records": f"{first}-{first + count - 1}",
-        "state": workflow.status if workflow else "NOT_ENQUEUED",
+        "chunk": chunk.index,
+        "records": chunk.span(),
+        "files": chunk.last - chunk.first + 1,
+        "state": workflow.status,
         "tasks": output.get("tasks", 0) + retry_output.get("tasks", 0),
         "errors": output.get("errors", 0) + retry_output.get("errors", 0),
         "retry_state": retry.status if retry else None,
-        "recovery_attempts": workflow.recovery_attempts if workflow else 0,
-        "executor": workflow.executor_id if workflow else None,
+        "recovery_attempts": workflow.recovery_attempts,
+        "executor": workflow.executor_id,
     }
 
 
-# -- error triage -------------------------------------------------------------------------
-def error_groups(engine, run_id: Optional[str], limit: int, include_resolved: bool) -> list:
+# -- files --------------------------------------------------------------------------------------
+def run_files(database_url: Optional[str], run_id: str, page: int) -> dict:
+    """One page of a run's files: state, records, and the rows each has in tasks and errors."""
+    from sqlalchemy import func, select
+
+    from .models import Source
+
+    with app_engine(database_url) as engine:
+        if engine is None or not is_run_id(run_id):
+            raise RunNotFound(run_id)
+        with engine.connect() as connection:
+            total = connection.execute(select(func.count()).select_from(Source)
+                                       .where(Source.run_id == run_id)).scalar()
+            if not total:
+                raise RunNotFound(run_id)
+            rows = connection.execute(
+                select(Source).where(Source.run_id == run_id).order_by(Source.ordinal)
+                .offset((page - 1) * FILES_PAGE).limit(FILES_PAGE)).all()
+            files = [file_row(connection, row[0]) for row in rows]
+    first = (page - 1) * FILES_PAGE + 1
+    return {"run_id": run_id, "total": total, "first": first, "last": first + len(files) - 1,
+            "next_page": page + 1 if first + len(files) <= total else None, "files": files}
+
+
+def file_row(connection, source) -> dict:
+    tasks = errors = 0
+    if source.state == "new":
+        tasks, errors = rows_of(connection, source.fingerprint)
+    return {"ordinal": source.ordinal, "name": source.name, "state": source.state,
+            "fingerprint": source.fingerprint, "records": source.records, "tasks": tasks,
+            "errors": errors, "loaded_by": source.loaded_by, "error": source.error}
+
+
+def rows_of(connection, fingerprint: str) -> tuple:
+    """The rows of one file's records: a range of the unique source-key index."""
+    from sqlalchemy import func, select
+
+    from .models import Error, Task
+
+    low, high = f"{fingerprint}:", f"{fingerprint};"  # ';' follows ':'
+    count = [connection.execute(select(func.count()).select_from(model).where(
+        model.source_key >= low, model.source_key < high)).scalar() for model in (Task, Error)]
+    return count[0], count[1]
+
+
+# -- error triage -------------------------------------------------------------------------------
+def error_groups(database_url: Optional[str], run_id: Optional[str], limit: int,
+                 include_resolved: bool) -> list:
     """Error rows grouped by exception type and message: count and a sample title each."""
     from sqlalchemy import text
 
-    error_type, message = json_fields(engine.dialect.name)
-    where = ["1 = 1"]
-    params: dict = {"limit": limit}
     if run_id:
-        where.append("run_id = :run_id")
-        params["run_id"] = run_id
-    if not include_resolved:
-        where.append("resolved_at IS NULL")
-    sql = text(
-        f"SELECT {error_type} AS error_type, {message} AS error, count(*) AS n, min(title) AS sample "
-        f"FROM errors WHERE {' AND '.join(where)} "
-        f"GROUP BY {error_type}, {message} ORDER BY n DESC, error_type LIMIT :limit"
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(sql, params).fetchall()
+        require_known_run(database_url, run_id)
+    with app_engine(database_url) as engine:
+        if engine is None:
+            return []
+        error_type, message = json_fields(engine.dialect.name)
+        where = ["1 = 1"]
+        params: dict = {"limit": limit}
+        if run_id:
+            where.append("run_id = :run_id")
+            params["run_id"] = run_id
+        if not include_resolved:
+            where.append("resolved_at IS NULL")
+        sql = text(
+            f"SELECT {error_type} AS error_type, {message} AS error, count(*) AS n, min(title) AS sample "
+            f"FROM errors WHERE {' AND '.join(where)} "
+            f"GROUP BY {error_type}, {message} ORDER BY n DESC, error_type LIMIT :limit"
+        )
+        with engine.connect() as connection:
+            rows = connection.execute(sql, params).fetchall()
     return [{"error_type": r[0], "error": r[1], "count": r[2], "sample_title": r[3]} for r in rows]
+
+
+def require_known_run(database_url: Optional[str], run_id: str) -> None:
+    with system_client(database_url) as client:
+        if client is None or not is_run_id(run_id) or not client.list_workflows(
+                workflow_ids=[run_id], load_input=False, load_output=False):
+            raise RunNotFound(run_id)
 
 
 def json_fields(dialect: str) -> tuple:

@@ -1,5 +1,5 @@
 """A one-line progress display on stderr while a load runs, in the style of dlt:
-``records: done/total (pct) | elapsed | rate/s | ETA``.
+``files: done/total | records: done/total (pct) | elapsed | rate/s | ETA``.
 
 Shown only on a terminal: never when stderr is piped, under CI (``CI`` set), or with
 ``--no-progress``.
@@ -15,12 +15,12 @@ def wanted(requested: bool) -> bool:
 
 
 class Progress:
-    def __init__(self, total: int, label: str = "records", enabled: bool = True):
-        self.total, self.label, self.enabled = total, label, enabled
+    def __init__(self, total: int, label: str = "records", enabled: bool = True, files: int = 0):
+        self.total, self.label, self.enabled, self.files = total, label, enabled, files
         self.started = time.time()
         self.drawn = 0.0
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, files_done: int = 0) -> None:
         now = time.time()
         if not self.enabled or now - self.drawn < 0.2:
             return
@@ -29,8 +29,9 @@ class Progress:
         rate = done / elapsed if elapsed > 0 else 0.0
         pct = 100.0 * done / self.total if self.total else 100.0
         eta = f"{(self.total - done) / rate:.0f} s" if rate > 0 and done < self.total else "-"
-        sys.stderr.write(f"\r{self.label}: {done}/{self.total} ({pct:.0f}%) | {elapsed:.1f} s "
-                         f"| {rate:,.0f}/s | ETA {eta}  ")
+        files = f"files {files_done:,}/{self.files:,} | " if self.files > 1 else ""
+        sys.stderr.write(f"\r{files}{self.label}: {done:,}/{self.total:,} ({pct:.0f}%) | "
+                         f"{elapsed:.1f} s | {rate:,.0f}/s | ETA {eta}  ")
         sys.stderr.flush()
 
     def close(self) -> None:

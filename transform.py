@@ -9,6 +9,8 @@ they are. Injected faults are deterministic: ``--fail-task N`` always fails task
 import hashlib
 from dataclasses import dataclass
 
+from .errors import NestingTooDeep
+
 MAX_DEPTH = 64  # deeper records go to `errors` (NestingTooDeep)
 
 
@@ -18,10 +20,6 @@ class InjectedFailure(Exception):
 
 class TransientFailure(Exception):
     """A simulated flaky dependency (``--flaky-rate``): the next attempt may succeed."""
-
-
-class NestingTooDeep(Exception):
-    """A record nested deeper than MAX_DEPTH levels."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,3 @@ def transform(record: dict, position: int, attempt: int, faults: Faults) -> dict
     if faults.any:
         faults.check(position, attempt)
     return uppercase_strings(record)
-
-
-def title_of(position: int) -> str:
-    return f"task {position}"

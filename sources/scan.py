@@ -24,10 +24,11 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Optional
 
+from ..contract import fingerprint_of
 from ..errors import InputError
 from .common import (BLOCK_BYTES, EXPECTED, MAX_DOCUMENT_RECORD_BYTES, iter_lines, json_type,
                      open_input, value_end)
-from .spool import GZIP_MAGIC, _remove, gunzip_to_spool
+from .spool import _remove, readable_copy
 
 BOM = codecs.BOM_UTF8
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -80,11 +81,6 @@ class _Chunker:
             self._start = None
 
 
-def fingerprint_of(content_hash: str, label: str) -> str:
-    """A dataset's identity: its bytes, plus a label to load the same bytes again on purpose."""
-    return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]
-
-
 def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
          name: Optional[str] = None) -> Plan:
     """Read the dataset once: validate, fingerprint and cut it into chunks.
@@ -93,16 +89,9 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
     Messages call the file ``name`` (say, "stdin" for a spooled copy of it), else ``path``.
     """
     name = name or path
-    with open_input(path) as f:
-        gzipped = f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
-    if not gzipped:
-        if path.lower().endswith(".gz"):
-            raise InputError(
-                f"{name}: is named .gz but is not gzip-compressed; rename it without .gz "
-                "if it is plain JSON, or fetch the compressed file again"
-            )
+    copy, decompressed = readable_copy(path, name)
+    if not decompressed:
         return _scan_file(path, name, chunk_size, fmt, label)
-    copy = gunzip_to_spool(path, name)
     try:
         return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label)
     except InputError:

@@ -80,3 +80,18 @@ def spool_stdin(stream: BinaryIO, name: str = "stdin") -> str:
     final = os.path.join(spool, f"{name}-{hasher.hexdigest()[:20]}.data")
     os.replace(partial, final)
     return final
+
+
+def readable_copy(path: str, name: str) -> tuple:
+    """``(path to read, whether it was decompressed)``: a gzip file (told by its magic bytes,
+    whatever its name) is decompressed into the spool first."""
+    with open_input(path) as f:
+        gzipped = f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    if gzipped:
+        return gunzip_to_spool(path, name), True
+    if path.lower().endswith(".gz"):
+        raise InputError(
+            f"{name}: is named .gz but is not gzip-compressed; rename it without .gz "
+            "if it is plain JSON, or fetch the compressed file again"
+        )
+    return path, False

@@ -130,15 +130,15 @@ def test_label_loads_the_same_file_again_as_a_new_dataset(cli, sqlite_backend, w
     assert sqlite_backend.counts() == (20, 0)
 
 
-def test_several_paths_load_as_separate_runs(cli, sqlite_backend, workdir):
+def test_several_paths_load_as_one_run(cli, sqlite_backend, workdir):
     a = write_records(workdir / "a.json", people(5))
     b = write_records(workdir / "b.ndjson", people(7, start=100), "ndjson")
 
     result = cli("load", a, b, "--json", env=sqlite_backend.env())
 
     assert result.exit_code == 0, result.output
-    summaries = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [s["records"] for s in summaries] == [5, 7]
+    [summary] = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert (summary["records"], summary["files_loaded"], summary["chunks"]) == (12, 2, 1)
     assert sqlite_backend.counts() == (12, 0)
 
 

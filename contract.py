@@ -1,0 +1,222 @@
+"""What DBOS checkpoints, in one place: workflow IDs, queue names, source keys, and the
+shapes of a run's job, its chunks and its summary.
+
+Workflow inputs and outputs are stored (pickled) by DBOS and read back after a crash, by
+another worker or by ``ingest status``: change a shape here only together with
+``APPLICATION_VERSION``. Every structure is small and bounded: a run's files live in the
+``sources`` table, never in a workflow's input.
+"""
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
+
+# Pinned, so that a run interrupted by a crash is recovered by the next version of the code
+# (DBOS only recovers workflows of its own application version). Bump it when a shape below
+# changes, after draining runs in flight. v2: runs over sets of files.
+APPLICATION_VERSION = "ingest-v2"
+
+RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
+CHUNK_QUEUE = "ingest-chunks"
+RETRY_QUEUE = "ingest-retries"
+
+# DBOS's workflow statuses (dbos.WorkflowStatusString), grouped as the commands use them.
+SUCCESS = "SUCCESS"
+ERROR = "ERROR"
+GIVEN_UP = ("MAX_RECOVERY_ATTEMPTS_EXCEEDED", "CANCELLED")
+ACTIVE = ("PENDING", "ENQUEUED", "DELAYED")
+QUEUED = ("ENQUEUED", "DELAYED")
+
+_RUN_ID = re.compile(r"ingest-[0-9a-f]{20}")
+BAD_FILE_POSITION = -1  # the position of an errors row that stands for a whole file
+
+
+# -- identities ------------------------------------------------------------------------------
+def fingerprint_of(content_hash: str, label: str) -> str:
+    """A file's identity: its bytes, plus a label to load the same bytes again on purpose."""
+    return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]
+
+
+class RunIdentity:
+    """A run's ID, from the identities of its files in order: a set of one file keeps that
+    file's fingerprint (``ingest-<fingerprint>``), so the same command names the same run."""
+
+    def __init__(self):
+        self._hash = hashlib.sha256(b"set")
+        self._first: Optional[str] = None
+        self.count = 0
+
+    def add(self, fingerprint: Optional[str], name: str) -> None:
+        if self.count == 0:
+            self._first = fingerprint
+        self._hash.update(f"{fingerprint or 'bad'}\t{name}\n".encode())
+        self.count += 1
+
+    def run_id(self) -> str:
+        if self.count == 1 and self._first:
+            return f"ingest-{self._first}"
+        return f"ingest-{self._hash.hexdigest()[:20]}"
+
+
+def is_run_id(text: str) -> bool:
+    """``ingest-`` and 20 hex digits: also what keeps a run id safe inside COPY text."""
+    return _RUN_ID.fullmatch(text) is not None
+
+
+def chunk_workflow_id(run_id: str, index: int) -> str:
+    return f"{run_id}-chunk-{index:05d}"
+
+
+def retry_workflow_id(run_id: str, index: int) -> str:
+    return f"{run_id}-retry-{index:05d}"
+
+
+def redrive_prefix(run_id: str) -> str:
+    return f"{run_id}-redrive-"
+
+
+def redrive_workflow_id(run_id: str, number: int) -> str:
+    return f"{redrive_prefix(run_id)}{number:03d}"
+
+
+def fork_id(workflow_id: str) -> str:
+    """The ID ``ingest resume`` gives the fork of a failed child: under the run's prefix."""
+    return f"{workflow_id}-fork"
+
+
+def children_prefix(run_id: str) -> str:
+    return f"{run_id}-"
+
+
+def chunk_index(workflow_id: str) -> Optional[int]:
+    """The chunk number in a chunk (or retry) workflow's ID; None for other workflows."""
+    match = re.search(r"-(?:chunk|retry)-(\d+)", workflow_id)
+    return int(match.group(1)) if match else None
+
+
+def source_key(fingerprint: str, position: int) -> str:
+    return f"{fingerprint}:{position}"
+
+
+def bad_file_key(fingerprint: Optional[str], name: str) -> str:
+    """The source key of a bad file's errors row: its content, or its path if unreadable."""
+    if fingerprint:
+        return f"{fingerprint}:file"
+    return f"path:{hashlib.sha256(name.encode()).hexdigest()[:20]}"
+
+
+def title_of(position: int) -> str:
+    return f"task {position}"
+
+
+# -- what a run carries --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """What every workflow of a run needs: its ID and how to treat records."""
+
+    run_id: str
+    chunk_size: int
+    max_attempts: int
+    retry_interval: float
+    backoff: float
+    faults: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run workflow's input: the job and what the command found (its files are rows of
+    ``sources`` under the run's ID)."""
+
+    job: Job
+    inputs: str  # the paths as typed, for people
+    files: int  # rows in ``sources``
+    records: int  # records of the files planned as new (claims may take some away)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of consecutive pieces of the run's new files, from piece ``first_piece`` of
+    file ``first`` to piece ``last_piece`` of file ``last`` (ordinals in ``sources``)."""
+
+    index: int
+    first: int
+    first_piece: int
+    last: int
+    last_piece: int
+    records: int
+    files_done: int  # files whose last piece is in this chunk
+    first_position: int  # of its first record, in the first file
+
+    def span(self) -> str:
+        """Its records, for people: positions within one file, or the files it spans."""
+        if self.first == self.last:
+            return f"records {self.first_position}-{self.first_position + self.records - 1}"
+        return f"files #{self.first}-#{self.last}, {self.records} records"
+
+    def describe(self) -> str:
+        return f"chunk {self.index} ({self.span()})"
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    index: int
+    tasks: int
+    errors: int
+    retry_workflow: Optional[str] = None
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What claiming a page of a run's files found."""
+
+    new: int = 0
+    duplicate: int = 0
+    bad: int = 0
+    bad_rows: int = 0  # errors rows written for bad files (not those seen by earlier runs)
+    records: int = 0
+    empty: int = 0  # new files without records: done as soon as claimed
+
+    def __add__(self, other: "Claimed") -> "Claimed":
+        return Claimed(*(a + b for a, b in zip(astuple_of(self), astuple_of(other))))
+
+
+def astuple_of(value) -> tuple:
+    return tuple(asdict(value).values())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A finished run, as its workflow returns it."""
+
+    run_id: str
+    inputs: str
+    records: int
+    tasks: int
+    errors: int
+    retries: int
+    chunks: int
+    files_new: int
+    files_already: int
+    files_bad: int
+    started_at: float
+    finished_at: float
+
+    @property
+    def files(self) -> int:
+        return self.files_new + self.files_already + self.files_bad
+
+    @classmethod
+    def from_output(cls, output) -> "Summary":
+        """A run's stored output; a version-1 run (a dict, one file) reads as one file."""
+        if isinstance(output, cls):
+            return output
+        return cls(run_id=output["run_id"], inputs=output.get("dataset", ""),
+                   records=output["records"], tasks=output["tasks"], errors=output["errors"],
+                   retries=output["retries"], chunks=output["chunks"], files_new=1,
+                   files_already=0, files_bad=0, started_at=output["started_at"],
+                   finished_at=output["finished_at"])
+
+    def with_(self, **changes) -> "Summary":
+        return replace(self, **changes)

@@ -1,0 +1,304 @@
+"""What every command does with a run: plan it, start it or attach to it, wait for it with
+progress, and report a typed result. The one place that polls DBOS while a command waits.
+
+Nothing here prints or knows click: the command line (``cli``) passes callbacks for the lines
+it shows and turns an ``IngestError`` into its exit code.
+"""
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import BinaryIO, Callable, Optional
+
+from .contract import (ACTIVE, ERROR, GIVEN_UP, SUCCESS, Chunk, Job, RunPlan, Summary,
+                       children_prefix, fork_id, is_run_id)
+from .errors import InputError, RunFailed, RunIncomplete, RunNotFound
+from .progress import Progress
+
+POLL_SEC = 0.25  # how often a waiting command looks at its run
+CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
+DEFAULT_CHUNK_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    fmt: Optional[str] = None
+    label: str = ""
+    max_attempts: int = 3
+    retry_interval: float = 0.1
+    backoff: float = 2.0
+    faults: dict = field(default_factory=dict)
+
+    def job(self, run_id: str) -> Job:
+        return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
+                   retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults)
+
+
+@dataclass
+class LoadResult:
+    """What a load did, for people (``str``) and for scripts (``asdict``)."""
+
+    run_id: str
+    dataset: str
+    records: int
+    tasks: int
+    errors: int
+    retries: int
+    chunks: int
+    files_loaded: int
+    files_already_loaded: int
+    files_bad: int
+    already_loaded: bool
+    elapsed_s: float
+    bad_files: list = field(default_factory=list)  # one line each (the first 20)
+    skipped: str = ""
+
+    @classmethod
+    def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
+                     bad_files: list, skipped: str = "") -> "LoadResult":
+        loaded, already = summary.files_new, summary.files_already
+        if already_loaded:
+            loaded, already = 0, loaded + already
+        return cls(run_id=summary.run_id, dataset=summary.inputs, records=summary.records,
+                   tasks=summary.tasks, errors=summary.errors, retries=summary.retries,
+                   chunks=summary.chunks, files_loaded=loaded, files_already_loaded=already,
+                   files_bad=summary.files_bad, already_loaded=already_loaded,
+                   elapsed_s=elapsed_s, bad_files=bad_files, skipped=skipped)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errors > 0
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / max(self.elapsed_s, 1e-9)
+
+    @property
+    def files(self) -> int:
+        return self.files_loaded + self.files_already_loaded + self.files_bad
+
+    def asdict(self) -> dict:
+        shown = asdict(self)
+        shown.pop("skipped")
+        return {**shown, "elapsed_s": round(self.elapsed_s, 3),
+                "records_per_s": round(self.records_per_s, 1)}
+
+    def __str__(self) -> str:
+        lines = []
+        if self.already_loaded:
+            lines.append(f"{self.dataset}: already loaded by run {self.run_id}; nothing to do "
+                         "(use --label to load it again as a new dataset)")
+        lines += [f"run {self.run_id}  {self.dataset}"]
+        if self.files > 1 or self.files_bad or self.files_already_loaded and not self.already_loaded:
+            lines.append(f"  files: {self.files_loaded:,} new files loaded, "
+                         f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
+        lines.append(
+            f"  records {self.records} | tasks {self.tasks} | errors {self.errors}"
+            f" | retries {self.retries} | elapsed {self.elapsed_s:.2f} s"
+            f" | {self.records_per_s:,.0f} records/s")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Detached:
+    run_id: str
+    dataset: str
+    records: int
+    state: str
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        state = "queued" if self.state == "ENQUEUED" else f"already {self.state}"
+        return (f"{self.run_id}  {self.dataset}: {state} ({self.records} records); "
+                f"follow it with: ingest status {self.run_id}")
+
+
+# -- load -----------------------------------------------------------------------------------------
+def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
+    """Name and fingerprint every input file (no database is touched); a single file named
+    alone that can't be loaded is an ``InputError`` here, before anything is written."""
+    from .sources.plan import Manifest, Skipped, expand, has_magic, identify
+    from .sources.scan import scan
+
+    skipped, manifest = Skipped(), Manifest()
+    for name in expand(specs, skipped):
+        manifest.add(identify(name, options.label, stdin))
+    scanned = None
+    alone = len(specs) == 1 and manifest.count == 1 and not has_magic(specs[0])
+    if alone and manifest.first.error and not manifest.first.error.endswith("files"):
+        raise InputError(manifest.first.error)
+    if alone and not manifest.first.error:
+        first = manifest.first
+        scanned = scan(first.path, options.chunk_size, options.fmt, options.label,
+                       name=first.scan_name)
+    return manifest, skipped, scanned
+
+
+def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
+         detach: bool = False, show_progress: bool = False):
+    """Plan the run of these files and start it, or attach to it if it exists; returns its
+    ``LoadResult`` (``Detached`` with ``detach``)."""
+    from . import integration
+
+    began = time.time()
+    run_id = manifest.run_id
+    status = run_status(run_id)
+    dataset = describe_inputs(specs)
+    if status is None:
+        counts = app.write_plan(manifest, run_id, options, scanned)
+        plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
+                       records=counts.records)
+        integration.start_run(plan, detach=detach)
+        planned_records = counts.records
+    else:
+        planned_records = 0
+    if detach:
+        return Detached(run_id, dataset, planned_records, status or "ENQUEUED")
+    bar = Progress(planned_records, enabled=show_progress and status != SUCCESS, files=manifest.count)
+    try:
+        summary = wait_for_run(run_id, on_children=progress_of(bar))
+    finally:
+        bar.close()
+    elapsed = (summary.finished_at - summary.started_at) if status == SUCCESS else time.time() - began
+    return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
+                                   skipped.describe())
+
+
+def progress_of(bar: Progress) -> Optional[Callable]:
+    """Turns the run's finished chunk workflows into files and records done."""
+    if not bar.enabled:
+        return None
+
+    def update(children: list) -> None:
+        done = [c.input["args"][1] for c in children
+                if c.status == SUCCESS and c.name == "load_chunk" and c.input]
+        bar.update(sum(c.records for c in done), sum(c.files_done for c in done))
+
+    return update
+
+
+def describe_inputs(specs: list) -> str:
+    import os
+
+    names = ["stdin" if s == "-" else (s if any(c in s for c in "*?[") else os.path.abspath(s))
+             for s in specs]
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+
+
+# -- waiting -------------------------------------------------------------------------------------
+def run_status(run_id: str) -> Optional[str]:
+    from dbos import DBOS
+
+    status = DBOS.get_workflow_status(run_id)
+    return status.status if status else None
+
+
+def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary:
+    """The run's summary once it finishes; ``RunIncomplete`` if part of it was given up or
+    failed and nothing is left running, ``RunFailed`` if the run itself failed."""
+    from dbos import DBOS
+
+    checked = 0.0
+    while True:
+        status = run_status(run_id)
+        if status == SUCCESS:
+            return Summary.from_output(DBOS.retrieve_workflow(run_id).get_result())
+        if status == ERROR:
+            raise RunFailed(f"run {run_id} failed; see `dbos workflow steps {run_id}`")
+        if time.time() - checked > CHILDREN_SEC or status in GIVEN_UP:
+            checked = time.time()
+            children = DBOS.list_workflows(workflow_id_prefix=children_prefix(run_id),
+                                           load_input=on_children is not None, load_output=False)
+            if on_children:
+                on_children(children)
+            stuck = needing_resume(children)
+            busy = [c for c in children if c.status in ACTIVE]
+            if (status in GIVEN_UP or stuck) and not busy:
+                raise RunIncomplete(incomplete_report(run_id, stuck))
+        time.sleep(POLL_SEC)
+
+
+def needing_resume(children: list) -> list:
+    """The children ``ingest resume`` must act on: given up, or failed and not forked yet."""
+    ids = {c.workflow_id for c in children}
+    return [c for c in children if c.status in GIVEN_UP
+            or (c.status == ERROR and fork_id(c.workflow_id) not in ids)]
+
+
+def incomplete_report(run_id: str, stuck: list) -> str:
+    from dbos import DBOS
+
+    from .app import MAX_RECOVERY_ATTEMPTS
+
+    given_up, failed = [], []
+    ids = [c.workflow_id for c in stuck]
+    for child in DBOS.list_workflows(workflow_ids=ids) if ids else []:
+        args = child.input["args"] if child.input else ()
+        chunk = args[1] if len(args) == 2 and isinstance(args[1], Chunk) else None
+        what = chunk.describe() if chunk else child.workflow_id
+        if child.status == ERROR:
+            failed.append(f"{what} failed ({error_line(child.error)})")
+        else:
+            given_up.append(what)
+    parts = failed
+    if given_up:
+        verb = "was" if len(given_up) == 1 else "were"
+        parts = [f"{', '.join(given_up)} {verb} given up after repeated crashes "
+                 f"(max_recovery_attempts {MAX_RECOVERY_ATTEMPTS})"] + failed
+    what = "; ".join(parts) or "the run itself was given up"
+    return (f"run {run_id} is incomplete: {what}; the rest is loaded. "
+            f"Fix the cause, then run: ingest resume {run_id}")
+
+
+def error_line(error) -> str:
+    reason = (str(error).strip().splitlines() or ["an error"])[0]
+    return f"{type(error).__name__}: {reason}" if isinstance(error, BaseException) else reason
+
+
+# -- resume, retry, workers -----------------------------------------------------------------------
+def check_run(run_id: str) -> None:
+    if not is_run_id(run_id) or run_status(run_id) is None:
+        raise RunNotFound(run_id)
+
+
+def unfinished_runs() -> tuple:
+    """(this executor's unfinished runs, other executors' unfinished runs)."""
+    from dbos import DBOS
+
+    runs = DBOS.list_workflows(name="ingest_run", status=[*ACTIVE, *GIVEN_UP],
+                               load_input=False, load_output=False)
+    mine = [w.workflow_id for w in runs if w.executor_id == DBOS.executor_id]
+    theirs = [(w.workflow_id, w.executor_id) for w in runs if w.executor_id != DBOS.executor_id]
+    return mine, theirs
+
+
+def resume(app, run_id: str, on_resumed: Callable = lambda run_id, count: None) -> LoadResult:
+    """Put a run's given-up or failed parts back to work and wait for it."""
+    from . import integration
+
+    began = time.time()
+    resumed = integration.resume_run(run_id)
+    if resumed:
+        on_resumed(run_id, len(resumed))
+    summary = wait_for_run(run_id)
+    return LoadResult.from_summary(summary, False, time.time() - began, app.bad_files(run_id))
+
+
+def redrive(run_id: str, faults: dict) -> dict:
+    from . import integration
+
+    check_run(run_id)
+    return integration.start_redrive(run_id, faults).get_result(polling_interval_sec=POLL_SEC)
+
+
+def tune_gc() -> None:
+    """A load allocates millions of short-lived dicts and no cycles: keep the collector
+    off the long-lived start-up objects and make it run less often (measured: ~8% less
+    CPU on a 100,000-record load)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

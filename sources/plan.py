@@ -1,0 +1,309 @@
+"""What the command line names, as one stream of files, and the rows that plan a run.
+
+``expand`` turns files, folders (walked recursively) and quoted globs into paths, each
+argument's in sorted path order. ``identify`` names a file by its bytes (gzip and standard
+input are spooled first). ``Manifest`` keeps the identified files on disk while the run's
+ID, which depends on all of them, is worked out; ``write_plan`` then scans the files whose
+content was never claimed and writes one ``sources`` row per file. Nothing here holds the
+whole list of files in memory.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Optional
+
+import orjson
+
+from ..contract import RunIdentity, fingerprint_of
+from ..errors import InputError
+from .common import BLOCK_BYTES, open_input
+from .scan import BOM, Plan, scan
+from .spool import readable_copy, spool_stdin
+
+DATA_SUFFIXES = (".json", ".ndjson", ".jsonl")
+PLAN_BATCH = 1000  # files looked up, scanned and written together
+
+
+# -- naming the files ---------------------------------------------------------------------------
+@dataclass
+class Skipped:
+    """What walking folders passed over."""
+
+    hidden: int = 0
+    other: int = 0
+
+    def describe(self) -> str:
+        parts = [f"{n:,} {what}" for n, what in ((self.hidden, "hidden"),
+                                                 (self.other, "with other extensions")) if n]
+        return f"skipped {' and '.join(parts)} (loaded: .json, .ndjson, .jsonl, optionally .gz)" \
+            if parts else ""
+
+
+def is_data_file(name: str) -> bool:
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    return base.lower().endswith(DATA_SUFFIXES)
+
+
+def has_magic(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def expand(specs: list, skipped: Skipped) -> Iterator[str]:
+    """Every file the arguments name; a name that is not there is passed on as it is, so
+    that it is reported as a bad input."""
+    for spec in specs:
+        if spec == "-" or not (has_magic(spec) or os.path.isdir(spec)):
+            yield spec
+        elif has_magic(spec):
+            yield from _nonempty(glob_files(spec), spec, "no file matches it; check the pattern "
+                                 "(and quote it, so the shell leaves it to ingest)")
+        else:
+            yield from _nonempty(walk(spec, skipped), spec,
+                                 "is a directory without .json, .ndjson or .jsonl files")
+
+
+def _nonempty(paths: Iterator[str], spec: str, why: str) -> Iterator[str]:
+    found = False
+    for path in paths:
+        found = True
+        yield path
+    if not found:
+        yield NoFiles(spec, why)
+
+
+class NoFiles(str):
+    """A folder or glob that named no file: reported as a bad input, under its own name."""
+
+    def __new__(cls, spec: str, why: str):
+        value = super().__new__(cls, spec)
+        value.why = why
+        return value
+
+
+def walk(directory: str, skipped: Skipped) -> Iterator[str]:
+    """Data files under ``directory``, recursively, in sorted path order; hidden entries and
+    other extensions are counted in ``skipped``."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            skipped.hidden += 1
+        elif entry.is_dir():
+            yield from walk(entry.path, skipped)
+        elif is_data_file(entry.name):
+            yield entry.path
+        else:
+            skipped.other += 1
+
+
+def glob_files(pattern: str) -> Iterator[str]:
+    """Files matching a glob (``*``, ``?``, ``[...]``; ``**`` for any depth of folders), in
+    sorted path order; hidden entries only where the pattern names them."""
+    parts = pattern.split("/")
+    fixed = 0
+    while fixed < len(parts) - 1 and not has_magic(parts[fixed]):
+        fixed += 1
+    root = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
+    matcher = re.compile(_glob_regex(parts[fixed:]))
+    for path in _walk_all(root):
+        relative = os.path.relpath(path, root)
+        if matcher.fullmatch(relative):
+            yield path if root != "." or pattern.startswith("./") else relative
+
+
+def _walk_all(directory: str) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk_all(entry.path)
+        else:
+            yield entry.path
+
+
+def _glob_regex(parts: list) -> str:
+    regex = ""
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1
+        if part == "**":
+            regex += "(?:[^/]+/)*" if not last else ".*"
+            continue
+        regex += _component_regex(part) + ("" if last else "/")
+    return regex
+
+
+def _component_regex(part: str) -> str:
+    out, i = "" if part.startswith(".") else "(?!\\.)", 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[" and part.find("]", i + 2) > 0:
+            end = part.find("]", i + 2)
+            body = part[i + 1:end]
+            out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+            i = end
+        else:
+            out += re.escape(c)
+        i += 1
+    return out
+
+
+# -- identifying them ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Identified:
+    """A file named on the command line: what is read, and its identity; or why it can't be."""
+
+    name: str  # as the user knows it ("stdin" for -)
+    path: Optional[str] = None  # what is read: the file, or its spooled copy
+    fingerprint: Optional[str] = None
+    error: Optional[str] = None
+    decompressed: bool = False
+
+    @property
+    def scan_name(self) -> str:
+        return f"{self.name} (decompressed)" if self.decompressed else self.name
+
+
+def identify(name: str, label: str, stdin: Optional[BinaryIO] = None) -> Identified:
+    """Hash a file's bytes into its fingerprint; one-line reasons for files that can't be read."""
+    if isinstance(name, NoFiles):
+        return Identified(name=name, error=f"{name}: {name.why}")
+    try:
+        if name == "-":
+            return _identified("stdin", spool_stdin(stdin), label, False)
+        path, decompressed = readable_copy(name, name)
+        return _identified(name, path, label, decompressed)
+    except InputError as exc:
+        return Identified(name=name, error=str(exc))
+
+
+def _identified(name: str, path: str, label: str, decompressed: bool) -> Identified:
+    """The fingerprint hashes what ``scan`` hashes: the bytes after a UTF-8 byte-order mark."""
+    hasher = hashlib.sha256()
+    with open_input(path) as f:
+        head = f.read(len(BOM))
+        if head != BOM:
+            hasher.update(head)
+        while block := f.read(BLOCK_BYTES * 4):
+            hasher.update(block)
+    return Identified(name=name, path=os.path.abspath(path),
+                      fingerprint=fingerprint_of(hasher.hexdigest(), label),
+                      decompressed=decompressed)
+
+
+class Manifest:
+    """The identified files of one command, kept in a temporary file, and the run's ID."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile()
+        self.identity = RunIdentity()
+        self.count = 0
+        self.bad = 0
+        self.first: Optional[Identified] = None
+
+    def add(self, item: Identified) -> None:
+        self._file.write(orjson.dumps([item.name, item.path, item.fingerprint, item.error,
+                                       item.decompressed]) + b"\n")
+        self.identity.add(item.fingerprint, item.name)
+        self.first = self.first or item
+        self.count += 1
+        self.bad += item.error is not None
+
+    @property
+    def run_id(self) -> str:
+        return self.identity.run_id()
+
+    def __iter__(self) -> Iterator[Identified]:
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            name, path, fingerprint, error, decompressed = orjson.loads(line)
+            yield Identified(name, path, fingerprint, error, decompressed)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# -- the run's rows -------------------------------------------------------------------------------
+@dataclass
+class PlanCounts:
+    planned: int = 0  # files to scan and claim
+    records: int = 0
+    known: int = 0  # already claimed when the command looked
+    bad: int = 0
+    bad_names: list = field(default_factory=list)  # the first few, for the output
+
+
+def write_plan(engine, manifest: Manifest, run_id: str, chunk_size: int, fmt: Optional[str],
+               label: str, scanned: Optional[Plan] = None) -> PlanCounts:
+    """One ``sources`` row per file, a batch per transaction; files whose content is already
+    claimed are not scanned again. ``scanned`` is a plan the command already made."""
+    from .. import store
+
+    counts = PlanCounts()
+    batch: list = []
+    for ordinal, item in enumerate(manifest):
+        batch.append((ordinal, item))
+        if len(batch) == PLAN_BATCH:
+            _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts)
+            batch = []
+    _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts)
+    return counts
+
+
+def _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts) -> None:
+    if not batch:
+        return
+    with engine.begin() as connection:
+        owners = store.claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
+    rows = [_source_row(run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
+                        label, scanned, counts) for ordinal, item in batch]
+    with engine.begin() as connection:
+        store.write_sources(connection, rows)
+
+
+def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
+                counts: PlanCounts) -> dict:
+    row = {"run_id": run_id, "ordinal": ordinal, "name": item.name, "path": item.path or item.name,
+           "fingerprint": item.fingerprint, "records": 0, "state": "planned", "shape": None,
+           "size": None, "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None}
+    if item.error is None and owner is None:
+        try:
+            plan, stat = _scan_unchanged(item, chunk_size, fmt, label, scanned)
+        except InputError as exc:
+            item = Identified(item.name, item.path, item.fingerprint, str(exc))
+        else:
+            counts.planned += 1
+            counts.records += plan.records
+            return {**row, "shape": plan.shape, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                    "records": plan.records, "pieces": [list(p) for p in plan.chunks]}
+    if item.error is not None:
+        counts.bad += 1
+        if len(counts.bad_names) < 20:
+            counts.bad_names.append(item.error)
+        return {**row, "state": "bad", "error": item.error}
+    counts.known += 1
+    return {**row, "state": "duplicate", "loaded_by": owner}
+
+
+def _scan_unchanged(item: Identified, chunk_size: int, fmt, label: str,
+                    scanned: Optional[Plan]) -> tuple:
+    """Scan the file (or take the scan the command made) and check it is still the file that
+    was identified."""
+    before = os.stat(item.path)
+    plan = scanned if scanned is not None and scanned.fingerprint == item.fingerprint \
+        else scan(item.path, chunk_size, fmt, label, name=item.scan_name)
+    if plan.fingerprint != item.fingerprint or os.stat(item.path).st_mtime_ns != before.st_mtime_ns:
+        raise InputError(f"{item.name}: changed while it was being read; load it again once "
+                         "it is complete")
+    return plan, before
