@@ -5,10 +5,19 @@ URLs come from ``--database-url`` / ``DATABASE_URL`` (app tables) and
 ``DBOS_SYSTEM_DATABASE_URL`` (DBOS's own tables). With neither set, both are local SQLite
 files in the working directory (``durable_ingest_app.sqlite`` and DBOS's
 ``durable_ingest.sqlite``): the zero-set-up default.
+
+Errors are classified by code, never by the words of a message: ``sqlstate(exc)`` is
+Postgres's SQLSTATE (through SQLAlchemy's ``.orig``), SQLite's ``sqlite_errorcode`` stands
+in where SQLite has no SQLSTATE, and ``is_unreachable``, ``is_missing_database``,
+``is_retryable_conflict`` and ``is_unique_violation`` name the classes callers act on.
+``one_line(exc, *urls)`` is an error as the user sees it: one line, passwords scrubbed.
 """
 
 import os
 import re
+import sqlite3
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -157,15 +166,9 @@ def ensure_postgres_database(url: str) -> bool:
     from sqlalchemy import make_url
 
     target = make_url(url)
-    maintenance = target.set(drivername="postgresql", database="postgres")
     try:
-        with psycopg.connect(
-            maintenance.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
-        ) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
-            ).fetchone()
-            if exists:
+        with _maintenance_connection(url) as conn:
+            if _database_exists(conn, target.database):
                 return False
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
             return True
@@ -177,13 +180,42 @@ def ensure_postgres_database(url: str) -> bool:
             f"create it; create it with: createdb -h {target.host} -p {target.port or 5432} "
             f"-U <admin> {target.database}"
         ) from exc
+
+
+def postgres_database_exists(url: str) -> bool:
+    """Does the Postgres database ``url`` names exist? Asks the server's ``postgres``
+    database: a failed connection to ``url`` itself does not say (see ``is_missing_database``)."""
+    from sqlalchemy import make_url
+
+    with _maintenance_connection(url) as conn:
+        return _database_exists(conn, make_url(url).database)
+
+
+@contextmanager
+def _maintenance_connection(url: str):
+    """An autocommit psycopg connection to the ``postgres`` database of ``url``'s server;
+    DatabaseError (``cannot connect to <url>``) if there is none."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    maintenance = make_url(url).set(drivername="postgresql", database="postgres")
+    try:
+        with psycopg.connect(maintenance.render_as_string(hide_password=False),
+                             autocommit=True, connect_timeout=10) as conn:
+            yield conn
     except psycopg.OperationalError as exc:
+        if not is_unreachable(exc):
+            raise
         raise cannot_connect(url, exc) from None
+
+
+def _database_exists(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
 def cannot_connect(url: str, error: Exception) -> DatabaseError:
     return DatabaseError(
-        f"cannot connect to {redact(url)}: {scrub(_first_line(error), url)}; is the database "
+        f"cannot connect to {redact(url)}: {one_line(error, url)}; is the database "
         "running and the URL right? (with docker: docker compose up -d postgres)"
     )
 
@@ -211,6 +243,7 @@ def upgrade_schema(app_url: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
     engine = create_engine(app_url)
+    created_if_missing = False
     try:
         for attempt in range(5):
             try:
@@ -219,17 +252,23 @@ def upgrade_schema(app_url: str) -> None:
                 _run_migrations(engine)
                 return
             except DBAPIError as exc:
-                if "does not exist" in str(exc.orig) and is_postgres(app_url):
-                    ensure_postgres_database(app_url)
-                elif _unreachable(exc):
-                    raise cannot_connect(app_url, exc.orig) from None
+                if _may_be_missing(exc, app_url) and not created_if_missing:
+                    created_if_missing = True
+                    ensure_postgres_database(app_url)  # then look again
+                elif is_unreachable(exc):
+                    raise cannot_connect(app_url, exc) from None
                 elif attempt == 4:
-                    raise DatabaseError(
-                        f"cannot prepare {redact(app_url)}: {scrub(_first_line(exc.orig), app_url)}"
-                    ) from None
+                    raise DatabaseError(f"cannot prepare {redact(app_url)}: {one_line(exc, app_url)}") from None
                 # else: a concurrent process migrated at the same moment; look again
     finally:
         engine.dispose()
+
+
+def _may_be_missing(exc: BaseException, app_url: str) -> bool:
+    """Could the Postgres database be missing? libpq reports the server's "database does not
+    exist" at connection time without its SQLSTATE (3D000), so every failed connection may
+    be one: ``ensure_postgres_database`` asks the server, once."""
+    return is_postgres(app_url) and (is_missing_database(exc) or is_unreachable(exc))
 
 
 def schema_version(engine) -> Optional[str]:
@@ -250,12 +289,95 @@ def _run_migrations(engine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
 
-def _unreachable(exc) -> bool:
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("connection refused", "could not connect", "connection failed",
-                                   "unable to open database", "password authentication"))
+# -- errors, by code -------------------------------------------------------------------------
+# SQLSTATE codes and classes (PostgreSQL, Appendix A "Error Codes").
+CONNECTION_EXCEPTION = "08"  # class: connection refused, lost, rejected
+INVALID_AUTHORIZATION = "28"  # class: 28000 (no such role, pg_hba), 28P01 (wrong password)
+INVALID_CATALOG_NAME = "3D000"  # the database does not exist
+INSUFFICIENT_PRIVILEGE = "42501"
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE = (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 
 
-def _first_line(error) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else repr(error)
+def driver_error(exc: BaseException) -> BaseException:
+    """The DB-API driver's exception: SQLAlchemy's ``.orig`` if ``exc`` wraps one, else ``exc``."""
+    while isinstance(getattr(exc, "orig", None), BaseException):
+        exc = exc.orig
+    return exc
+
+
+def sqlstate(exc: BaseException) -> Optional[str]:
+    """The SQLSTATE of a Postgres error (``"23505"``), also under SQLAlchemy's wrapper; None
+    for other errors, and for connection failures: libpq reports those without a code."""
+    code = getattr(driver_error(exc), "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def sqlite_code(exc: BaseException) -> Optional[int]:
+    """SQLite's extended result code of an ``sqlite3`` error (``sqlite3.SQLITE_CANTOPEN``), else None."""
+    code = getattr(driver_error(exc), "sqlite_errorcode", None)
+    return code if isinstance(code, int) else None
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database can't be used at all: Postgres refused, lost or rejected the connection
+    (SQLSTATE class 08, authentication class 28, or a connection libpq gave up on), or the
+    SQLite file can't be opened (SQLITE_CANTOPEN)."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code[:2] in (CONNECTION_EXCEPTION, INVALID_AUTHORIZATION)
+    return _is_failed_connection(exc) or _sqlite_primary(exc) == sqlite3.SQLITE_CANTOPEN
+
+
+def _is_failed_connection(exc: BaseException) -> bool:
+    """A psycopg OperationalError without a SQLSTATE: libpq could not connect (refused, host
+    unknown, timed out, or the server's start-up error) or lost the connection."""
+    psycopg = sys.modules.get("psycopg")  # loaded if the error is one of its
+    error = driver_error(exc)
+    return psycopg is not None and isinstance(error, psycopg.OperationalError) and error.sqlstate is None
+
+
+def is_missing_database(exc: BaseException) -> bool:
+    """The server says the database does not exist (SQLSTATE 3D000). A *connection* to a
+    missing database fails without a code (libpq keeps it): that is ``is_unreachable``; ask
+    ``postgres_database_exists(url)`` to tell the two apart."""
+    return sqlstate(exc) == INVALID_CATALOG_NAME
+
+
+def is_insufficient_privilege(exc: BaseException) -> bool:
+    """The user may not do this (SQLSTATE 42501)."""
+    return sqlstate(exc) == INSUFFICIENT_PRIVILEGE
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """A concurrent transaction got in the way and trying again may succeed: a serialization
+    failure (40001) or a deadlock (40P01) on Postgres; SQLITE_BUSY on SQLite."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code in (SERIALIZATION_FAILURE, DEADLOCK_DETECTED)
+    return _sqlite_primary(exc) == sqlite3.SQLITE_BUSY
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A row with the same unique key exists: SQLSTATE 23505, or SQLite's UNIQUE or
+    PRIMARY KEY constraint."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code == UNIQUE_VIOLATION
+    return sqlite_code(exc) in _SQLITE_UNIQUE
+
+
+def _sqlite_primary(exc: BaseException) -> Optional[int]:
+    """The primary result code (the low byte of the extended one): SQLITE_BUSY for SQLITE_BUSY_SNAPSHOT."""
+    code = sqlite_code(exc)
+    return None if code is None else code & 0xFF
+
+
+def one_line(exc: BaseException, *urls: str) -> str:
+    """An error as the user sees it: the first non-empty line of the driver's message (under
+    SQLAlchemy's wrapper), with the passwords of ``urls`` and of any URL in it scrubbed."""
+    error = driver_error(exc)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return scrub(lines[0] if lines else repr(error), *urls)
