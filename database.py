@@ -23,10 +23,16 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote
 
+DATABASE_URL_VARIABLE = "DATABASE_URL"
+SYSTEM_DATABASE_URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
 # DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
 DEFAULT_SQLITE_SYSTEM_URL = "sqlite:///durable_ingest.sqlite"
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+# Alembic's settings ([tool.alembic]), read by the `alembic` command (run from the checkout)
+# and by alembic_config(); shipped in the package too (package-data).
+ALEMBIC_SETTINGS = PACKAGE_DIR / "pyproject.toml"
 
 
 class DatabaseError(Exception):
@@ -67,9 +73,22 @@ def normalise_url(url: str) -> str:
 
 def resolve(database_url: Optional[str] = None, system_url: Optional[str] = None) -> Databases:
     """The app and system database URLs, from arguments, then the environment, then defaults."""
-    app = normalise_url(database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    system = system_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL")
+    app = app_database_url(database_url)
+    system = system_url or os.environ.get(SYSTEM_DATABASE_URL_VARIABLE)
     return Databases(app, normalise_url(system) if system else derived_system_url(app))
+
+
+def app_database_url(database_url: Optional[str] = None) -> str:
+    """The app database's URL, normalised: ``database_url``, else ``DATABASE_URL``, else the
+    local SQLite file. The one place that reads ``DATABASE_URL``."""
+    return normalise_url(database_url or os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL)
+
+
+def environment_urls() -> tuple:
+    """The database URLs the environment sets, as written (``DATABASE_URL``,
+    ``DBOS_SYSTEM_DATABASE_URL``): passwords to scrub from a message."""
+    values = (os.environ.get(name) for name in (DATABASE_URL_VARIABLE, SYSTEM_DATABASE_URL_VARIABLE))
+    return tuple(value for value in values if value)
 
 
 def derived_system_url(app_url: str) -> str:
@@ -221,10 +240,11 @@ def cannot_connect(url: str, error: Exception) -> DatabaseError:
 
 
 def alembic_config(connection=None):
+    """Alembic's configuration: the ``[tool.alembic]`` settings the ``alembic`` command reads,
+    and the open ``connection`` migrations/env.py should use, if any."""
     from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg = Config(toml_file=ALEMBIC_SETTINGS)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
