@@ -13,6 +13,8 @@ in where SQLite has no SQLSTATE, and ``is_unreachable``, ``is_missing_database``
 ``one_line(exc, *urls)`` is an error as the user sees it: one line, passwords scrubbed.
 """
 
+import ast
+import functools
 import os
 import re
 import sqlite3
@@ -20,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 from urllib.parse import unquote
 
 DATABASE_URL_VARIABLE = "DATABASE_URL"
@@ -250,7 +252,54 @@ def alembic_config(connection=None):
     return cfg
 
 
-SCHEMA_HEAD = "0001"  # the newest migration's revision (a test keeps it equal to alembic's head)
+@functools.cache
+def schema_head() -> str:
+    """The newest migration's revision, read from migrations/versions/*.py (no alembic import):
+    the one revision no other revision's ``down_revision`` names. Cached."""
+    return _schema_head(MIGRATIONS_DIR / "versions")
+
+
+def _schema_head(versions_dir: Path) -> str:
+    revisions = dict(_revision_of(path) for path in sorted(versions_dir.glob("*.py"))
+                     if path.name != "__init__.py")
+    parents = {parent for down in revisions.values() for parent in down}
+    heads = sorted(set(revisions) - parents)
+    if len(heads) != 1:
+        raise DatabaseError(f"migrations in {versions_dir} have {len(heads)} heads "
+                            f"({', '.join(heads) or 'none'}); there must be one (alembic merge heads)")
+    return heads[0]
+
+
+def _revision_of(path: Path) -> tuple:
+    """(revision, (down revisions...)) from a migration file's top-level assignments."""
+    assigned = dict(_assignments(path, ("revision", "down_revision")))
+    if not isinstance(assigned.get("revision"), str):
+        raise DatabaseError(f"{path} has no `revision = \"...\"`")
+    down = assigned.get("down_revision")
+    return assigned["revision"], (down,) if isinstance(down, str) else tuple(down or ())
+
+
+def _assignments(path: Path, names: tuple) -> Iterator[tuple]:
+    """(name, literal value) of the module-level ``name = ...`` / ``name: T = ...`` of ``names``."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in names:
+                yield target.id, ast.literal_eval(node.value)
+
+
+def __getattr__(name: str):
+    """``SCHEMA_HEAD``, the constant this used to be: now ``schema_head()``."""
+    if name == "SCHEMA_HEAD":
+        return schema_head()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MIGRATION_LOCK = 7_203_311  # pg_advisory_xact_lock key: one migrating process at a time
 
 
@@ -267,7 +316,7 @@ def upgrade_schema(app_url: str) -> None:
     try:
         for attempt in range(5):
             try:
-                if schema_version(engine) == SCHEMA_HEAD:
+                if schema_version(engine) == schema_head():
                     return
                 _run_migrations(engine)
                 return

@@ -3,6 +3,8 @@ result code (never by message text), one-line messages without passwords, the sc
 read from the migration files."""
 
 import sqlite3
+import subprocess
+import sys
 import uuid
 
 import psycopg
@@ -135,7 +137,7 @@ def test_upgrade_schema_creates_a_missing_database(pg_url):
 
         assert database.postgres_database_exists(missing)
         engine = sa.create_engine(database.normalise_url(missing))
-        assert database.schema_version(engine) == database.SCHEMA_HEAD
+        assert database.schema_version(engine) == database.schema_head()
         engine.dispose()
     finally:
         _drop(missing.rsplit("/", 1)[1])
@@ -201,3 +203,55 @@ def test_one_line_is_the_first_line_without_passwords():
     assert database.one_line(error, url) == "login as ingest with *** failed"
     assert database.one_line(RuntimeError("see postgresql://u:hunter2@h/d")) == "see postgresql://u:***@h/d"
     assert database.one_line(RuntimeError()) == "RuntimeError()"
+
+
+# -- the schema head, from the migration files ----------------------------------------------
+def test_schema_head_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert database.schema_head() == ScriptDirectory.from_config(database.alembic_config()).get_current_head()
+
+
+def write_migration(versions, revision: str, down: str, annotated: bool = False):
+    names = ("revision: str", "down_revision: Union[str, Sequence[str], None]") if annotated else (
+        "revision", "down_revision")
+    (versions / f"{revision}_step.py").write_text(
+        f'"""Step {revision}."""\nfrom typing import Sequence, Union\n\n'
+        f"{names[0]} = {revision!r}\n{names[1]} = {down}\nbranch_labels = None\n\n\n"
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n")
+
+
+@pytest.mark.parametrize("history, head", [
+    ([("0001", "None"), ("0002", "'0001'")], "0002"),
+    ([("0001", "None"), ("0002", "'0001'"), ("0003", "'0002'")], "0003"),
+    # two branches and the migration that merges them
+    ([("0001", "None"), ("0002a", "'0001'"), ("0002b", "'0001'"), ("0003", "('0002a', '0002b')")], "0003"),
+])
+@pytest.mark.parametrize("annotated", [False, True], ids=["plain", "annotated"])
+def test_schema_head_follows_new_migrations(tmp_path, history, head, annotated):
+    from alembic.script import ScriptDirectory
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "__init__.py").write_text("")
+    for revision, down in history:
+        write_migration(versions, revision, down, annotated)
+
+    assert database._schema_head(versions) == head
+    assert ScriptDirectory(str(tmp_path)).get_current_head() == head
+
+
+def test_two_unmerged_heads_are_an_error(tmp_path):
+    for revision, down in [("0001", "None"), ("0002a", "'0001'"), ("0002b", "'0001'")]:
+        write_migration(tmp_path, revision, down)
+
+    with pytest.raises(database.DatabaseError, match=r"have 2 heads \(0002a, 0002b\)"):
+        database._schema_head(tmp_path)
+
+
+def test_schema_head_needs_no_alembic():
+    code = ("import sys; from durable_ingest import database; database.schema_head(); "
+            "print('alembic' in sys.modules, 'sqlalchemy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.split() == ["False", "False"]
