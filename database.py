@@ -5,21 +5,38 @@ URLs come from ``--database-url`` / ``DATABASE_URL`` (app tables) and
 ``DBOS_SYSTEM_DATABASE_URL`` (DBOS's own tables). With neither set, both are local SQLite
 files in the working directory (``durable_ingest_app.sqlite`` and DBOS's
 ``durable_ingest.sqlite``): the zero-set-up default.
+
+Errors are classified by code, never by the words of a message: ``sqlstate(exc)`` is
+Postgres's SQLSTATE (through SQLAlchemy's ``.orig``), SQLite's ``sqlite_errorcode`` stands
+in where SQLite has no SQLSTATE, and ``is_unreachable``, ``is_missing_database``,
+``is_retryable_conflict`` and ``is_unique_violation`` name the classes callers act on.
+``one_line(exc, *urls)`` is an error as the user sees it: one line, passwords scrubbed.
 """
 
+import ast
+import functools
 import os
 import re
+import sqlite3
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 from urllib.parse import unquote
 
 from .errors import IngestError
 
+DATABASE_URL_VARIABLE = "DATABASE_URL"
+SYSTEM_DATABASE_URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
 # DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
 DEFAULT_SQLITE_SYSTEM_URL = "sqlite:///durable_ingest.sqlite"
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+# Alembic's settings ([tool.alembic]), read by the `alembic` command (run from the checkout)
+# and by alembic_config(); shipped in the package too (package-data).
+ALEMBIC_SETTINGS = PACKAGE_DIR / "pyproject.toml"
 
 
 class DatabaseError(IngestError):
@@ -60,9 +77,22 @@ def normalise_url(url: str) -> str:
 
 def resolve(database_url: Optional[str] = None, system_url: Optional[str] = None) -> Databases:
     """The app and system database URLs, from arguments, then the environment, then defaults."""
-    app = normalise_url(database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    system = system_url or os.environ.get("DBOS_SYSTEM_DATABASE_URL")
+    app = app_database_url(database_url)
+    system = system_url or os.environ.get(SYSTEM_DATABASE_URL_VARIABLE)
     return Databases(app, normalise_url(system) if system else derived_system_url(app))
+
+
+def app_database_url(database_url: Optional[str] = None) -> str:
+    """The app database's URL, normalised: ``database_url``, else ``DATABASE_URL``, else the
+    local SQLite file. The one place that reads ``DATABASE_URL``."""
+    return normalise_url(database_url or os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL)
+
+
+def environment_urls() -> tuple:
+    """The database URLs the environment sets, as written (``DATABASE_URL``,
+    ``DBOS_SYSTEM_DATABASE_URL``): passwords to scrub from a message."""
+    values = (os.environ.get(name) for name in (DATABASE_URL_VARIABLE, SYSTEM_DATABASE_URL_VARIABLE))
+    return tuple(value for value in values if value)
 
 
 def derived_system_url(app_url: str) -> str:
@@ -152,13 +182,6 @@ def _raw_password(url: str) -> Optional[str]:
     return userinfo.split(":", 1)[1] if ":" in userinfo else None
 
 
-def is_missing_database(exc: BaseException) -> bool:
-    """Whether connecting failed because the Postgres database does not exist (3D000)."""
-    orig = getattr(exc, "orig", exc)
-    return getattr(orig, "sqlstate", None) == "3D000" or \
-        'does not exist' in str(orig) and 'database "' in str(orig)
-
-
 def ensure_postgres_database(url: str) -> bool:
     """Create the Postgres database ``url`` names if it is missing; True if it was created."""
     import psycopg
@@ -166,15 +189,9 @@ def ensure_postgres_database(url: str) -> bool:
     from sqlalchemy import make_url
 
     target = make_url(url)
-    maintenance = target.set(drivername="postgresql", database="postgres")
     try:
-        with psycopg.connect(
-            maintenance.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
-        ) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
-            ).fetchone()
-            if exists:
+        with _maintenance_connection(url) as conn:
+            if _database_exists(conn, target.database):
                 return False
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
             return True
@@ -186,28 +203,105 @@ def ensure_postgres_database(url: str) -> bool:
             f"create it; create it with: createdb -h {target.host} -p {target.port or 5432} "
             f"-U <admin> {target.database}"
         ) from exc
+
+
+def postgres_database_exists(url: str) -> bool:
+    """Does the Postgres database ``url`` names exist? Asks the server's ``postgres``
+    database: a failed connection to ``url`` itself does not say (see ``is_missing_database``)."""
+    from sqlalchemy import make_url
+
+    with _maintenance_connection(url) as conn:
+        return _database_exists(conn, make_url(url).database)
+
+
+@contextmanager
+def _maintenance_connection(url: str):
+    """An autocommit psycopg connection to the ``postgres`` database of ``url``'s server;
+    DatabaseError (``cannot connect to <url>``) if there is none."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    maintenance = make_url(url).set(drivername="postgresql", database="postgres")
+    try:
+        with psycopg.connect(maintenance.render_as_string(hide_password=False),
+                             autocommit=True, connect_timeout=10) as conn:
+            yield conn
     except psycopg.OperationalError as exc:
+        if not is_unreachable(exc):
+            raise
         raise cannot_connect(url, exc) from None
+
+
+def _database_exists(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
 def cannot_connect(url: str, error: Exception) -> DatabaseError:
     return DatabaseError(
-        f"cannot connect to {redact(url)}: {scrub(_first_line(error), url)}; is the database "
+        f"cannot connect to {redact(url)}: {one_line(error, url)}; is the database "
         "running and the URL right? (with docker: docker compose up -d postgres)"
     )
 
 
 def alembic_config(connection=None):
+    """Alembic's configuration: the ``[tool.alembic]`` settings the ``alembic`` command reads,
+    and the open ``connection`` migrations/env.py should use, if any."""
     from alembic.config import Config
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg = Config(toml_file=ALEMBIC_SETTINGS)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-SCHEMA_HEAD = "0002"  # the newest migration's revision (a test keeps it equal to alembic's head)
+@functools.cache
+def schema_head() -> str:
+    """The newest migration's revision, read from migrations/versions/*.py (no alembic import):
+    the one revision no other revision's ``down_revision`` names. Cached."""
+    return _schema_head(MIGRATIONS_DIR / "versions")
+
+
+def _schema_head(versions_dir: Path) -> str:
+    revisions = dict(_revision_of(path) for path in sorted(versions_dir.glob("*.py"))
+                     if path.name != "__init__.py")
+    parents = {parent for down in revisions.values() for parent in down}
+    heads = sorted(set(revisions) - parents)
+    if len(heads) != 1:
+        raise DatabaseError(f"migrations in {versions_dir} have {len(heads)} heads "
+                            f"({', '.join(heads) or 'none'}); there must be one (alembic merge heads)")
+    return heads[0]
+
+
+def _revision_of(path: Path) -> tuple:
+    """(revision, (down revisions...)) from a migration file's top-level assignments."""
+    assigned = dict(_assignments(path, ("revision", "down_revision")))
+    if not isinstance(assigned.get("revision"), str):
+        raise DatabaseError(f"{path} has no `revision = \"...\"`")
+    down = assigned.get("down_revision")
+    return assigned["revision"], (down,) if isinstance(down, str) else tuple(down or ())
+
+
+def _assignments(path: Path, names: tuple) -> Iterator[tuple]:
+    """(name, literal value) of the module-level ``name = ...`` / ``name: T = ...`` of ``names``."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in names:
+                yield target.id, ast.literal_eval(node.value)
+
+
+def __getattr__(name: str):
+    """``SCHEMA_HEAD``, the constant this used to be: now ``schema_head()``."""
+    if name == "SCHEMA_HEAD":
+        return schema_head()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MIGRATION_LOCK = 7_203_311  # pg_advisory_xact_lock key: one migrating process at a time
 
 
@@ -220,25 +314,32 @@ def upgrade_schema(app_url: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
     engine = create_engine(app_url)
+    created_if_missing = False
     try:
         for attempt in range(5):
             try:
-                if schema_version(engine) == SCHEMA_HEAD:
+                if schema_version(engine) == schema_head():
                     return
                 _run_migrations(engine)
                 return
             except DBAPIError as exc:
-                if "does not exist" in str(exc.orig) and is_postgres(app_url):
-                    ensure_postgres_database(app_url)
-                elif _unreachable(exc):
-                    raise cannot_connect(app_url, exc.orig) from None
+                if _may_be_missing(exc, app_url) and not created_if_missing:
+                    created_if_missing = True
+                    ensure_postgres_database(app_url)  # then look again
+                elif is_unreachable(exc):
+                    raise cannot_connect(app_url, exc) from None
                 elif attempt == 4:
-                    raise DatabaseError(
-                        f"cannot prepare {redact(app_url)}: {scrub(_first_line(exc.orig), app_url)}"
-                    ) from None
+                    raise DatabaseError(f"cannot prepare {redact(app_url)}: {one_line(exc, app_url)}") from None
                 # else: a concurrent process migrated at the same moment; look again
     finally:
         engine.dispose()
+
+
+def _may_be_missing(exc: BaseException, app_url: str) -> bool:
+    """Could the Postgres database be missing? libpq reports the server's "database does not
+    exist" at connection time without its SQLSTATE (3D000), so every failed connection may
+    be one: ``ensure_postgres_database`` asks the server, once."""
+    return is_postgres(app_url) and (is_missing_database(exc) or is_unreachable(exc))
 
 
 def schema_version(engine) -> Optional[str]:
@@ -259,12 +360,95 @@ def _run_migrations(engine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
 
-def _unreachable(exc) -> bool:
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("connection refused", "could not connect", "connection failed",
-                                   "unable to open database", "password authentication"))
+# -- errors, by code -------------------------------------------------------------------------
+# SQLSTATE codes and classes (PostgreSQL, Appendix A "Error Codes").
+CONNECTION_EXCEPTION = "08"  # class: connection refused, lost, rejected
+INVALID_AUTHORIZATION = "28"  # class: 28000 (no such role, pg_hba), 28P01 (wrong password)
+INVALID_CATALOG_NAME = "3D000"  # the database does not exist
+INSUFFICIENT_PRIVILEGE = "42501"
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE = (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 
 
-def _first_line(error) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else repr(error)
+def driver_error(exc: BaseException) -> BaseException:
+    """The DB-API driver's exception: SQLAlchemy's ``.orig`` if ``exc`` wraps one, else ``exc``."""
+    while isinstance(getattr(exc, "orig", None), BaseException):
+        exc = exc.orig
+    return exc
+
+
+def sqlstate(exc: BaseException) -> Optional[str]:
+    """The SQLSTATE of a Postgres error (``"23505"``), also under SQLAlchemy's wrapper; None
+    for other errors, and for connection failures: libpq reports those without a code."""
+    code = getattr(driver_error(exc), "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def sqlite_code(exc: BaseException) -> Optional[int]:
+    """SQLite's extended result code of an ``sqlite3`` error (``sqlite3.SQLITE_CANTOPEN``), else None."""
+    code = getattr(driver_error(exc), "sqlite_errorcode", None)
+    return code if isinstance(code, int) else None
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database can't be used at all: Postgres refused, lost or rejected the connection
+    (SQLSTATE class 08, authentication class 28, or a connection libpq gave up on), or the
+    SQLite file can't be opened (SQLITE_CANTOPEN)."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code[:2] in (CONNECTION_EXCEPTION, INVALID_AUTHORIZATION)
+    return _is_failed_connection(exc) or _sqlite_primary(exc) == sqlite3.SQLITE_CANTOPEN
+
+
+def _is_failed_connection(exc: BaseException) -> bool:
+    """A psycopg OperationalError without a SQLSTATE: libpq could not connect (refused, host
+    unknown, timed out, or the server's start-up error) or lost the connection."""
+    psycopg = sys.modules.get("psycopg")  # loaded if the error is one of its
+    error = driver_error(exc)
+    return psycopg is not None and isinstance(error, psycopg.OperationalError) and error.sqlstate is None
+
+
+def is_missing_database(exc: BaseException) -> bool:
+    """The server says the database does not exist (SQLSTATE 3D000). A *connection* to a
+    missing database fails without a code (libpq keeps it): that is ``is_unreachable``; ask
+    ``postgres_database_exists(url)`` to tell the two apart."""
+    return sqlstate(exc) == INVALID_CATALOG_NAME
+
+
+def is_insufficient_privilege(exc: BaseException) -> bool:
+    """The user may not do this (SQLSTATE 42501)."""
+    return sqlstate(exc) == INSUFFICIENT_PRIVILEGE
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """A concurrent transaction got in the way and trying again may succeed: a serialization
+    failure (40001) or a deadlock (40P01) on Postgres; SQLITE_BUSY on SQLite."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code in (SERIALIZATION_FAILURE, DEADLOCK_DETECTED)
+    return _sqlite_primary(exc) == sqlite3.SQLITE_BUSY
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A row with the same unique key exists: SQLSTATE 23505, or SQLite's UNIQUE or
+    PRIMARY KEY constraint."""
+    code = sqlstate(exc)
+    if code is not None:
+        return code == UNIQUE_VIOLATION
+    return sqlite_code(exc) in _SQLITE_UNIQUE
+
+
+def _sqlite_primary(exc: BaseException) -> Optional[int]:
+    """The primary result code (the low byte of the extended one): SQLITE_BUSY for SQLITE_BUSY_SNAPSHOT."""
+    code = sqlite_code(exc)
+    return None if code is None else code & 0xFF
+
+
+def one_line(exc: BaseException, *urls: str) -> str:
+    """An error as the user sees it: the first non-empty line of the driver's message (under
+    SQLAlchemy's wrapper), with the passwords of ``urls`` and of any URL in it scrubbed."""
+    error = driver_error(exc)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return scrub(lines[0] if lines else repr(error), *urls)

@@ -23,23 +23,27 @@ def system_database_exists(system_url: str) -> bool:
     """False when no load ever ran here: then there is nothing to show, and nothing to create."""
     from sqlalchemy import create_engine, inspect, make_url
 
-    from .database import is_missing_database
-
+    if not database_exists(system_url):
+        return False
     url = make_url(system_url)
-    if url.get_backend_name() == "sqlite":
-        if not url.database or not os.path.exists(url.database):
-            return False
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
             schema = None if url.get_backend_name() == "sqlite" else "dbos"
             return inspect(connection).has_table("workflow_status", schema=schema)
-    except Exception as exc:
-        if is_missing_database(exc):
-            return False
-        raise
     finally:
         engine.dispose()
+
+
+def database_exists(url: str) -> bool:
+    from sqlalchemy import make_url
+
+    from . import database
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return bool(parsed.database) and os.path.exists(parsed.database)
+    return database.postgres_database_exists(url)
 
 
 @contextmanager
@@ -65,13 +69,12 @@ def system_client(database_url: Optional[str]):
 @contextmanager
 def app_engine(database_url: Optional[str]):
     """An engine on the app database, or None when it does not exist yet."""
-    from sqlalchemy import create_engine, inspect, make_url
+    from sqlalchemy import create_engine, inspect
 
     from . import database
 
     url = database.resolve(database_url).app_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not os.path.exists(parsed.database or ""):
+    if not database_exists(url):
         yield None
         return
     engine = create_engine(url)
@@ -80,9 +83,6 @@ def app_engine(database_url: Optional[str]):
             ready = inspect(connection).has_table("sources")
     except Exception as exc:
         engine.dispose()
-        if database.is_missing_database(exc):
-            yield None
-            return
         raise database.cannot_connect(url, getattr(exc, "orig", exc)) from None
     try:
         yield engine if ready else None

@@ -20,11 +20,17 @@ in-flight records describe the work of this process and are observed per executi
 
 Exporters come from ``OTEL_METRICS_EXPORTER``: ``otlp``, ``console``, both (``otlp,console``)
 or ``none``. Unset, it is ``otlp`` when an OTLP endpoint is configured and ``none``
-otherwise, so a zero-set-up run prints nothing extra. OTLP/HTTP goes to
-``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/metrics``,
-every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 60000) and once more when the command
-ends. ``console`` prints the totals to stderr once, when the command ends. The resource is
-``service.name`` (``OTEL_SERVICE_NAME``, default ``durable-ingest``) and ``service.version``.
+otherwise, so a zero-set-up run prints nothing extra. ``console`` prints the totals to
+stderr once, when the command ends.
+
+The OpenTelemetry SDK reads the rest of the standard variables itself: the OTLP/HTTP
+exporter its endpoint (``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``, else
+``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/metrics``), headers and timeout; the periodic reader
+its interval (``OTEL_METRIC_EXPORT_INTERVAL`` ms, default 60000; the last values are also
+exported when the command ends); the resource ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES``, over our defaults ``service.name=durable-ingest`` and
+``service.version``. This module adds what the SDK does not do: the choice of exporters,
+the reachability check, condensed warnings, the console summary and the run ID on spans.
 
 Traces: with an OTLP endpoint DBOS sends a span per workflow and step to
 ``traces_endpoint()`` (``OTEL_TRACES_EXPORTER=none`` turns them off). ``start`` gives them
@@ -37,7 +43,6 @@ line and exports nothing; if the collector goes away later, OpenTelemetry's own 
 """
 
 import logging
-import math
 import os
 import re
 import socket
@@ -64,8 +69,8 @@ INSTRUMENTS = {
     "ingest.records.in_flight": ("updowncounter", "{record}",
                                  "Records of the chunks this process is working on"),
 }
-_DEFAULT_INTERVAL_MS = 60_000
 _STOP_TIMEOUT_MS = 5_000
+_SDK_DEFAULT_INTERVAL_MS = 60_000  # the periodic reader's, for a value it refuses
 
 _meters: Optional[dict] = None
 _provider = None
@@ -95,21 +100,28 @@ def _otlp_base() -> Optional[str]:
 
 
 def metrics_endpoint() -> str:
-    explicit = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    if explicit:
-        return explicit
-    return (_otlp_base() or "http://localhost:4318").rstrip("/") + "/v1/metrics"
+    """Where the OTLP metric exporter sends: the SDK's own resolution (the function
+    ``OTLPMetricExporter()`` calls), so that ``start`` checks the very address it will use."""
+    return _sdk_endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "v1/metrics")
 
 
 def traces_endpoint() -> Optional[str]:
-    """Where DBOS sends its workflow and step spans; None: nowhere (no endpoint, traces
-    turned off, or ``start`` found no collector there)."""
+    """Where DBOS sends its workflow and step spans (DBOS wants the address spelled out);
+    None: nowhere (no endpoint, traces turned off, or ``start`` found no collector there)."""
     if _sdk_disabled() or os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
         return None
-    explicit = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    base = _otlp_base()
-    endpoint = explicit or (base.rstrip("/") + "/v1/traces" if base else None)
+    if not (_otlp_base() or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return None
+    endpoint = _sdk_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "v1/traces")
     return None if endpoint in _unreachable else endpoint
+
+
+def _sdk_endpoint(variable: str, path: str) -> str:
+    """The OTLP/HTTP exporters' rule: ``variable``, else OTEL_EXPORTER_OTLP_ENDPOINT (default
+    http://localhost:4318) + ``/path``."""
+    from opentelemetry.exporter.otlp.proto.http._common import _resolve_endpoint
+
+    return _resolve_endpoint(variable, path)
 
 
 def reachable(endpoint: str, timeout: float = 0.5) -> Optional[str]:
@@ -123,28 +135,13 @@ def reachable(endpoint: str, timeout: float = 0.5) -> Optional[str]:
         return getattr(exc, "strerror", None) or str(exc)
 
 
-def _export_interval(warn: Callable[[str], None]) -> float:
-    value = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL")
-    if not value:
-        return _DEFAULT_INTERVAL_MS
-    try:
-        interval = float(value)
-        if interval > 0 and math.isfinite(interval):
-            return interval
-    except ValueError:
-        pass
-    warn(f"warning: OTEL_METRIC_EXPORT_INTERVAL={value!r} is not a positive number of "
-         f"milliseconds; using {_DEFAULT_INTERVAL_MS}")
-    return _DEFAULT_INTERVAL_MS
-
-
 def resource():
-    from opentelemetry.sdk.resources import Resource
+    """Our defaults (``service.name``, ``service.version``) under what the environment sets
+    (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), read by the SDK's detector."""
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
-    return Resource.create({
-        "service.name": os.environ.get("OTEL_SERVICE_NAME") or APP_NAME,
-        "service.version": __version__,
-    })
+    defaults = Resource.create({"service.name": APP_NAME, "service.version": __version__})
+    return defaults.merge(OTELResourceDetector().detect())
 
 
 # -- start and stop -----------------------------------------------------------------------
@@ -177,11 +174,7 @@ def start(warn: Callable[[str], None], extra_readers: tuple = ()) -> None:
             ConsoleMetricExporter(out=sys.stderr, formatter=console_summary),
             export_interval_millis=10**9))
     if metrics and metrics not in down:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
-        readers.append(PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=metrics), export_interval_millis=_export_interval(warn)))
+        readers.append(_otlp_metric_reader(warn))
         _exporting.add(metrics)
     if traces and traces not in down:
         _start_tracing()
@@ -194,6 +187,23 @@ def start(warn: Callable[[str], None], extra_readers: tuple = ()) -> None:
     _provider = MeterProvider(resource=resource(), metric_readers=readers)
     meter = _provider.get_meter(METER_NAME, __version__)
     _meters = {name: _instrument(meter, name) for name in INSTRUMENTS}
+
+
+def _otlp_metric_reader(warn: Callable[[str], None]):
+    """OTLP/HTTP every OTEL_METRIC_EXPORT_INTERVAL ms: the exporter and the reader read the
+    environment. A non-number interval gets the SDK's logged warning and its default; zero
+    or less makes the reader raise, so that one is warned about here."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    exporter = OTLPMetricExporter()
+    try:
+        return PeriodicExportingMetricReader(exporter)
+    except ValueError:
+        interval = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL")
+        warn(f"warning: OTEL_METRIC_EXPORT_INTERVAL={interval!r} is not a positive number of "
+             f"milliseconds; using {_SDK_DEFAULT_INTERVAL_MS}")
+        return PeriodicExportingMetricReader(exporter, export_interval_millis=_SDK_DEFAULT_INTERVAL_MS)
 
 
 def _unreachable_of(*endpoints: Optional[str], timeout: float = 0.5) -> dict:

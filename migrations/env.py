@@ -1,7 +1,7 @@
-"""Alembic environment: the URL comes from ``DATABASE_URL`` (default: the local SQLite file),
-or the caller hands over an open connection (``ingest migrate`` / ``ingest load``)."""
+"""Alembic environment: the URL is ``database.app_database_url()`` (``DATABASE_URL``, default:
+the local SQLite file), or the caller hands over an open connection (``ingest migrate`` /
+``ingest load``)."""
 
-import os
 import sys
 from pathlib import Path
 
@@ -9,12 +9,11 @@ from alembic import context
 from sqlalchemy import create_engine
 
 try:
-    from durable_ingest.database import DEFAULT_DATABASE_URL, ensure_postgres_database, is_postgres, normalise_url
+    from durable_ingest.database import app_database_url, ensure_postgres_database, is_postgres
     from durable_ingest.models import Base
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from durable_ingest.database import (  # type: ignore
-        DEFAULT_DATABASE_URL, ensure_postgres_database, is_postgres, normalise_url)
+    from durable_ingest.database import app_database_url, ensure_postgres_database, is_postgres  # type: ignore
     from durable_ingest.models import Base  # type: ignore
 
 target_metadata = Base.metadata
@@ -35,7 +34,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         run_with(connection)
         return
-    url = normalise_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    url = app_database_url()
     if is_postgres(url):
         ensure_postgres_database(url)
     engine = create_engine(url)
@@ -47,7 +46,7 @@ def run_migrations_online() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=normalise_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        url=app_database_url(),
         target_metadata=target_metadata,
         literal_binds=True,
     )

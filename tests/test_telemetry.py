@@ -345,3 +345,30 @@ def test_traces_follow_the_otlp_endpoint_and_opt_outs(monkeypatch):
     monkeypatch.delenv("OTEL_SDK_DISABLED")
     assert telemetry.configured_exporters() == set()  # zero set-up: nothing exported
     assert telemetry.traces_endpoint() is None
+
+
+def test_the_sdk_reads_service_name_and_metrics_endpoint(monkeypatch):
+    assert telemetry.resource().attributes["service.name"] == "durable-ingest"
+    assert telemetry.resource().attributes["service.version"] == __version__
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes,deployment.environment=ci")
+    assert telemetry.resource().attributes["service.name"] == "from-attributes"
+    assert telemetry.resource().attributes["deployment.environment"] == "ci"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-service-name")  # wins, as the spec says
+    assert telemetry.resource().attributes["service.name"] == "from-service-name"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:9999/custom")
+    assert telemetry.metrics_endpoint() == "http://metrics:9999/custom"
+
+
+def test_an_interval_the_sdk_refuses_is_one_warning(monkeypatch, receiver):
+    # No traces: a global TracerProvider would outlive the test in this process.
+    for name, value in receiver.env(OTEL_METRIC_EXPORT_INTERVAL="0", OTEL_TRACES_EXPORTER="none").items():
+        monkeypatch.setenv(name, value)
+    warnings = []
+
+    telemetry.start(warn=warnings.append)
+    telemetry.record_writes(tasks=2)
+    telemetry.stop()
+
+    assert warnings == ["warning: OTEL_METRIC_EXPORT_INTERVAL='0' is not a positive number of "
+                        "milliseconds; using 60000"]
+    assert receiver.totals("ingest.records") == {(("outcome", "task"),): 2}  # exported at stop
