@@ -115,6 +115,7 @@ def test_directory(cli, sqlite_backend, workdir):
     assert_rejected(result, workdir, "data: is a directory; pass a JSON or NDJSON file")
 
 
+@pytest.mark.slow  # as root: the load runs in a subprocess
 def test_unreadable_file(cli, sqlite_backend, workdir):
     """chmod 000 stops anyone but root. As root (the usual container), the CLI runs in a
     subprocess without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, so the mode applies to it."""

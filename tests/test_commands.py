@@ -49,6 +49,7 @@ def test_migrate_creates_the_tables(cli, backend):
     assert backend.counts() == (0, 0)
 
 
+@pytest.mark.slow
 def test_alembic_upgrade_head_from_the_repo_root(backend, workdir):
     env = {**os.environ, "DATABASE_URL": backend.url}
     result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=REPO, env=env,
@@ -65,6 +66,7 @@ def test_load_creates_a_missing_postgres_database(cli, postgres_backend, workdir
     assert postgres_backend.counts() == (3, 0)
 
 
+@pytest.mark.slow
 def test_dbos_workflow_list_shows_the_run(backend, workdir):
     data = write_records(workdir / "u.json", people(10))
     loaded = run_ingest("load", data, "--json", "--chunk-size", "4", env=backend.env(), cwd=workdir)
