@@ -190,3 +190,29 @@ def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, w
     assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 1199
     assert (detail["tasks"], detail["errors"]) == (1199, 1)
 
+
+@pytest.mark.slow
+def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgres_backend, workdir):
+    """`ingest worker --take-over DEAD_ID`: w1 dies holding the run and some of its chunks, and
+    never comes back; w2 takes them over and the run finishes, every record exactly once."""
+    records = 600
+    data = write_records(workdir / "u.ndjson", people(records), "ndjson")
+    run_id = detach(postgres_backend, workdir, data, "--chunk-size", "50", "--fail-task", "3")
+    w1 = start_worker(postgres_backend, workdir, "w1")
+    wait_until(lambda: postgres_backend.rows_so_far() >= 100, 120, "w1 to commit 100 rows",
+               interval=0.05, process=w1)
+    kill_9(w1)  # w1 dies mid-run, its workflows PENDING under its id
+    assert postgres_backend.rows_so_far() < records
+
+    w2 = start_worker(postgres_backend, workdir, "w2", "--take-over", "w1")
+    detail = wait_done(postgres_backend, workdir, run_id)
+    w2.send_signal(signal.SIGTERM)
+    _, stderr = w2.communicate(timeout=60)
+
+    assert w2.returncode == 0, stderr
+    [took_over] = [line for line in stderr.splitlines() if line.startswith("took over ")]
+    assert took_over.endswith(" unfinished workflow(s) of w1")
+    assert int(took_over.split()[2]) >= 1, took_over
+    assert "w2" in {c["executor"] for c in detail["chunks"]}
+    postgres_backend.assert_each_record_once(records, errors=1)
+    assert (detail["tasks"], detail["errors"]) == (records - 1, 1)
