@@ -155,7 +155,9 @@ def postgres_backend(workdir):
     _drop(f"{name}_dbos_sys")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# Every in-process load on Postgres takes 2.5-4.5 s (databases created, DBOS's schema
+# migrated), so the Postgres variants belong to the slow layer; the fast one runs on SQLite.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def backend(request):
     return request.getfixturevalue(f"{request.param}_backend")
 

@@ -59,6 +59,7 @@ def test_alembic_upgrade_head_from_the_repo_root(backend, workdir):
     assert backend.counts() == (0, 0)
 
 
+@pytest.mark.slow  # Postgres
 def test_load_creates_a_missing_postgres_database(cli, postgres_backend, workdir):
     data = write_records(workdir / "u.json", people(3))
 

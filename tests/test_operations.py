@@ -17,6 +17,7 @@ def load(cli, backend, data, *args):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # over 2 s
 def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
     first = load(cli, backend, write_records(workdir / "a.json", people(30)), "--chunk-size", "10")
     second = load(cli, backend, write_records(workdir / "b.json", people(12, 50)),
@@ -87,6 +88,7 @@ def test_errors_groups_by_type_and_message(cli, backend, workdir):
     assert len(limited) == 1
 
 
+@pytest.mark.slow  # over 2 s
 def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backend, workdir):
     data = write_records(workdir / "u.json", people(30))
     summary = load(cli, backend, data, "--fail-task", "4", "--fail-task", "20")

@@ -166,7 +166,7 @@ JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number
               list: "array"}
 
 
-@settings(max_examples=100, deadline=None, database=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(dataset=datasets())
 @example(dataset=over_one_block("array", 5, seed=1))
