@@ -231,7 +231,7 @@ def run_files(database_url: Optional[str], run_id: str, page: int) -> dict:
             rows = connection.execute(
                 select(Source).where(Source.run_id == run_id).order_by(Source.ordinal)
                 .offset((page - 1) * FILES_PAGE).limit(FILES_PAGE)).all()
-            files = [file_row(connection, row[0]) for row in rows]
+            files = [file_row(connection, row) for row in rows]
     first = (page - 1) * FILES_PAGE + 1
     return {"run_id": run_id, "total": total, "first": first, "last": first + len(files) - 1,
             "next_page": page + 1 if first + len(files) <= total else None, "files": files}

@@ -117,22 +117,29 @@ class Detached:
 
 # -- load -----------------------------------------------------------------------------------------
 def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
-    """Name and fingerprint every input file (no database is touched); a single file named
-    alone that can't be loaded is an ``InputError`` here, before anything is written."""
-    from .sources.plan import Manifest, Skipped, expand, has_magic, identify
+    """Name and fingerprint every input file (no database is touched). A single file named
+    alone that can't be loaded, or inputs of which none can, are an ``InputError`` here,
+    before anything is written."""
+    from .sources.plan import Manifest, Skipped, expand, format_of, has_magic, identify
     from .sources.scan import scan
+    from .sources.spool import remove_quietly
 
     skipped, manifest = Skipped(), Manifest()
     for name in expand(specs, skipped):
         manifest.add(identify(name, options.label, stdin))
     scanned = None
-    alone = len(specs) == 1 and manifest.count == 1 and not has_magic(specs[0])
-    if alone and manifest.first.error and not manifest.first.error.endswith("files"):
-        raise InputError(manifest.first.error)
-    if alone and not manifest.first.error:
+    if manifest.bad == manifest.count:  # nothing to load at all
+        more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
+        raise InputError(manifest.first.error + more)
+    if len(specs) == 1 and manifest.count == 1 and not has_magic(specs[0]):
         first = manifest.first
-        scanned = scan(first.path, options.chunk_size, options.fmt, options.label,
-                       name=first.scan_name)
+        try:
+            scanned = scan(first.path, options.chunk_size, options.fmt or format_of(first.name),
+                           options.label, name=first.scan_name)
+        except InputError:
+            if first.decompressed:
+                remove_quietly(first.path)  # its content can never load: don't keep it
+            raise
     return manifest, skipped, scanned
 
 

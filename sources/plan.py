@@ -21,7 +21,7 @@ from ..contract import RunIdentity, fingerprint_of
 from ..errors import InputError
 from .common import BLOCK_BYTES, open_input
 from .scan import BOM, Plan, scan
-from .spool import readable_copy, spool_stdin
+from .spool import readable_copy, remove_quietly, spool_stdin
 
 DATA_SUFFIXES = (".json", ".ndjson", ".jsonl")
 PLAN_BATCH = 1000  # files looked up, scanned and written together
@@ -45,6 +45,13 @@ class Skipped:
 def is_data_file(name: str) -> bool:
     base = name[:-3] if name.lower().endswith(".gz") else name
     return base.lower().endswith(DATA_SUFFIXES)
+
+
+def format_of(name: str) -> Optional[str]:
+    """NDJSON for a file named .ndjson or .jsonl (a one-record file looks like a document);
+    else detected from the content."""
+    base = name[:-3] if name.lower().endswith(".gz") else name
+    return "ndjson" if base.lower().endswith((".ndjson", ".jsonl")) else None
 
 
 def has_magic(spec: str) -> bool:
@@ -279,8 +286,11 @@ def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label
            "size": None, "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None}
     if item.error is None and owner is None:
         try:
-            plan, stat = _scan_unchanged(item, chunk_size, fmt, label, scanned)
+            plan, stat = _scan_unchanged(item, chunk_size, fmt or format_of(item.name), label,
+                                         scanned)
         except InputError as exc:
+            if item.decompressed:
+                remove_quietly(item.path)  # its content can never load: don't keep it
             item = Identified(item.name, item.path, item.fingerprint, str(exc))
         else:
             counts.planned += 1

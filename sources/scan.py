@@ -28,7 +28,7 @@ from ..contract import fingerprint_of
 from ..errors import InputError
 from .common import (BLOCK_BYTES, EXPECTED, MAX_DOCUMENT_RECORD_BYTES, iter_lines, json_type,
                      open_input, value_end)
-from .spool import _remove, readable_copy
+from .spool import remove_quietly, readable_copy
 
 BOM = codecs.BOM_UTF8
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -95,7 +95,7 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
     try:
         return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label)
     except InputError:
-        _remove(copy)  # its content can never load: don't keep it in the spool
+        remove_quietly(copy)  # its content can never load: don't keep it in the spool
         raise
 
 

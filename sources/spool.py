@@ -38,13 +38,13 @@ def gunzip_to_spool(path: str, name: Optional[str] = None) -> str:
         with gzip.open(path, "rb") as source, open(partial, "wb") as out:
             shutil.copyfileobj(source, out, BLOCK_BYTES)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        _remove(partial)
+        remove_quietly(partial)
         raise InputError(
             f"{name}: is a corrupt or truncated gzip file ({exc}); fetch it again "
             f"(gzip -t {path} checks it)"
         ) from None
     except OSError as exc:
-        _remove(partial)
+        remove_quietly(partial)
         raise InputError(
             f"{name}: cannot decompress it into {spool_dir()} ({exc.strerror}); free some "
             f"space there or point {SPOOL_DIR_ENV} at a larger directory"
@@ -60,7 +60,7 @@ def _sha256_of(f: BinaryIO) -> str:
     return hasher.hexdigest()
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
     try:
         os.remove(path)
     except FileNotFoundError:

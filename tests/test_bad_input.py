@@ -112,7 +112,7 @@ def test_directory(cli, sqlite_backend, workdir):
 
     result = cli("load", "data", env=sqlite_backend.env())
 
-    assert_rejected(result, workdir, "data: is a directory; pass a JSON or NDJSON file")
+    assert_rejected(result, workdir, "data: is a directory without .json, .ndjson or .jsonl files")
 
 
 @pytest.mark.slow  # as root: the load runs in a subprocess
@@ -150,9 +150,8 @@ def test_bad_stdin_is_called_stdin(cli, sqlite_backend, workdir):
     assert_rejected(result, workdir, "stdin: is empty; nothing to load, check that it is the right file")
 
 
-def test_one_bad_path_among_several_writes_nothing(cli, backend, workdir):
-    """Every path is scanned before anything is written: the good files aren't loaded either."""
-    assert cli("migrate", env=backend.env()).exit_code == 0  # tables exist, and stay empty
+def test_one_bad_path_among_several_is_reported_and_the_rest_loads(cli, backend, workdir):
+    """A bad file must not stop the others: they load, it gets one errors row and a line."""
     good = write_records(workdir / "good.json", people(5))
     more = write_records(workdir / "more.ndjson", people(5, start=5), "ndjson")
     (workdir / "bad.json").write_bytes(CUT_ARRAY)
@@ -161,15 +160,27 @@ def test_one_bad_path_among_several_writes_nothing(cli, backend, workdir):
 
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
-        f"Error: bad.json: ends in the middle of the JSON document (at byte {len(CUT_ARRAY)}); "
+        f"bad input: bad.json: ends in the middle of the JSON document (at byte {len(CUT_ARRAY)}); "
         "the file looks truncated: copy or download it again"
     ]
-    assert backend.counts() == (0, 0)
+    assert backend.counts() == (10, 1)
+    [message] = backend.error_messages()
+    assert (message["error_type"], message["path"], message["title"]) == ("BadFile", "bad.json", "bad.json")
+
+
+def test_inputs_of_which_none_can_load_write_nothing(cli, backend, workdir):
+    (workdir / "empty").mkdir()
+
+    result = cli("load", "missing.json", "empty", env=backend.env())
+
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        "Error: missing.json: no such file; check the path (and 1 more bad inputs)"]
     if backend.name == "postgres":  # DBOS never started: its system database was not created
         name = backend.url.rsplit("/", 1)[1] + "_dbos_sys"
         assert backend.query("SELECT 1 FROM pg_database WHERE datname = :n", n=name) == []
     else:
-        assert sqlite_files(workdir) == ["app.sqlite"]  # no DBOS system database
+        assert sqlite_files(workdir) == []
 
 
 CUT_BY_THE_WINDOW = ["true", "false", "null", "-12.5e+3", '"\\u00e9"', '"\\ud83d\\ude00"', '"é"', '"👋"',
@@ -245,7 +256,7 @@ def test_gzip_of_plain_file_is_the_same_dataset(cli, sqlite_backend, workdir):
     result = cli("load", plain, "users.json.gz", env=sqlite_backend.env())
 
     assert result.exit_code == 0, result.output
-    assert "already loaded by run" in result.output
+    assert "files: 1 new files loaded, 1 already loaded, 0 bad" in result.output
     assert sqlite_backend.counts() == (6, 0)
 
 
@@ -359,7 +370,7 @@ def test_records_json_accepts_but_the_loader_cannot_store_go_to_errors(cli, sqli
 
     summaries = load_json(cli, sqlite_backend, "odd.json", "odd.ndjson")
 
-    assert [(s["tasks"], s["errors"]) for s in summaries] == [(2, 2), (2, 2)]
+    assert [(s["tasks"], s["errors"]) for s in summaries] == [(4, 4)]
     rows = sqlite_backend.query("SELECT position, message FROM errors ORDER BY run_id, position")
     assert sorted((p, json.loads(m)["error_type"]) for p, m in rows) == [
         (1, "InvalidJSON"), (1, "InvalidJSON"), (2, "InvalidJSON"), (2, "InvalidJSON")]

@@ -153,6 +153,7 @@ def test_status_lists_the_files_of_a_run_page_by_page(cli, sqlite_backend, workd
     assert "files 101-120 of 120" in page2 and "part-119" in page2
 
 
+@pytest.mark.slow
 def test_a_poison_chunk_of_a_file_set_is_resumed(backend, workdir):
     root = landing(workdir / "landing", files=8, per_file=5)
     env = {**backend.env(), "INGEST_FAULT_CRASH_CHUNKS": "1", "INGEST_MAX_RECOVERY_ATTEMPTS": "1"}
@@ -168,6 +169,7 @@ def test_a_poison_chunk_of_a_file_set_is_resumed(backend, workdir):
     assert backend.counts() == (40, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at_rows", [60, 400])
 def test_kill_9_during_a_folder_load_then_the_same_command(backend, workdir, kill_at_rows):
     root = landing(workdir / "landing", files=60, per_file=10)
@@ -183,7 +185,7 @@ def test_kill_9_during_a_folder_load_then_the_same_command(backend, workdir, kil
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
 
-    again = run_ingest("load", root, "--chunk-size", "40", "--json", env=backend.env(), cwd=workdir)
+    again = run_ingest("load", root, "--chunk-size", "40", "--json", env=backend.env(), cwd=workdir, timeout=40)
 
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["tasks"] == 600
@@ -198,6 +200,7 @@ def rows(backend) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir):
     root = landing(workdir / "landing", files=40, per_file=10)
     extra = landing(workdir / "extra", files=10, per_file=10, start=100)
@@ -217,6 +220,7 @@ def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir):
     assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 500
 
 
+@pytest.mark.slow
 def test_detached_file_set_runs_on_workers(postgres_backend, workdir):
     root = landing(workdir / "landing", files=20, per_file=10)
     env = {**os.environ, **postgres_backend.env()}
