@@ -22,6 +22,7 @@ from .database import Databases
 
 MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
+LOCAL_DRAIN_SEC = 30
 
 _app_db: Optional[SQLAlchemyDatasource] = None
 _lock = None  # the ExecutorLock of a local process
@@ -231,7 +232,9 @@ class App:
         self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
         self.global_concurrency, self.role = global_concurrency, role
         self.on_wait, self.warn = on_wait, warn
-        self.drain_sec = 0
+        # A process that works the shared queues may hold another run's chunks when its own
+        # work is done: let them finish, or they wait for this executor's next start.
+        self.drain_sec = LOCAL_DRAIN_SEC if role == "local" else 0
         self.databases: Optional[Databases] = None
         self.engine = None
 
@@ -257,9 +260,10 @@ class App:
         self.engine = create_engine(self.databases.app_url)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *_):
         try:
-            shutdown(self.drain_sec)
+            # Interrupted or failed: stop at once; what runs is recovered at the next start.
+            shutdown(self.drain_sec if exc_type is None else 0)
             if self.engine is not None:
                 self.engine.dispose()
         finally:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import time
 import traceback
 from contextlib import contextmanager
 
@@ -57,7 +56,8 @@ database_option = click.option(
 concurrency_option = click.option(
     "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
     help="Chunk workflows run at once by this process.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON for scripts (one object per result).")
 fault_options = options(
     click.option("--fail-task", "fail_tasks", type=click.IntRange(0), multiple=True, metavar="N",
                  help="Make the transform of 'task N' always fail (repeatable)."),
@@ -72,6 +72,11 @@ def faults_of(fail_tasks, flaky_rate, seed) -> dict:
     from .transform import Faults
 
     return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
+
+
+def say(line: str) -> None:
+    """A line for the person at the terminal, on stderr."""
+    click.echo(line, err=True)
 
 
 def running_app(database_url, concurrency: int, **kwargs):
@@ -112,7 +117,7 @@ def main() -> None:
 @fault_options
 @click.option("--label", default="", metavar="TEXT",
               help="Load the same bytes again as a new dataset: a new label is a new run.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@json_option
 @click.option("--fail-on-errors", is_flag=True,
               help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
 @click.option("--detach", is_flag=True,
@@ -147,22 +152,12 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
     click.echo(json.dumps(result.asdict()) if as_json else str(result))
     if detach:
         return
-    report_inputs(result)
+    for line in result.input_lines():
+        say(line)
     if result.files_bad:
         sys.exit(EXIT_BAD_INPUT)
     if fail_on_errors and result.has_errors:
         sys.exit(EXIT_RECORD_ERRORS)
-
-
-def report_inputs(result) -> None:
-    """One line per bad file (the first 20) and one for what folders skipped, on stderr."""
-    for line in result.bad_files:
-        click.echo(f"bad input: {line}", err=True)
-    if result.files_bad > len(result.bad_files):
-        click.echo(f"... and {result.files_bad - len(result.bad_files)} more bad inputs: "
-                   f"ingest errors {result.run_id}", err=True)
-    if result.skipped:
-        click.echo(result.skipped, err=True)
 
 
 # -- ingest resume ------------------------------------------------------------------------------
@@ -170,7 +165,7 @@ def report_inputs(result) -> None:
 @click.argument("run_id", required=False)
 @database_option
 @concurrency_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@json_option
 def resume(run_id, database_url, concurrency, as_json) -> None:
     """Finish interrupted runs: recover crashed ones, retry given-up chunks.
 
@@ -182,25 +177,12 @@ def resume(run_id, database_url, concurrency, as_json) -> None:
     """
     from . import runs
 
-    def resumed(rid: str, count: int) -> None:
-        if not as_json:
-            click.echo(f"resumed {count} given-up workflow(s) of {rid}", err=True)
-
     with one_line_errors(), running_app(database_url, concurrency) as app:
-        runs.tune_gc()
-        if run_id:
-            runs.check_run(run_id)
-            run_ids = [run_id]
-        else:
-            run_ids, theirs = runs.unfinished_runs()
-            for other, owner in theirs:
-                click.echo(f"{other} belongs to executor {owner}: restart that worker, or "
-                           f"`ingest worker --take-over {owner}`", err=True)
-        if not run_ids:
-            click.echo("no unfinished runs")
-        for rid in run_ids:
-            result = runs.resume(app, rid, on_resumed=resumed)
+        results = runs.resume_all(app, run_id, say=say, quiet=as_json)
+        for result in results:
             click.echo(json.dumps(result.asdict()) if as_json else str(result))
+        if results.count == 0:
+            click.echo("no unfinished runs")
 
 
 # -- ingest status ------------------------------------------------------------------------------
@@ -221,63 +203,18 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
     """
-    from . import operations
+    from . import operations, tables
 
     with one_line_errors():
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
-            click.echo(json.dumps(runs) if as_json else format_runs(runs))
+            click.echo(json.dumps(runs) if as_json else tables.runs(runs))
         elif files_page:
             files = operations.run_files(database_url, run_id, files_page)
-            click.echo(json.dumps(files) if as_json else format_files(files))
+            click.echo(json.dumps(files) if as_json else tables.files(files))
         else:
             detail = operations.run_detail(database_url, run_id)
-            click.echo(json.dumps(detail) if as_json else format_detail(detail))
-
-
-def format_runs(runs: list) -> str:
-    if not runs:
-        return "no runs yet; start one with: ingest load FILE"
-    header = (f"{'run id':<28} {'state':<11} {'files':>7} {'records':>9} {'tasks':>9} {'errors':>7} "
-              f"{'started':<19} {'duration':>9} {'rec/s':>8}  dataset")
-    lines = [header]
-    for r in runs:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
-        duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "-"
-        rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
-        lines.append(f"{r['run_id']:<28} {r['state']:<11} {r['files']:>7} {r['records']:>9} "
-                     f"{r['tasks']:>9} {r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  "
-                     f"{r['dataset']}")
-    return "\n".join(lines)
-
-
-def format_detail(detail: dict) -> str:
-    lines = [format_runs([detail])]
-    if detail.get("resolved"):
-        lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
-    lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
-              f"{'recoveries':>10}  retry"]
-    for c in detail["chunks"]:
-        lines.append(f"{c['chunk']:>6} {c['records']:<22} {c['state']:<31} {c['tasks']:>7} "
-                     f"{c['errors']:>7} {c['recovery_attempts'] or 0:>10}  {c['retry_state'] or '-'}")
-    if detail["files"] > 1:
-        lines.append(f"\n{detail['files']} files: ingest status {detail['run_id']} --files 1")
-    if detail["state"] == "incomplete":
-        lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
-    return "\n".join(lines)
-
-
-def format_files(page: dict) -> str:
-    lines = [f"files {page['first']}-{page['last']} of {page['total']} of {page['run_id']}",
-             f"{'#':>7} {'state':<10} {'records':>8} {'tasks':>8} {'errors':>7}  file"]
-    for f in page["files"]:
-        note = f" (loaded by {f['loaded_by']})" if f["loaded_by"] else ""
-        note = f" ({f['error']})" if f["error"] else note
-        lines.append(f"{f['ordinal']:>7} {f['state']:<10} {f['records']:>8} {f['tasks']:>8} "
-                     f"{f['errors']:>7}  {f['name']}{note}")
-    if page["next_page"]:
-        lines.append(f"next: ingest status {page['run_id']} --files {page['next_page']}")
-    return "\n".join(lines)
+            click.echo(json.dumps(detail) if as_json else tables.detail(detail))
 
 
 # -- ingest errors ------------------------------------------------------------------------------
@@ -298,18 +235,11 @@ def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
     """
-    from . import operations
+    from . import operations, tables
 
     with one_line_errors():
         groups = operations.error_groups(database_url, run_id, limit, include_resolved)
-    if as_json:
-        click.echo(json.dumps(groups))
-    elif not groups:
-        click.echo("no errors" + (f" in {run_id}" if run_id else ""))
-    else:
-        click.echo(f"{'count':>7}  {'error type':<20} {'sample':<12} error")
-        for g in groups:
-            click.echo(f"{g['count']:>7}  {g['error_type']:<20} {g['sample_title']:<12} {g['error']}")
+    click.echo(json.dumps(groups) if as_json else tables.error_groups(groups, run_id))
 
 
 # -- ingest retry -------------------------------------------------------------------------------
@@ -317,7 +247,7 @@ def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
 @click.argument("run_id")
 @database_option
 @fault_options
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@json_option
 def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     """Send a run's error rows through the transform again (redrive).
 
@@ -366,26 +296,13 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
       ingest worker --worker-id worker-1 --concurrency 4
     """
     import socket
-    import threading
 
-    from . import app as dbos_app
     from . import runs
 
     worker_id = worker_id or socket.gethostname()
-    stop = threading.Event()
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker") as app:
-        runs.tune_gc()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        if take_over:
-            taken = dbos_app.take_over(list(take_over))
-            click.echo(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}", err=True)
-        click.echo(f"worker {worker_id} ready (concurrency {concurrency}); Ctrl-C to stop", err=True)
-        stop.wait()
-        click.echo(f"worker {worker_id} stopping: letting running work finish "
-                   f"(up to {drain_timeout} s)", err=True)
-        app.drain_sec = drain_timeout
+        runs.serve(app, worker_id, list(take_over), drain_timeout, say=say)
     click.echo(f"worker {worker_id} stopped", err=True)
 
 

@@ -7,7 +7,7 @@ it shows and turns an ``IngestError`` into its exit code.
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, Iterator, Optional
 
 from .contract import (ACTIVE, ERROR, GIVEN_UP, SUCCESS, Chunk, Job, RunPlan, Summary,
                        children_prefix, fork_id, is_run_id)
@@ -76,6 +76,14 @@ class LoadResult:
     @property
     def files(self) -> int:
         return self.files_loaded + self.files_already_loaded + self.files_bad
+
+    def input_lines(self) -> list:
+        """One line per bad input (the first 20) and one for what folders skipped."""
+        lines = [f"bad input: {line}" for line in self.bad_files]
+        if self.files_bad > len(self.bad_files):
+            lines.append(f"... and {self.files_bad - len(self.bad_files)} more bad inputs: "
+                         f"ingest errors {self.run_id}")
+        return lines + ([self.skipped] if self.skipped else [])
 
     def asdict(self) -> dict:
         shown = asdict(self)
@@ -281,13 +289,56 @@ def unfinished_runs() -> tuple:
     return mine, theirs
 
 
-def resume(app, run_id: str, on_resumed: Callable = lambda run_id, count: None) -> LoadResult:
+class resume_all:
+    """Finish one run, or every unfinished run of this executor: iterate for their results
+    (``count`` says how many runs there are)."""
+
+    def __init__(self, app, run_id: Optional[str], say: Callable, quiet: bool = False):
+        self.app, self.say, self.quiet = app, say, quiet
+        tune_gc()
+        if run_id:
+            check_run(run_id)
+            self.run_ids = [run_id]
+        else:
+            self.run_ids, theirs = unfinished_runs()
+            for other, owner in theirs:
+                say(f"{other} belongs to executor {owner}: restart that worker, or "
+                    f"`ingest worker --take-over {owner}`")
+        self.count = len(self.run_ids)
+
+    def __iter__(self) -> Iterator[LoadResult]:
+        for rid in self.run_ids:
+            yield resume(self.app, rid, on_resumed=None if self.quiet else lambda r, n: self.say(
+                f"resumed {n} given-up workflow(s) of {r}"))
+
+
+def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable) -> None:
+    """Work the queues until SIGINT or SIGTERM, then let running work finish (``drain_sec``)."""
+    import signal
+    import threading
+
+    from .app import take_over as recover_executors
+
+    tune_gc()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    if take_over:
+        taken = recover_executors(take_over)
+        say(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}")
+    say(f"worker {worker_id} ready (concurrency {app.concurrency}); Ctrl-C to stop")
+    stop.wait()
+    say(f"worker {worker_id} stopping: letting running work finish (up to {drain_sec} s)")
+    app.drain_sec = drain_sec
+
+
+def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResult:
     """Put a run's given-up or failed parts back to work and wait for it."""
     from . import integration
 
     began = time.time()
     resumed = integration.resume_run(run_id)
-    if resumed:
+    if resumed and on_resumed:
         on_resumed(run_id, len(resumed))
     summary = wait_for_run(run_id)
     return LoadResult.from_summary(summary, False, time.time() - began, app.bad_files(run_id))

@@ -1,0 +1,58 @@
+"""How runs, chunks, files and error groups look on a terminal: the tables of ``ingest
+status`` and ``ingest errors``, from the dicts ``operations`` returns."""
+
+import time
+
+
+def runs(runs: list) -> str:
+    if not runs:
+        return "no runs yet; start one with: ingest load FILE"
+    header = (f"{'run id':<28} {'state':<11} {'files':>7} {'records':>9} {'tasks':>9} {'errors':>7} "
+              f"{'started':<19} {'duration':>9} {'rec/s':>8}  dataset")
+    lines = [header]
+    for r in runs:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
+        duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "-"
+        rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
+        lines.append(f"{r['run_id']:<28} {r['state']:<11} {r['files']:>7} {r['records']:>9} "
+                     f"{r['tasks']:>9} {r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  "
+                     f"{r['dataset']}")
+    return "\n".join(lines)
+
+
+def detail(detail: dict) -> str:
+    lines = [runs([detail])]
+    if detail.get("resolved"):
+        lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
+    lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
+              f"{'recoveries':>10}  retry"]
+    for c in detail["chunks"]:
+        lines.append(f"{c['chunk']:>6} {c['records']:<22} {c['state']:<31} {c['tasks']:>7} "
+                     f"{c['errors']:>7} {c['recovery_attempts'] or 0:>10}  {c['retry_state'] or '-'}")
+    if detail["files"] > 1:
+        lines.append(f"\n{detail['files']} files: ingest status {detail['run_id']} --files 1")
+    if detail["state"] == "incomplete":
+        lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
+    return "\n".join(lines)
+
+
+def files(page: dict) -> str:
+    lines = [f"files {page['first']}-{page['last']} of {page['total']} of {page['run_id']}",
+             f"{'#':>7} {'state':<10} {'records':>8} {'tasks':>8} {'errors':>7}  file"]
+    for f in page["files"]:
+        note = f" (loaded by {f['loaded_by']})" if f["loaded_by"] else ""
+        note = f" ({f['error']})" if f["error"] else note
+        lines.append(f"{f['ordinal']:>7} {f['state']:<10} {f['records']:>8} {f['tasks']:>8} "
+                     f"{f['errors']:>7}  {f['name']}{note}")
+    if page["next_page"]:
+        lines.append(f"next: ingest status {page['run_id']} --files {page['next_page']}")
+    return "\n".join(lines)
+
+
+def error_groups(groups: list, run_id=None) -> str:
+    if not groups:
+        return "no errors" + (f" in {run_id}" if run_id else "")
+    lines = [f"{'count':>7}  {'error type':<20} {'sample':<12} error"]
+    lines += [f"{g['count']:>7}  {g['error_type']:<20} {g['sample_title']:<12} {g['error']}"
+              for g in groups]
+    return "\n".join(lines)
