@@ -242,6 +242,7 @@ class App:
         from sqlalchemy import create_engine
 
         from . import database
+        from . import integration  # noqa: F401  registers the workflows before DBOS starts
         from .errors import IngestError
 
         self.databases = database.resolve(self.database_url)

@@ -158,13 +158,16 @@ def test_a_poison_chunk_of_a_file_set_is_resumed(backend, workdir):
     root = landing(workdir / "landing", files=8, per_file=5)
     env = {**backend.env(), "INGEST_FAULT_CRASH_CHUNKS": "1", "INGEST_MAX_RECOVERY_ATTEMPTS": "1"}
 
-    first = run_ingest("load", root, "--chunk-size", "10", env=env, cwd=workdir)
-    second = run_ingest("load", root, "--chunk-size", "10", env=env, cwd=workdir)
+    outcomes = []
+    for _ in range(8):  # the same command again, until the poison chunk is given up
+        result = run_ingest("load", root, "--chunk-size", "10", env=env, cwd=workdir)
+        outcomes.append(result.returncode)
+        if result.returncode != 86:  # 86: the hook killed the process
+            break
     resumed = run_ingest("resume", env=backend.env(), cwd=workdir)
 
-    assert first.returncode != 0
-    assert second.returncode == 1, second.stderr
-    assert "chunk 1 (files #" in second.stderr and "ingest resume ingest-" in second.stderr
+    assert outcomes[-1] == 1, outcomes
+    assert "chunk 1 (files #" in result.stderr and "ingest resume ingest-" in result.stderr
     assert resumed.returncode == 0, resumed.stderr
     assert backend.counts() == (40, 0)
 
