@@ -151,11 +151,12 @@ class Chunk:
     def span(self) -> str:
         """Its records, for people: positions within one file, or the files it spans."""
         if self.first == self.last:
-            return f"records {self.first_position}-{self.first_position + self.records - 1}"
+            return f"{self.first_position}-{self.first_position + self.records - 1}"
         return f"files #{self.first}-#{self.last}, {self.records} records"
 
     def describe(self) -> str:
-        return f"chunk {self.index} ({self.span()})"
+        what = f"records {self.span()}" if self.first == self.last else self.span()
+        return f"chunk {self.index} ({what})"
 
 
 @dataclass(frozen=True)
