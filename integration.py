@@ -51,7 +51,7 @@ RESULT_POLLING_SEC = 0.1
 
 
 # -- 1. the run -----------------------------------------------------------------------------
-@DBOS.workflow(name="ingest_run", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+@DBOS.workflow(name="ingest_dataset", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def ingest_run(plan: RunPlan) -> Summary:
     job = plan.job
     telemetry.tag_run(job.run_id)

@@ -96,7 +96,7 @@ def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
     with system_client(database_url) as client:
         if client is None:
             return []
-        parents = client.list_workflows(name=["ingest_run", "ingest_dataset"], sort_desc=True,
+        parents = client.list_workflows(name="ingest_dataset", sort_desc=True,
                                         limit=limit)
         return [run_row(client, parent) for parent in parents]
 

@@ -282,7 +282,7 @@ def unfinished_runs() -> tuple:
     """(this executor's unfinished runs, other executors' unfinished runs)."""
     from dbos import DBOS
 
-    runs = DBOS.list_workflows(name="ingest_run", status=[*ACTIVE, *GIVEN_UP],
+    runs = DBOS.list_workflows(name="ingest_dataset", status=[*ACTIVE, *GIVEN_UP],
                                load_input=False, load_output=False)
     mine = [w.workflow_id for w in runs if w.executor_id == DBOS.executor_id]
     theirs = [(w.workflow_id, w.executor_id) for w in runs if w.executor_id != DBOS.executor_id]
