@@ -9,10 +9,14 @@ missing prerequisite (``skip_unless_ci``).
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import Callable, Optional
 
 import psycopg
 import pytest
@@ -45,7 +49,10 @@ def postgres_available() -> bool:
 
 
 def _drop(name: str) -> None:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+    # Bounded: DROP DATABASE waits for every backend of the server to acknowledge it, so one
+    # stuck session anywhere (another suite's) would otherwise hang this test's teardown.
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10,
+                         options="-c statement_timeout=120s") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -90,6 +97,48 @@ class Backend:
         rows = self.query("SELECT message FROM errors ORDER BY position")
         return [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in rows]
 
+    def assert_each_record_once(self, records: int, errors: int) -> None:
+        """``records`` records landed, each exactly once: ``errors`` of them in errors, the
+        rest in tasks, no source key twice and none in both."""
+        assert self.counts() == (records - errors, errors)
+        assert self.scalar("SELECT count(DISTINCT source_key) FROM tasks") == records - errors
+        keys = self.scalar("SELECT count(*) FROM (SELECT source_key FROM tasks UNION "
+                           "SELECT source_key FROM errors) AS k")
+        assert keys == records
+
+    def rows_so_far(self) -> int:
+        """Rows in tasks + errors; 0 while the tables don't exist yet."""
+        try:
+            return sum(self.counts())
+        except sa.exc.DBAPIError:  # no database or no tables yet
+            return 0
+
+    def system_url_for(self, cwd: Path) -> str:
+        """DBOS's system database of an ``ingest`` run in ``cwd``, derived as database.py does."""
+        if self.system_url:
+            return self.system_url
+        if self.name == "postgres":
+            return f"{self.url}_dbos_sys"
+        return f"sqlite:///{Path(cwd) / 'durable_ingest.sqlite'}"
+
+    def workflow_ids(self, cwd: Path) -> set:
+        """IDs in DBOS's workflow_status table; empty while it doesn't exist yet. Reads only:
+        a SQLite file is opened read-only, so looking never creates it."""
+        url = self.system_url_for(cwd)
+        try:
+            if url.startswith("sqlite:///"):
+                path = url[len("sqlite:///"):]
+                if not os.path.exists(path):
+                    return set()
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as conn:
+                    rows = conn.execute("SELECT workflow_uuid FROM workflow_status").fetchall()
+            else:
+                with psycopg.connect(url, connect_timeout=3) as conn:
+                    rows = conn.execute("SELECT workflow_uuid FROM dbos.workflow_status").fetchall()
+        except (sqlite3.Error, psycopg.Error):  # not created yet, or being created
+            return set()
+        return {r[0] for r in rows}
+
 
 @pytest.fixture
 def sqlite_backend(workdir):
@@ -106,7 +155,9 @@ def postgres_backend(workdir):
     _drop(f"{name}_dbos_sys")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# Every in-process load on Postgres takes 2.5-4.5 s (databases created, DBOS's schema
+# migrated), so the Postgres variants belong to the slow layer; the fast one runs on SQLite.
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def backend(request):
     return request.getfixturevalue(f"{request.param}_backend")
 
@@ -123,12 +174,81 @@ def cli(monkeypatch):
     return invoke
 
 
+INGEST = [sys.executable, "-m", "durable_ingest.cli"]
+
+
 def run_ingest(*args, env=None, cwd=None, timeout=300, input=None):
-    """Run ``ingest`` as a real subprocess."""
+    """Run ``ingest`` as a real subprocess, to its end."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "durable_ingest.cli", *map(str, args)],
-                          env=full_env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, input=input)
+    return subprocess.run([*INGEST, *map(str, args)], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+_started: list = []
+
+
+def start_ingest(*args, env=None, cwd=None, **popen) -> subprocess.Popen:
+    """Start ``ingest ARGS`` as a real subprocess and return at once.
+
+    ``env`` is added to this process's environment. stdout and stderr are text pipes unless
+    ``popen`` says otherwise (any other ``Popen`` argument goes through too). A process still
+    running when its test ends is killed (see ``_reap_ingest_processes``), so a failing test
+    never leaves one behind; the test itself still bounds every wait with a timeout.
+    """
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    process = subprocess.Popen([*INGEST, *map(str, args)], env={**os.environ, **(env or {})},
+                               cwd=cwd, **options)
+    _started.append(process)
+    return process
+
+
+def kill_9(process: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGKILL the process and reap it; its return code."""
+    process.send_signal(signal.SIGKILL)
+    return process.wait(timeout=timeout)
+
+
+def output_of(process: subprocess.Popen, timeout: float = 30) -> tuple:
+    """(stdout, stderr) of a process that has ended or is ending, for a failure message."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ("<still running>", "")
+
+
+def wait_until(predicate: Callable, timeout: float, what, *, interval: float = 0.05,
+               process: Optional[subprocess.Popen] = None):
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Fails the test, naming ``what`` it waited for (a string, or a function giving one at
+    that moment), once ``timeout`` seconds have passed, or as soon as ``process`` (when
+    given) has ended, since what it waits for can no longer come from it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"process ended (exit {process.returncode}) while waiting for "
+                        f"{what() if callable(what) else what}: {output_of(process)}")
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _reap_ingest_processes():
+    """Kill what ``start_ingest`` started and a test left running (it failed halfway)."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def write_records(path: Path, records: list, shape: str = "envelope") -> Path:

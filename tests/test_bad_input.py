@@ -115,6 +115,7 @@ def test_directory(cli, sqlite_backend, workdir):
     assert_rejected(result, workdir, "data: is a directory; pass a JSON or NDJSON file")
 
 
+@pytest.mark.slow  # as root: the load runs in a subprocess
 def test_unreadable_file(cli, sqlite_backend, workdir):
     """chmod 000 stops anyone but root. As root (the usual container), the CLI runs in a
     subprocess without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, so the mode applies to it."""
@@ -199,6 +200,7 @@ def test_valid_value_cut_by_the_read_window_is_not_called_truncated(workdir, tok
 
 
 # -- a BOM and gzip are accepted ----------------------------------------------------------
+@pytest.mark.slow  # three loads, over 2 s
 def test_utf8_bom_is_accepted_in_every_shape(cli, sqlite_backend, workdir):
     paths = []
     for shape in ("envelope", "array", "ndjson"):
@@ -213,6 +215,7 @@ def test_utf8_bom_is_accepted_in_every_shape(cli, sqlite_backend, workdir):
     assert [json.loads(d)["name"]["first"] for (d,) in firsts] == ["FIRST0"] * 3
 
 
+@pytest.mark.slow  # two runs, about 2 s
 def test_gzip_is_decompressed_to_the_spool_and_loaded(cli, sqlite_backend, workdir):
     plain = write_records(workdir / "users.ndjson", people(30), "ndjson")
     compressed = gzip.compress(plain.read_bytes())

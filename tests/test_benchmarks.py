@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # real benchmark and kill-stress runs
 
 
 def test_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):

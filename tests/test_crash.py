@@ -3,15 +3,15 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, people, run_ingest, skip_unless_ci, write_records
+from conftest import (REPO, kill_9, people, run_ingest, skip_unless_ci, start_ingest, wait_until,
+                      write_records)
+
+pytestmark = pytest.mark.slow  # every test here starts, kills and restarts real processes
 
 RECORDS = 600
 CHUNK = 50
@@ -19,51 +19,40 @@ SLOW = {"INGEST_FAULT_CHUNK_DELAY_SEC": "0.25"}  # hidden hook: room to kill mid
 
 
 def start_load(backend, data, cwd, *extra, env=None):
-    full_env = {**os.environ, **backend.env(), **SLOW, **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "durable_ingest.cli", "load", str(data), "--chunk-size", str(CHUNK),
-         "--fail-task", "7", "--json", *extra],
-        env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_ingest("load", data, "--chunk-size", CHUNK, "--fail-task", "7", "--json", *extra,
+                        env={**backend.env(), **SLOW, **(env or {})}, cwd=cwd)
 
 
-def rows_so_far(backend) -> int:
-    try:
-        return sum(backend.counts())
-    except Exception:  # tables not created yet
-        return 0
+def rows_at_least(backend, rows: int):
+    """A predicate for wait_until: the rows seen once there are at least ``rows``."""
+    return lambda: (seen := backend.rows_so_far()) >= rows and seen
 
 
 def kill_when(process, backend, rows: int, timeout: float = 60) -> int:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"load finished before the kill point: {process.communicate()}")
-        seen = rows_so_far(backend)
-        if seen >= rows:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return seen
-        time.sleep(0.02)
-    pytest.fail("kill point never reached")
+    seen = wait_until(rows_at_least(backend, rows), timeout, f"{rows} rows before the kill point",
+                      interval=0.02, process=process)
+    kill_9(process)
+    return seen
+
+
+def run_recorded(backend, cwd) -> bool:
+    """Whether the run's own workflow (not a chunk's) is in DBOS's system database."""
+    return any("-chunk-" not in w for w in backend.workflow_ids(cwd) if w.startswith("ingest-"))
 
 
 def assert_exactly_once(backend, records=RECORDS, errors=1):
-    assert backend.counts() == (records - errors, errors)
-    assert backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == records - errors
-    keys = backend.scalar("SELECT count(*) FROM (SELECT source_key FROM tasks UNION "
-                          "SELECT source_key FROM errors) AS k")
-    assert keys == records
+    backend.assert_each_record_once(records, errors)
 
 
 @pytest.mark.parametrize("kill_at_rows", [0, 120, 420])
 def test_kill_9_then_same_command_resumes_exactly_once(backend, workdir, kill_at_rows):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
     process = start_load(backend, data, workdir)
-    if kill_at_rows == 0:
-        time.sleep(2.0)  # started, before or during the first commit
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        before = rows_so_far(backend)
+    if kill_at_rows == 0:  # the run has started (DBOS recorded it), likely before any commit
+        wait_until(lambda: run_recorded(backend, workdir), 60, "the run's workflow row",
+                   interval=0.02, process=process)
+        kill_9(process)
+        before = backend.rows_so_far()
     else:
         before = kill_when(process, backend, kill_at_rows)
     ids_before = {r[0] for r in backend.query("SELECT id FROM tasks")} if before else set()
@@ -99,11 +88,8 @@ def test_a_code_upgrade_between_crash_and_restart_does_not_strand_the_run(sqlite
     integration = upgraded / "durable_ingest" / "integration.py"
     integration.write_text(integration.read_text() + "\n\ndef new_feature():\n    return 'v2'\n")
 
-    again = subprocess.run(
-        [sys.executable, "-m", "durable_ingest.cli", "load", str(data), "--chunk-size", str(CHUNK),
-         "--fail-task", "7", "--json"],
-        env={**os.environ, **sqlite_backend.env(), "PYTHONPATH": str(upgraded)},
-        cwd=workdir, capture_output=True, text=True, timeout=300)
+    again = run_ingest("load", data, "--chunk-size", CHUNK, "--fail-task", "7", "--json",
+                       env={**sqlite_backend.env(), "PYTHONPATH": str(upgraded)}, cwd=workdir)
 
     assert again.returncode == 0, again.stderr
     assert_exactly_once(sqlite_backend)
@@ -165,9 +151,8 @@ def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, work
         skip_unless_ci("needs pg_ctlcluster as root")  # under CI: a failure, not a skip
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
     process = start_load(postgres_backend, data, workdir)
-    kill_point = 150
-    while rows_so_far(postgres_backend) < kill_point and process.poll() is None:
-        time.sleep(0.02)
+    wait_until(rows_at_least(postgres_backend, 150), 60, "150 rows before the restart",
+               interval=0.02, process=process)
     pg_ctl("restart")
     out, err = process.communicate(timeout=300)
 
@@ -204,10 +189,5 @@ def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workd
 
 
 def kill_point_reached(process, backend, rows: int, timeout: float = 60) -> int:
-    deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None:
-        seen = rows_so_far(backend)
-        if seen >= rows:
-            return seen
-        time.sleep(0.02)
-    pytest.fail("the load never got that far")
+    return wait_until(rows_at_least(backend, rows), timeout, f"the load to get to {rows} rows",
+                      interval=0.02, process=process)

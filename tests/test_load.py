@@ -44,6 +44,7 @@ def test_transform_uppercases_values_not_keys(cli, backend, workdir):
     assert (record["age"], record["ok"], record["none"]) == (1, True, None)
 
 
+@pytest.mark.slow  # over 2 s
 def test_second_identical_run_adds_nothing_and_says_so(cli, backend, workdir):
     data = write_records(workdir / "users.json", people(30))
     first = load_json(cli, backend, data, "--fail-task", "5")
@@ -107,6 +108,7 @@ def test_one_attempt_sends_flaky_records_to_errors(cli, sqlite_backend, workdir)
     assert {m["attempts"] for m in sqlite_backend.error_messages()} == {1}
 
 
+@pytest.mark.slow  # two loads, about 2 s
 def test_flaky_failures_are_reproducible_with_a_seed(cli, sqlite_backend, workdir):
     data = write_records(workdir / "users.json", people(100))
     args = ("--flaky-rate", "0.2", "--max-attempts", "1", "--seed", "3")
@@ -121,6 +123,7 @@ def test_flaky_failures_are_reproducible_with_a_seed(cli, sqlite_backend, workdi
     assert len(positions) == 2 and len({tuple(p) for p in positions.values()}) == 1
 
 
+@pytest.mark.slow  # two loads, about 2 s
 def test_label_loads_the_same_file_again_as_a_new_dataset(cli, sqlite_backend, workdir):
     data = write_records(workdir / "users.json", people(10))
     first = load_json(cli, sqlite_backend, data)
@@ -142,6 +145,7 @@ def test_several_paths_load_as_separate_runs(cli, sqlite_backend, workdir):
     assert sqlite_backend.counts() == (12, 0)
 
 
+@pytest.mark.slow  # over 2 s
 def test_many_chunks_and_workers_write_each_record_once(cli, backend, workdir):
     data = write_records(workdir / "users.ndjson", people(300), "ndjson")
 

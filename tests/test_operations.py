@@ -3,14 +3,12 @@
 import json
 import os
 import pty
+import select
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import people, run_ingest, write_records
+from conftest import kill_9, people, run_ingest, start_ingest, wait_until, write_records
 
 
 def load(cli, backend, data, *args):
@@ -19,6 +17,7 @@ def load(cli, backend, data, *args):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # over 2 s
 def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
     first = load(cli, backend, write_records(workdir / "a.json", people(30)), "--chunk-size", "10")
     second = load(cli, backend, write_records(workdir / "b.json", people(12, 50)),
@@ -44,31 +43,29 @@ def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):
     assert unknown.exit_code == 3 and "no run ingest-nope" in unknown.output
 
 
+@pytest.mark.slow
 def test_status_is_live_while_a_run_is_going(backend, workdir):
     data = write_records(workdir / "u.ndjson", people(300), "ndjson")
-    env = {**os.environ, **backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"}
-    process = subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "load", str(data),
-                                "--chunk-size", "30", "--concurrency", "1"], env=env, cwd=workdir,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = set()
-        deadline = time.time() + 60
-        while process.poll() is None and time.time() < deadline:
-            result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
-            if result.returncode == 0 and json.loads(result.stdout):
-                run = json.loads(result.stdout)[0]
-                seen.add(run["state"])
-                if run["state"] == "running" and 0 < run["tasks"] < 300:
-                    detail = json.loads(run_ingest("status", run["run_id"], "--json",
-                                                   env=backend.env(), cwd=workdir).stdout)
-                    states = {c["state"] for c in detail["chunks"]}
-                    assert "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"never saw the run in progress: {seen}")
-    finally:
-        process.communicate(timeout=120)
+    process = start_ingest("load", data, "--chunk-size", "30", "--concurrency", "1", cwd=workdir,
+                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
+    seen = set()
+
+    def run_in_progress():
+        result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
+        if result.returncode == 0 and json.loads(result.stdout):
+            run = json.loads(result.stdout)[0]
+            seen.add(run["state"])
+            if run["state"] == "running" and 0 < run["tasks"] < 300:
+                return run
+        return None
+
+    run = wait_until(run_in_progress, 60, lambda: f"the run in progress (states seen: {seen})",
+                     interval=0.2, process=process)
+    detail = json.loads(run_ingest("status", run["run_id"], "--json",
+                                   env=backend.env(), cwd=workdir).stdout)
+    states = {c["state"] for c in detail["chunks"]}
+    assert "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
+    process.communicate(timeout=120)
     assert process.returncode == 0
 
 
@@ -91,6 +88,7 @@ def test_errors_groups_by_type_and_message(cli, backend, workdir):
     assert len(limited) == 1
 
 
+@pytest.mark.slow  # over 2 s
 def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backend, workdir):
     data = write_records(workdir / "u.json", people(30))
     summary = load(cli, backend, data, "--fail-task", "4", "--fail-task", "20")
@@ -118,26 +116,31 @@ def test_retry_of_an_unknown_run(cli, sqlite_backend, workdir):
     assert result.exit_code == 3 and "no run ingest-nope" in result.output
 
 
-def test_progress_shows_on_a_terminal_only(sqlite_backend, workdir):
+@pytest.mark.slow
+def test_progress_shows_on_a_terminal_only(sqlite_backend, workdir, monkeypatch):
     data = write_records(workdir / "u.ndjson", people(200), "ndjson")
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    env.update(sqlite_backend.env(), INGEST_FAULT_CHUNK_DELAY_SEC="0.3")
+    monkeypatch.delenv("CI", raising=False)
+    env = {**sqlite_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"}
     master, slave = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "load", str(data),
-                                "--chunk-size", "20", "--concurrency", "1"], env=env, cwd=workdir,
-                               stdout=subprocess.PIPE, stderr=slave)
+    process = start_ingest("load", data, "--chunk-size", "20", "--concurrency", "1", env=env,
+                           cwd=workdir, stderr=slave, text=False)
     os.close(slave)
-    seen = b""
-    while True:
+    output = bytearray()
+
+    def terminal_closed() -> bool:  # what the load wrote is read as it comes, to the end
+        if not select.select([master], [], [], 0.1)[0]:
+            return False
         try:
             chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
+        except OSError:  # EIO: the load closed its end
+            return True
+        output.extend(chunk)
+        return not chunk
+
+    wait_until(terminal_closed, 120, "the load to finish writing to its terminal", interval=0)
     process.wait(timeout=120)
     os.close(master)
+    seen = bytes(output)
     assert process.returncode == 0
     assert b"records: " in seen and b"/200 (" in seen and b"ETA" in seen
 
@@ -145,37 +148,37 @@ def test_progress_shows_on_a_terminal_only(sqlite_backend, workdir):
     assert "records: " not in piped.stderr
 
 
-def start_worker(backend, workdir, worker_id):
-    env = {**os.environ, **backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.15"}
-    return subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "worker",
-                             "--worker-id", worker_id, "--drain-timeout", "5"],
-                            env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def start_worker(backend, workdir, worker_id, *extra):
+    return start_ingest("worker", "--worker-id", worker_id, "--drain-timeout", "5", *extra,
+                        env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.15"}, cwd=workdir)
 
 
 def wait_done(backend, workdir, run_id, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def done():
         result = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)
         if result.returncode == 0 and json.loads(result.stdout)["state"] == "done":
             return json.loads(result.stdout)
-        time.sleep(0.5)
-    pytest.fail("run did not finish")
+        return None
+
+    return wait_until(done, timeout, f"run {run_id} to finish", interval=0.5)
 
 
+def detach(backend, workdir, data, *extra) -> str:
+    """Queue a run of ``data`` for workers; its run id."""
+    queued = run_ingest("load", data, "--detach", "--json", *extra, env=backend.env(), cwd=workdir)
+    assert queued.returncode == 0, queued.stderr
+    return json.loads(queued.stdout)["run_id"]
+
+
+@pytest.mark.slow
 def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, workdir):
     data = write_records(workdir / "u.ndjson", people(1200), "ndjson")
-    queued = run_ingest("load", data, "--chunk-size", "40", "--fail-task", "3", "--detach", "--json",
-                        env=postgres_backend.env(), cwd=workdir)
-    assert queued.returncode == 0, queued.stderr
-    run_id = json.loads(queued.stdout)["run_id"]
+    run_id = detach(postgres_backend, workdir, data, "--chunk-size", "40", "--fail-task", "3")
 
     workers = {name: start_worker(postgres_backend, workdir, name) for name in ("w1", "w2")}
-    while sum(postgres_backend.counts() if True else 0) < 300:
-        time.sleep(0.1)
-    workers["w1"].send_signal(signal.SIGKILL)  # dies mid-run...
-    workers["w1"].wait()
-    time.sleep(0.5)
+    wait_until(lambda: postgres_backend.rows_so_far() >= 300, 120, "300 rows loaded by the workers",
+               interval=0.1, process=workers["w1"])
+    kill_9(workers["w1"])  # dies mid-run...
     workers["w1"] = start_worker(postgres_backend, workdir, "w1")  # ...and comes back
     detail = wait_done(postgres_backend, workdir, run_id)
     for process in workers.values():
@@ -188,3 +191,30 @@ def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, w
     assert postgres_backend.counts() == (1199, 1)
     assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 1199
     assert (detail["tasks"], detail["errors"]) == (1199, 1)
+
+
+@pytest.mark.slow
+def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgres_backend, workdir):
+    """`ingest worker --take-over DEAD_ID`: w1 dies holding the run and some of its chunks, and
+    never comes back; w2 takes them over and the run finishes, every record exactly once."""
+    records = 600
+    data = write_records(workdir / "u.ndjson", people(records), "ndjson")
+    run_id = detach(postgres_backend, workdir, data, "--chunk-size", "50", "--fail-task", "3")
+    w1 = start_worker(postgres_backend, workdir, "w1")
+    wait_until(lambda: postgres_backend.rows_so_far() >= 100, 120, "w1 to commit 100 rows",
+               interval=0.05, process=w1)
+    kill_9(w1)  # w1 dies mid-run, its workflows PENDING under its id
+    assert postgres_backend.rows_so_far() < records
+
+    w2 = start_worker(postgres_backend, workdir, "w2", "--take-over", "w1")
+    detail = wait_done(postgres_backend, workdir, run_id)
+    w2.send_signal(signal.SIGTERM)
+    _, stderr = w2.communicate(timeout=60)
+
+    assert w2.returncode == 0, stderr
+    [took_over] = [line for line in stderr.splitlines() if line.startswith("took over ")]
+    assert took_over.endswith(" unfinished workflow(s) of w1")
+    assert int(took_over.split()[2]) >= 1, took_over
+    assert "w2" in {c["executor"] for c in detail["chunks"]}
+    postgres_backend.assert_each_record_once(records, errors=1)
+    assert (detail["tasks"], detail["errors"]) == (records - 1, 1)

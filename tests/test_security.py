@@ -24,6 +24,7 @@ def assert_one_line_failure_without_password(result) -> str:
     return line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_password_is_not_shown_when_postgres_is_unreachable(workdir, how):
     url = f"postgresql://ingest:{ENCODED}@127.0.0.1:1/ingest"
@@ -36,6 +37,7 @@ def test_password_is_not_shown_when_postgres_is_unreachable(workdir, how):
     assert line.startswith("Error: cannot connect to postgresql+psycopg://ingest:***@127.0.0.1:1/ingest: ")
 
 
+@pytest.mark.slow
 def test_password_is_not_shown_when_postgres_refuses_the_user(postgres_backend, workdir):
     database = postgres_backend.url.rsplit("/", 1)[1]
     url = f"postgresql://no_such_user:{ENCODED}@{PG_HOST_PORT}/{database}"
@@ -69,6 +71,7 @@ def command(name: str, workdir) -> list:
 MALFORMED_SECRET = "s3cr3t-Pa55"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["load", "migrate", "status"])
 @pytest.mark.parametrize("url", [f"postgres:{MALFORMED_SECRET}@127.0.0.1:1/ingest",  # no scheme
                                  f"postgresql:/ingest:{MALFORMED_SECRET}@127.0.0.1:1/ingest"])
@@ -83,6 +86,7 @@ def test_password_of_a_malformed_url_is_not_shown(workdir, name, url):
 PERCENT_ENCODED = "p%40ss%3Aw%25rd"  # p@ss:w%rd
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["load", "migrate", "status"])
 def test_percent_encoded_password_is_not_shown(workdir, name):
     url = f"postgresql://ingest:{PERCENT_ENCODED}@127.0.0.1:1/ingest"

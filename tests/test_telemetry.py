@@ -5,8 +5,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
-from conftest import REPO, people, run_ingest, write_records
+from conftest import REPO, people, run_ingest, start_ingest, wait_until, write_records
 from durable_ingest import __version__, telemetry
 
 pytestmark = pytest.mark.usefixtures("no_otel_env")
@@ -148,6 +146,7 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_exported_counters_equal_the_rows(backend, workdir, receiver, scenario):
     count, options = SCENARIOS[scenario]
@@ -183,6 +182,7 @@ def test_exported_counters_equal_the_rows(backend, workdir, receiver, scenario):
     assert {"load_chunk", "write_chunk"} <= {s[0] for s in spans}
 
 
+@pytest.mark.slow
 def test_chunks_are_timed_and_every_span_carries_the_run_id(sqlite_backend, workdir, receiver):
     data = write_records(workdir / "users.json", people(60))
 
@@ -205,6 +205,7 @@ def test_chunks_are_timed_and_every_span_carries_the_run_id(sqlite_backend, work
 
 
 # -- when there is no collector ------------------------------------------------------------
+@pytest.mark.slow
 def test_no_collector_one_warning_line_and_the_load_succeeds(sqlite_backend, workdir):
     data = write_records(workdir / "users.json", people(20))
     endpoint = f"http://127.0.0.1:{closed_port()}"
@@ -218,6 +219,7 @@ def test_no_collector_one_warning_line_and_the_load_succeeds(sqlite_backend, wor
                            "metrics and traces are not exported.")
 
 
+@pytest.mark.slow
 def test_collector_going_away_mid_run_is_one_line_too(sqlite_backend, workdir):
     receiver = Receiver(vanish_after_metrics=1)
     data = write_records(workdir / "users.json", people(40))
@@ -241,6 +243,7 @@ def test_collector_going_away_mid_run_is_one_line_too(sqlite_backend, workdir):
 
 
 # -- the console exporter ------------------------------------------------------------------
+@pytest.mark.slow
 def test_console_exporter_prints_the_totals_once_on_stderr(sqlite_backend, workdir):
     data = write_records(workdir / "users.json", people(30))
 
@@ -260,31 +263,24 @@ def test_console_exporter_prints_the_totals_once_on_stderr(sqlite_backend, workd
 
 
 # -- Ctrl-C and kill ------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_load_still_exports_what_it_committed(sqlite_backend, workdir, receiver, signum):
     """Stopped while task 3 waits for its retry: the last export, at exit, has the 49 rows."""
     data = write_records(workdir / "users.json", people(50))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "durable_ingest.cli", "load", str(data), "--chunk-size", "10",
-         "--fail-task", "3", "--retry-interval", "60"],
-        env={**os.environ, **sqlite_backend.env(), **receiver.env(OTEL_METRIC_EXPORT_INTERVAL="100")},
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    process = start_ingest(
+        "load", data, "--chunk-size", "10", "--fail-task", "3", "--retry-interval", "60",
+        env={**sqlite_backend.env(), **receiver.env(OTEL_METRIC_EXPORT_INTERVAL="100")},
+        cwd=workdir,
         # As in a terminal: a background shell (CI) starts its children with SIGINT ignored.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 30
-        while receiver.totals("ingest.records") != {(("outcome", "task"),): 49}:
-            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-            time.sleep(0.05)
-        exports = len(receiver.metrics)
-        process.send_signal(signum)
-        while len(receiver.metrics) == exports:  # the export at exit (received before it exits)
-            assert time.monotonic() < deadline and process.poll() is None, "no export at exit"
-            time.sleep(0.05)
-        _, stderr = process.communicate(timeout=15)
-    finally:
-        process.kill()
-        process.wait()
+    wait_until(lambda: receiver.totals("ingest.records") == {(("outcome", "task"),): 49}, 30,
+               "an export of the 49 committed records", process=process)
+    exports = len(receiver.metrics)
+    process.send_signal(signum)
+    # The export at exit is received before the process exits.
+    wait_until(lambda: len(receiver.metrics) > exports, 30, "the export at exit", process=process)
+    _, stderr = process.communicate(timeout=15)
 
     assert process.returncode == 1
     assert stderr.strip() == "Aborted!"
