@@ -26,3 +26,22 @@ def test_kill_stress_script_smoke_run(postgres_backend):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "STRESS ok 2/2"
+
+
+def test_folder_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_files.py"), "--smoke",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "50 files x 4 records" in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+
+
+def test_kill_stress_script_on_a_folder(postgres_backend):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stress_kill.py"),
+                             "--rounds", "2", "--records", "200", "--files", "40"],
+                            capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "STRESS ok 2/2"
