@@ -374,11 +374,10 @@ def entry_point() -> None:
 
 
 def report_unexpected(exc: Exception) -> int:
-    from .database import scrub
+    from .database import environment_urls, scrub
     from .errors import one_line
 
-    urls = [os.environ.get(v, "") for v in ("DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL")]
-    urls += [a.removeprefix("--database-url=") for a in sys.argv[1:]]
+    urls = list(environment_urls()) + [a.removeprefix("--database-url=") for a in sys.argv[1:]]
     urls = [u for u in urls if u]
     if os.environ.get("INGEST_DEBUG"):
         click.echo(scrub("".join(traceback.format_exception(exc)), *urls), err=True)

@@ -111,6 +111,19 @@ def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backe
     assert json.loads(cli("errors", run_id, "--json", env=backend.env()).stdout) == []
 
 
+def test_status_counts_agree_with_the_tables_after_a_redrive(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "u.json", people(30))
+    run_id = load(cli, sqlite_backend, data, "--fail-task", "4", "--fail-task", "20")["run_id"]
+
+    cli("retry", run_id, "--fail-task", "20", env=sqlite_backend.env())
+    [run] = json.loads(cli("status", "--json", env=sqlite_backend.env()).stdout)
+    unresolved = sqlite_backend.scalar("SELECT count(*) FROM errors WHERE resolved_at IS NULL")
+
+    assert (run["tasks"], run["errors"], run["resolved"]) == (29, 1, 1)
+    assert (run["tasks"], run["errors"]) == (sqlite_backend.counts()[0], unresolved)
+    assert "1 error row(s) resolved by ingest retry" in cli("status", run_id, env=sqlite_backend.env()).output
+
+
 def test_retry_of_an_unknown_run(cli, sqlite_backend, workdir):
     load(cli, sqlite_backend, write_records(workdir / "u.json", people(3)))
     result = cli("retry", "ingest-nope", env=sqlite_backend.env())
