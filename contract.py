@@ -9,7 +9,7 @@ another worker or by ``ingest status``: change a shape here only together with
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 # Pinned, so that a run interrupted by a crash is recovered by the next version of the code
@@ -87,12 +87,6 @@ def fork_id(workflow_id: str) -> str:
 
 def children_prefix(run_id: str) -> str:
     return f"{run_id}-"
-
-
-def chunk_index(workflow_id: str) -> Optional[int]:
-    """The chunk number in a chunk (or retry) workflow's ID; None for other workflows."""
-    match = re.search(r"-(?:chunk|retry)-(\d+)", workflow_id)
-    return int(match.group(1)) if match else None
 
 
 def source_key(fingerprint: str, position: int) -> str:
@@ -218,6 +212,3 @@ class Summary:
                    retries=output["retries"], chunks=output["chunks"], files_new=1,
                    files_already=0, files_bad=0, started_at=output["started_at"],
                    finished_at=output["finished_at"])
-
-    def with_(self, **changes) -> "Summary":
-        return replace(self, **changes)
