@@ -354,10 +354,38 @@ def schema_version(engine) -> Optional[str]:
 def _run_migrations(engine) -> None:
     from alembic import command
 
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        command.upgrade(alembic_config(connection), "head")
+    if engine.dialect.name == "sqlite":
+        engine = transactional_sqlite_engine(engine.url)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            command.upgrade(alembic_config(connection), "head")
+    finally:
+        if engine.dialect.name == "sqlite":
+            engine.dispose()
+
+
+def transactional_sqlite_engine(url):
+    """A SQLite engine whose transactions cover DDL too. Python's sqlite3 opens a transaction
+    only before INSERT/UPDATE/DELETE, so a ``CREATE TABLE`` commits by itself: a process
+    killed mid-migration would leave tables without ``alembic_version``, and every later
+    run would fail with "table already exists". Here the driver stays in autocommit and
+    SQLAlchemy's ``begin`` emits ``BEGIN IMMEDIATE`` (the write lock, so two processes
+    migrating the same file take turns)."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _driver_autocommit(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 # -- errors, by code -------------------------------------------------------------------------

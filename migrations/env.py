@@ -9,11 +9,13 @@ from alembic import context
 from sqlalchemy import create_engine
 
 try:
-    from durable_ingest.database import app_database_url, ensure_postgres_database, is_postgres
+    from durable_ingest.database import (app_database_url, ensure_postgres_database, is_postgres,
+                                         transactional_sqlite_engine)
     from durable_ingest.models import Base
 except ImportError:  # run from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from durable_ingest.database import app_database_url, ensure_postgres_database, is_postgres  # type: ignore
+    from durable_ingest.database import (app_database_url, ensure_postgres_database,  # type: ignore
+                                         is_postgres, transactional_sqlite_engine)
     from durable_ingest.models import Base  # type: ignore
 
 target_metadata = Base.metadata
@@ -37,7 +39,9 @@ def run_migrations_online() -> None:
     url = app_database_url()
     if is_postgres(url):
         ensure_postgres_database(url)
-    engine = create_engine(url)
+        engine = create_engine(url)
+    else:
+        engine = transactional_sqlite_engine(url)
     with engine.connect() as conn:
         run_with(conn)
         conn.commit()
