@@ -4,17 +4,17 @@ or ``operations`` (read-only views), print. No DBOS calls of its own.
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.
 
-Exit codes: 0 success; 1 fatal (database unreachable, run not finished); 2 usage error;
-3 bad input (a file that can't be loaded, an unknown run id); 4 records ended in ``errors``
-and ``--fail-on-errors`` was given; 130 interrupted.
+Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 4 records
+ended in ``errors`` and ``--fail-on-errors`` was given; 130 interrupted.
 """
 
+import functools
 import json
 import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import click
 
@@ -43,11 +43,8 @@ def one_line_errors():
 
 # -- options shared by several commands ---------------------------------------------------------
 def options(*decorators):
-    def apply(f):
-        for decorator in reversed(decorators):
-            f = decorator(f)
-        return f
-    return apply
+    """One decorator applying ``decorators`` as if stacked in this order."""
+    return lambda f: functools.reduce(lambda g, decorator: decorator(g), reversed(decorators), f)
 
 
 database_option = click.option(
@@ -117,6 +114,13 @@ def main() -> None:
 @fault_options
 @click.option("--label", default="", metavar="TEXT",
               help="Load the same bytes again as a new dataset: a new label is a new run.")
+@click.option("--transform", "transform_spec", default="uppercase", show_default=True,
+              metavar="MODULE:FUNCTION", help="The function each record goes through: "
+              "MODULE:FUNCTION, path/to/file.py:FUNCTION, uppercase or identity.")
+@click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
+              "(a dotted path, e.g. login.uuid): one row per key, across files and runs.")
+@click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
+              help="With --key, a key already stored: keep its row (skip, default) or update it.")
 @json_option
 @click.option("--fail-on-errors", is_flag=True,
               help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
@@ -124,8 +128,8 @@ def main() -> None:
               help="Queue the run for `ingest worker` processes, print its id and return.")
 @click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
 def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
-         backoff, fail_tasks, flaky_rate, seed, label, as_json, fail_on_errors, detach,
-         no_progress) -> None:
+         backoff, fail_tasks, flaky_rate, seed, label, transform_spec, key, on_conflict, as_json,
+         fail_on_errors, detach, no_progress) -> None:
     """Load JSON files, folders and globs: every record ends in tasks or errors, exactly once.
 
     PATH is a JSON array, a {"results": [...]} envelope or NDJSON file (optionally gzip), a
@@ -136,14 +140,16 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
     Example:
       ingest load data/randomuser-1000.json --fail-task 50
       ingest load landing/ 'exports/2026-*.ndjson.gz'
+      ingest load exports/ --transform examples/redact.py:redact --key login.uuid
     """
     from . import runs
 
-    load_options = runs.LoadOptions(
-        chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
-        retry_interval=retry_interval, backoff=backoff,
-        faults=faults_of(fail_tasks, flaky_rate, seed))
     with one_line_errors():
+        load_options = runs.LoadOptions(
+            chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
+            retry_interval=retry_interval, backoff=backoff,
+            faults=faults_of(fail_tasks, flaky_rate, seed),
+            **runs.shaping_options(transform_spec, key, on_conflict))
         manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
         with running_app(database_url, concurrency, role="client" if detach else "local") as app:
             runs.tune_gc()
@@ -342,12 +348,10 @@ def generate(count, seed, fmt, output) -> None:
     """
     from .generate import write_dataset
 
-    if output == "-":
-        write_dataset(sys.stdout.buffer, count, seed, fmt)
-        return
-    with open(output, "wb") as out:
+    with nullcontext(sys.stdout.buffer) if output == "-" else open(output, "wb") as out:
         write_dataset(out, count, seed, fmt)
-    click.echo(f"wrote {count} records to {output}", err=True)
+    if output != "-":
+        click.echo(f"wrote {count} records to {output}", err=True)
 
 
 def entry_point() -> None:

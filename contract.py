@@ -115,6 +115,16 @@ class Job:
     retry_interval: float
     backoff: float
     faults: dict = field(default_factory=dict)
+    # How records are shaped and identified (fields added in place: a Job checkpointed
+    # without them reads back with these defaults, the behaviour it was started with).
+    transform: str = "uppercase"  # a built-in, MODULE:FUNCTION or /abs/path/file.py:FUNCTION
+    transform_dir: str = ""  # where MODULE is imported from: the load's working directory
+    key: str = ""  # --key: a dotted path into the record; "" = keyed by file and position
+    on_conflict: str = "skip"  # --on-conflict, with a key: "skip" or "update"
+
+    @property
+    def keyed(self) -> bool:
+        return bool(self.key)
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,8 @@ class ChunkResult:
     errors: int
     retry_workflow: Optional[str] = None
     retries: int = 0
+    skipped: int = 0  # no row on purpose: the transform returned None, or (--key) the key was there
+    updated: int = 0  # (--key --on-conflict update) records whose key was already there
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,8 @@ class Summary:
     files_bad: int
     started_at: float
     finished_at: float
+    skipped: int = 0
+    updated: int = 0
 
     @property
     def files(self) -> int:

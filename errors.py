@@ -32,6 +32,35 @@ class NulCharacter(RecordError):
     rule for both databases beats data that loads on one and not the other)."""
 
 
+class Rejected(RecordError):
+    """Raise it in your transform to send a record to ``errors`` at once, with your reason:
+    no retries (any other exception is a failed attempt, retried)."""
+
+
+class MissingKey(RecordError):
+    """A record without the ``--key`` field, or with no string or number there."""
+
+
+class BadTransformResult(RecordError):
+    """The transform returned something other than a dict or None."""
+
+
+class NotStorable(RecordError):
+    """The transform's output holds a value JSON can't hold (a datetime, a set...)."""
+
+
+class UsageError(IngestError):
+    """An option's value that can't work, found after click's own checks."""
+
+    exit_code = EXIT_USAGE
+
+
+class TransformNotFound(IngestError):
+    """``--transform`` names nothing that can be imported and called."""
+
+    exit_code = EXIT_USAGE
+
+
 class InputChanged(IngestError):
     """An input file is not the one that was scanned: its chunks can't be trusted."""
 
@@ -54,14 +83,14 @@ class RunFailed(IngestError):
 # Record problems found while reading (no exception is raised for them) and errors a
 # transform's output can raise when stored: never retried, by name as stored in ``errors``.
 PERMANENT_TYPES = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter",
-                   "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile")
+                   "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "MissingKey",
+                   "BadTransformResult", "NotStorable", "Rejected")
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """Whether a failed attempt at a record would fail again however often it is retried."""
-    import orjson
-
-    return isinstance(exc, (RecordError, TypeError, orjson.JSONEncodeError))
+    """Whether a failed attempt at a record would fail again however often it is retried:
+    a ``RecordError``. Anything else a transform raises is retried (the retry policy)."""
+    return isinstance(exc, RecordError)
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ counted only when a transaction really commits.
 
 import os
 import time
+from dataclasses import replace
 from typing import Optional
 
 import orjson
@@ -42,7 +43,7 @@ from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, RETRY_QUEUE, RUN_QU
 from .errors import PERMANENT_TYPES, InputChanged, is_permanent
 from .models import Error, Source
 from .sources.read import RecordProblem, read_chunk
-from .transform import Faults, transform
+from .transform import Faults, Shaper
 
 CLAIM_PAGE = 1000  # files claimed per transaction
 PACK_PAGE = 1000  # files read per packing step
@@ -63,7 +64,8 @@ def ingest_run(plan: RunPlan) -> Summary:
                    tasks=totals.tasks, errors=totals.errors + claimed.bad_rows,
                    retries=totals.retries, chunks=chunks, files_new=claimed.new,
                    files_already=claimed.duplicate, files_bad=claimed.bad,
-                   started_at=started, finished_at=clock())
+                   started_at=started, finished_at=clock(), skipped=totals.skipped,
+                   updated=totals.updated)
 
 
 @DBOS.step(name="clock")
@@ -182,41 +184,71 @@ def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
             retry_workflow = DBOS.enqueue_workflow(
                 RETRY_QUEUE, retry_records, job, chunk.index, outcome["retry"]).workflow_id
     return ChunkResult(index=chunk.index, tasks=outcome["tasks"], errors=outcome["errors"],
-                       retry_workflow=retry_workflow)
+                       retry_workflow=retry_workflow, skipped=outcome.get("skipped", 0),
+                       updated=outcome.get("updated", 0))
 
 
 def write_chunk(job: Job, chunk: Chunk) -> dict:
     """Transform one chunk and write it: successes to ``tasks``, bad records to ``errors``;
     records whose transform failed are returned for retrying."""
-    faults = Faults.from_dict(job.faults)
+    shaper = shaper_of(job)
     retry_now = job.max_attempts > 1
     problems: list = []
     retry: list = []
+    dropped = 0  # records the transform skipped
     files = chunk_files(job.run_id, chunk)  # before COPY takes the connection
 
     def transformed_rows():
-        for fingerprint, position, record in chunk_records(files, chunk):
+        nonlocal dropped
+        for file, position, record in chunk_records(files, chunk):
             if type(record) is RecordProblem:
-                problems.append(store.error_row(job.run_id, fingerprint, position, record.kind,
+                problems.append(store.error_row(job.run_id, file.fingerprint, position, record.kind,
                                                 record.message, None, 0, True))
                 continue
+            key = None
             try:
-                data = attempt(record, position, 1, faults)
+                if job.keyed:
+                    key = shaper.key_of(record)
+                data = shaper.attempt(record, position, 1)
             except Exception as exc:
-                failure = failure_of(fingerprint, position, record, 1, exc)
+                failure = failure_of(file.fingerprint, position, record, 1, exc, key, file.ordinal)
                 if retry_now and not failure["permanent"]:
                     retry.append(failure)
                 else:
                     problems.append(final_error_row(job.run_id, failure))
                 continue
-            yield fingerprint, position, data
+            if data is None:
+                dropped += 1
+            elif key is None:
+                yield file.fingerprint, position, data
+            else:
+                yield key, file.ordinal, position, data
 
     session = app_db().sql_session()
-    tasks = store.write_tasks(session, job.run_id, transformed_rows())
-    store.write_errors(session, problems)
+    written = write_rows(session, job, transformed_rows())
+    store.write_errors(session, problems, keyed=job.keyed)
     process_faults(chunk.index)
-    store.count_on_commit(session, tasks, len(problems))
-    return {"tasks": tasks, "errors": len(problems), "retry": retry}
+    store.count_on_commit(session, written["tasks"], len(problems), updated=written["updated"],
+                          skipped=written["skipped"] + dropped)
+    return {**written, "skipped": written["skipped"] + dropped, "errors": len(problems),
+            "retry": retry}
+
+
+def shaper_of(job: Job) -> Shaper:
+    """The run's transform, faults and key (its transform is imported once per process)."""
+    return Shaper(job.transform, job.transform_dir, Faults.from_dict(job.faults), job.key)
+
+
+def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
+    """Write transformed records to ``tasks``: {"tasks": new rows, "updated": .., "skipped": ..}.
+    With a key, a record whose key is already stored updates it or is skipped (--on-conflict)."""
+    if not job.keyed:
+        return {"tasks": store.write_tasks(session, job.run_id, rows), "updated": 0, "skipped": 0}
+    inserted, existing = store.write_keyed_tasks(session, job.run_id, rows, job.on_conflict,
+                                                 redrive=redrive)
+    if job.on_conflict == store.UPDATE:
+        return {"tasks": inserted, "updated": existing, "skipped": 0}
+    return {"tasks": inserted, "updated": 0, "skipped": existing}
 
 
 def chunk_files(run_id: str, chunk: Chunk) -> list:
@@ -229,14 +261,14 @@ def chunk_files(run_id: str, chunk: Chunk) -> list:
 
 
 def chunk_records(files: list, chunk: Chunk):
-    """Yield (fingerprint, position, record or RecordProblem) for the chunk's pieces."""
+    """Yield (file, position, record or RecordProblem) for the chunk's pieces."""
     for file in files:
         check_input(file)
         first = chunk.first_piece if file.ordinal == chunk.first else 0
         last = chunk.last_piece if file.ordinal == chunk.last else len(file.pieces) - 1
         for start, end, position, _ in file.pieces[first:last + 1]:
             for position, record in read_chunk(file.path, file.shape, start, end, position):
-                yield file.fingerprint, position, record
+                yield file, position, record
 
 
 def check_input(file) -> None:
@@ -252,21 +284,18 @@ def check_input(file) -> None:
                            "a new dataset (ingest load), it gets a new run id")
 
 
-def attempt(record: dict, position: int, number: int, faults: Faults) -> bytes:
-    """One attempt at a record: transform, then the JSON that will be stored."""
-    return store.stored_json(transform(record, position, number, faults))
-
-
-def failure_of(fingerprint: str, position: int, record, attempts: int, exc: Exception) -> dict:
+def failure_of(fingerprint: str, position: int, record, attempts: int, exc: Exception,
+               key: Optional[str] = None, ordinal: Optional[int] = None) -> dict:
     return {"fingerprint": fingerprint, "position": position, "record": record,
             "attempts": attempts, "error_type": type(exc).__name__, "error": str(exc),
-            "permanent": is_permanent(exc)}
+            "permanent": is_permanent(exc), "key": key, "ordinal": ordinal}
 
 
 def final_error_row(run_id: str, failure: dict) -> dict:
     return store.error_row(run_id, failure["fingerprint"], failure["position"],
                            failure["error_type"], failure["error"], failure["record"],
-                           failure["attempts"], failure["permanent"])
+                           failure["attempts"], failure["permanent"], failure.get("key"),
+                           failure.get("ordinal"))
 
 
 def process_faults(index: int) -> None:
@@ -288,40 +317,51 @@ def retry_records(job: Job, index: int, failures: list) -> dict:
     telemetry.tag_run(job.run_id)
     pending, rescued, retries = failures, [], 0
     delay = job.retry_interval
+    dropped = 0
     for number in range(2, job.max_attempts + 1):
         DBOS.sleep(delay)
         delay *= job.backoff
         retries += len(pending)
         round_result = transform_round(job, pending, number)
         rescued.extend(round_result["rescued"])
+        dropped += round_result.get("skipped", 0)
         pending = round_result["failed"]
         if not pending:
             break
     return app_db().run_tx_step(tx_options("write_retried"), write_retried, job, rescued,
-                                pending, retries)
+                                pending, retries, dropped)
 
 
 @DBOS.step(name="transform_round")
 def transform_round(job: Job, pending: list, number: int) -> dict:
     """One more attempt at each failed record of a chunk."""
-    faults = Faults.from_dict(job.faults)
-    rescued, failed = [], []
+    shaper = shaper_of(job)
+    rescued, failed, skipped = [], [], 0
     for failure in pending:
         try:
-            data = attempt(failure["record"], failure["position"], number, faults)
-            rescued.append((failure["fingerprint"], failure["position"], data))
+            data = shaper.attempt(failure["record"], failure["position"], number)
         except Exception as exc:
             failed.append(failure_of(failure["fingerprint"], failure["position"],
-                                     failure["record"], number, exc))
-    return {"rescued": rescued, "failed": failed}
+                                     failure["record"], number, exc, failure.get("key"),
+                                     failure.get("ordinal")))
+            continue
+        if data is None:
+            skipped += 1
+        elif failure.get("key") is None:
+            rescued.append((failure["fingerprint"], failure["position"], data))
+        else:
+            rescued.append((failure["key"], failure["ordinal"], failure["position"], data))
+    return {"rescued": rescued, "failed": failed, "skipped": skipped}
 
 
-def write_retried(job: Job, rescued: list, failed: list, retries: int) -> dict:
+def write_retried(job: Job, rescued: list, failed: list, retries: int, dropped: int = 0) -> dict:
     session = app_db().sql_session()
-    tasks = store.write_tasks(session, job.run_id, iter(rescued))
-    store.write_errors(session, [final_error_row(job.run_id, f) for f in failed])
-    store.count_on_commit(session, tasks, len(failed), retries)
-    return {"tasks": tasks, "errors": len(failed), "retries": retries}
+    written = write_rows(session, job, iter(rescued))
+    store.write_errors(session, [final_error_row(job.run_id, f) for f in failed], keyed=job.keyed)
+    skipped = written["skipped"] + dropped
+    store.count_on_commit(session, written["tasks"], len(failed), retries,
+                          updated=written["updated"], skipped=skipped)
+    return {**written, "skipped": skipped, "errors": len(failed), "retries": retries}
 
 
 # -- 5. awaiting the chunks -------------------------------------------------------------------
@@ -332,7 +372,9 @@ def await_chunks(run_id: str, chunks: int) -> ChunkResult:
         outcome = await_batch(run_id, batch)
         total = ChunkResult(index=-1, tasks=total.tasks + outcome["tasks"],
                             errors=total.errors + outcome["errors"],
-                            retries=total.retries + outcome["retries"])
+                            retries=total.retries + outcome["retries"],
+                            skipped=total.skipped + outcome.get("skipped", 0),
+                            updated=total.updated + outcome.get("updated", 0))
     return total
 
 
@@ -352,7 +394,7 @@ def await_batch(run_id: str, indexes: range) -> dict:
 def batch_outcome(run_id: str, start: int, stop: int) -> dict:
     # Awaited inside a step, so that "stuck" is recorded as this step's output. DBOS's own
     # recorded getResult replays differently once a child has been resumed.
-    totals = {"tasks": 0, "errors": 0, "retries": 0, "stuck": []}
+    totals = {"tasks": 0, "errors": 0, "retries": 0, "skipped": 0, "updated": 0, "stuck": []}
     for index in range(start, stop):
         try:
             result = result_of(chunk_workflow_id(run_id, index))
@@ -360,8 +402,8 @@ def batch_outcome(run_id: str, start: int, stop: int) -> dict:
         except Exception as exc:  # given up, cancelled, or failed: ingest resume retries it
             totals["stuck"].append(f"{index}: {type(exc).__name__}")
             continue
-        totals["tasks"] += result.tasks + (retried["tasks"] if retried else 0)
-        totals["errors"] += result.errors + (retried["errors"] if retried else 0)
+        for name in ("tasks", "errors", "skipped", "updated"):
+            totals[name] += getattr(result, name, 0) + (retried or {}).get(name, 0)
         totals["retries"] += retried["retries"] if retried else 0
     return totals
 
@@ -380,22 +422,23 @@ def latest_attempt(workflow_id: str) -> str:
 
 # -- 6. redrive: errors rows through the transform again --------------------------------------
 @DBOS.workflow(name="redrive_errors", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
-def redrive_errors(run_id: str, faults: dict, page_size: int) -> dict:
-    """Send a run's unresolved ``errors`` rows through the transform once more, a page per
-    transaction: successes go to ``tasks`` and their error rows are marked resolved (kept
+def redrive_errors(run_id: str, faults: dict, page_size: int, job: Optional[Job] = None) -> dict:
+    """Send a run's unresolved ``errors`` rows through the run's transform once more, a page
+    per transaction: successes go to ``tasks`` and their error rows are marked resolved (kept
     for audit); failures stay, with the new attempt recorded."""
-    after, totals = 0, {"retried": 0, "tasks": 0, "errors": 0}
+    after, totals = 0, {"retried": 0, "tasks": 0, "errors": 0, "skipped": 0}
     while True:
         page = app_db().run_tx_step(tx_options("redrive_page"), redrive_page,
-                                    run_id, after, faults, page_size)
+                                    run_id, after, faults, page_size, job)
         if page["last_id"] is None:
             return {"run_id": run_id, **totals}
         after = page["last_id"]
         for key in totals:
-            totals[key] += page[key]
+            totals[key] += page.get(key, 0)
 
 
-def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int) -> dict:
+def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
+                 job: Optional[Job] = None) -> dict:
     session = app_db().sql_session()
     # FOR UPDATE: a concurrent redrive waits, then no longer sees the rows resolved here.
     rows = session.execute(
@@ -407,26 +450,36 @@ def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int) -> di
         return {"last_id": None}
     retriable = [(row, message) for row, message in map(_with_message, rows)
                  if is_retriable(message)]
-    injected = Faults.from_dict(faults)
-    rescued, resolved, failed = [], [], []
+    job = replace(job or Job(run_id, 1, 1, 0, 1), faults=faults)
+    shaper = shaper_of(job)
+    rescued, keyed, resolved, failed = [], [], [], []
     for row, message in retriable:
         number = int(message.get("attempts") or 0) + 1
-        fingerprint = row.source_key.split(":", 1)[0]
         try:
-            data = attempt(message["record"], row.position, number, injected)
-            rescued.append((fingerprint, row.position, data))
-            resolved.append(row.id)
+            data = shaper.attempt(message["record"], row.position, number)
         except Exception as exc:
             failed.append({"id": row.id, "message": {
                 **message, "attempts": number, "error_type": type(exc).__name__,
                 "error": str(exc), "first_error": message.get("first_error") or message.get("error")}})
+            continue
+        resolved.append(row.id)
+        if data is None:
+            continue  # the transform skips it now: resolved, no row
+        if message.get("key") is not None:
+            keyed.append((message["key"], message.get("ordinal") or 0, row.position, data))
+        else:
+            rescued.append((row.source_key.split(":", 1)[0], row.position, data))
     tasks = store.write_tasks(session, run_id, iter(rescued))
+    if keyed:
+        store.write_keyed_tasks(session, run_id, keyed, job.on_conflict, redrive=True)
     if resolved:
         session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
     for change in failed:
         session.execute(update(Error).where(Error.id == change["id"]).values(message=change["message"]))
-    store.count_on_commit(session, tasks, 0, retries=len(retriable), redriven=True)
-    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": tasks, "errors": len(failed)}
+    rescued_count = tasks + len(keyed)
+    store.count_on_commit(session, rescued_count, 0, retries=len(retriable), redriven=True)
+    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": rescued_count,
+            "errors": len(failed), "skipped": len(resolved) - rescued_count}
 
 
 def _with_message(row) -> tuple:
@@ -440,7 +493,7 @@ def is_retriable(message: dict) -> bool:
     return not permanent and type(message.get("record")) is dict
 
 
-def start_redrive(run_id: str, faults: dict, page_size: int = 1000):
+def start_redrive(run_id: str, faults: dict, page_size: int = 1000, job: Optional[Job] = None):
     """Attach to this run's unfinished redrive, or start the next one."""
     earlier = DBOS.list_workflows(workflow_id_prefix=redrive_prefix(run_id), load_input=False,
                                   load_output=False)
@@ -451,7 +504,7 @@ def start_redrive(run_id: str, faults: dict, page_size: int = 1000):
                 DBOS.resume_workflow(w.workflow_id)
         return DBOS.retrieve_workflow(unfinished[0].workflow_id)
     with SetWorkflowID(redrive_workflow_id(run_id, len(earlier) + 1)):
-        return DBOS.start_workflow(redrive_errors, run_id, faults, page_size)
+        return DBOS.start_workflow(redrive_errors, run_id, faults, page_size, job)
 
 
 # -- 7. starting and resuming runs ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """SQLAlchemy 2 models of the tables a load writes.
 
 ``tasks`` and ``errors``: every input record ends as exactly one row in one of them; the
-unique ``source_key`` (file fingerprint + position) makes a duplicate impossible on every
-database. ``sources`` lists the files of each run (what chunks read back) and ``contents``
+unique ``source_key`` (file fingerprint + position, or the record's own key with ``--key``)
+makes a duplicate impossible on every database. ``sources`` lists the files of each run (what chunks read back) and ``contents``
 holds one row per file content ever loaded: the claim that makes the same bytes load once,
 whatever the path, the command or the moment. JSON columns are JSONB on Postgres and JSON on
 SQLite.
@@ -42,9 +42,11 @@ class Task(Base):
     id: Mapped[int] = mapped_column(RowId, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
     data: Mapped[Any] = mapped_column(PortableJSON)
-    source_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source_key: Mapped[str] = mapped_column(Text, unique=True)
     run_id: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(BigInteger)
+    # With --key: the file (ordinal in the run's sources) the stored record came from.
+    ordinal: Mapped[Optional[int]] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -58,7 +60,7 @@ class Error(Base):
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
-    source_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source_key: Mapped[str] = mapped_column(Text, unique=True)
     run_id: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(BigInteger)
     message: Mapped[Any] = mapped_column(PortableJSON)

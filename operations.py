@@ -120,15 +120,18 @@ def run_row(client, parent, children: Optional[list] = None) -> dict:
     plan = parent.input["args"][0] if parent.input and parent.input.get("args") else None
     if children is None:
         children = client.list_workflows(workflow_id_prefix=children_prefix(parent.workflow_id))
-    redriven = sum(c.output.get("tasks", 0) for c in children
-                   if c.workflow_id.startswith(redrive_prefix(parent.workflow_id))
-                   and c.status == SUCCESS and isinstance(c.output, dict))
+    redrives = [c.output for c in children
+                if c.workflow_id.startswith(redrive_prefix(parent.workflow_id))
+                and c.status == SUCCESS and isinstance(c.output, dict)]
+    redriven = sum(r.get("tasks", 0) for r in redrives)
+    redrive_skipped = sum(r.get("skipped", 0) for r in redrives)
     if parent.status == SUCCESS and parent.output is not None:
         out = Summary.from_output(parent.output)
         tasks, errors, retries, records = out.tasks, out.errors, out.retries, out.records
+        skipped, updated = out.skipped, out.updated
         started, finished, files = out.started_at, out.finished_at, out.files
     else:
-        tasks, errors, retries = sum_children(children)
+        tasks, errors, retries, skipped, updated = sum_children(children)
         started, finished = (parent.created_at or 0) / 1000, None
         records, files = planned_size(plan)
     duration = (finished or time.time()) - started if started else None
@@ -139,12 +142,14 @@ def run_row(client, parent, children: Optional[list] = None) -> dict:
         "files": files,
         "records": records,
         "tasks": tasks + redriven,
-        "errors": errors - redriven,
-        "resolved": redriven,
+        "updated": updated,
+        "skipped": skipped + redrive_skipped,
+        "errors": errors - redriven - redrive_skipped,
+        "resolved": redriven + redrive_skipped,
         "retries": retries,
         "started_at": started,
         "duration_s": round(duration, 3) if duration is not None else None,
-        "records_per_s": round((tasks + errors) / duration, 1) if duration else None,
+        "records_per_s": round((tasks + updated + skipped + errors) / duration, 1) if duration else None,
     }
 
 
@@ -183,7 +188,8 @@ def run_state(parent_status: str, children: list) -> str:
 
 
 def sum_children(children: list) -> tuple:
-    tasks = errors = retries = 0
+    """(tasks, errors, retries, skipped, updated) of a run's finished chunks so far."""
+    tasks = errors = retries = skipped = updated = 0
     for child in children:
         if child.status != SUCCESS or child.name not in ("load_chunk", "retry_records"):
             continue
@@ -191,8 +197,10 @@ def sum_children(children: list) -> tuple:
         retried = child.name == "retry_records"
         tasks += output.get("tasks", 0)
         errors += output.get("errors", 0)
+        skipped += output.get("skipped", 0)
+        updated += output.get("updated", 0)
         retries += output.get("retries", 0) if retried else 0
-    return tasks, errors, retries
+    return tasks, errors, retries, skipped, updated
 
 
 def chunk_row(run_id: str, workflow, by_id: dict) -> dict:

@@ -28,10 +28,50 @@ class LoadOptions:
     retry_interval: float = 0.1
     backoff: float = 2.0
     faults: dict = field(default_factory=dict)
+    transform: str = "uppercase"  # as recorded: see transform.recorded_spec
+    transform_dir: str = ""
+    key: str = ""
+    on_conflict: str = "skip"
 
     def job(self, run_id: str) -> Job:
         return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
-                   retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults)
+                   retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
+                   transform=self.transform, transform_dir=self.transform_dir, key=self.key,
+                   on_conflict=self.on_conflict)
+
+    @property
+    def identity(self) -> str:
+        """What names a file besides its bytes: the label and, for records with their own
+        keys, how they are keyed and shaped. A keyed load of the same bytes with other
+        settings is another run; a file already loaded unkeyed is not loaded again unkeyed
+        (with a new transform either: use --label, or --key)."""
+        if not self.key:
+            return self.label
+        return f"{self.label}\x1fkey={self.key};on-conflict={self.on_conflict};transform={self.transform}"
+
+
+def shaping_options(transform: str, key: Optional[str], on_conflict: Optional[str]) -> dict:
+    """``LoadOptions`` fields for ``--transform``, ``--key`` and ``--on-conflict``, checked
+    before any work: a transform that can't be imported or called is ``TransformNotFound``
+    (exit 2), a malformed key path a ``UsageError``."""
+    import os
+
+    from .errors import UsageError
+    from .transform import key_path, recorded_spec, resolve
+
+    if on_conflict and not key:
+        raise UsageError("--on-conflict needs --key: without a key, records are identified "
+                         "by file and position and never conflict")
+    recorded = recorded_spec(transform)
+    directory = os.getcwd()
+    resolve(recorded, directory)
+    if key is not None:
+        try:
+            key_path(key)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return {"transform": recorded, "transform_dir": directory, "key": key or "",
+            "on_conflict": on_conflict or "skip"}
 
 
 @dataclass
@@ -51,11 +91,13 @@ class LoadResult:
     already_loaded: bool
     elapsed_s: float
     bad_files: list = field(default_factory=list)  # one line each (the first 20)
-    skipped: str = ""
+    skipped_inputs: str = ""  # what folders and globs passed over, one line
+    skipped: int = 0  # records without a row on purpose (transform None, --key already there)
+    updated: int = 0  # (--key --on-conflict update) rows replaced
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
-                     bad_files: list, skipped: str = "") -> "LoadResult":
+                     bad_files: list, skipped_inputs: str = "") -> "LoadResult":
         loaded, already = summary.files_new, summary.files_already
         if already_loaded:
             loaded, already = 0, loaded + already
@@ -63,7 +105,8 @@ class LoadResult:
                    tasks=summary.tasks, errors=summary.errors, retries=summary.retries,
                    chunks=summary.chunks, files_loaded=loaded, files_already_loaded=already,
                    files_bad=summary.files_bad, already_loaded=already_loaded,
-                   elapsed_s=elapsed_s, bad_files=bad_files, skipped=skipped)
+                   elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
+                   skipped=summary.skipped, updated=summary.updated)
 
     @property
     def has_errors(self) -> bool:
@@ -83,12 +126,12 @@ class LoadResult:
         if self.files_bad > len(self.bad_files):
             lines.append(f"... and {self.files_bad - len(self.bad_files)} more bad inputs: "
                          f"ingest errors {self.run_id}")
-        return lines + ([self.skipped] if self.skipped else [])
+        return lines + ([self.skipped_inputs] if self.skipped_inputs else [])
 
     def asdict(self) -> dict:
         shown = asdict(self)
-        shown.pop("skipped")
-        return {**shown, "elapsed_s": round(self.elapsed_s, 3),
+        shown.pop("skipped_inputs")
+        return {**shown, "inserted": self.tasks, "elapsed_s": round(self.elapsed_s, 3),
                 "records_per_s": round(self.records_per_s, 1)}
 
     def __str__(self) -> str:
@@ -100,8 +143,10 @@ class LoadResult:
         if self.files > 1 or self.files_bad or self.files_already_loaded and not self.already_loaded:
             lines.append(f"  files: {self.files_loaded:,} new files loaded, "
                          f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
+        shaped = (f" | updated {self.updated}" if self.updated else "") + \
+            (f" | skipped {self.skipped}" if self.skipped else "")
         lines.append(
-            f"  records {self.records} | tasks {self.tasks} | errors {self.errors}"
+            f"  records {self.records} | tasks {self.tasks}{shaped} | errors {self.errors}"
             f" | retries {self.retries} | elapsed {self.elapsed_s:.2f} s"
             f" | {self.records_per_s:,.0f} records/s")
         return "\n".join(lines)
@@ -134,7 +179,7 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
 
     skipped, manifest = Skipped(), Manifest()
     for name in expand(specs, skipped):
-        manifest.add(identify(name, options.label, stdin))
+        manifest.add(identify(name, options.identity, stdin))
     scanned = None
     if manifest.bad == manifest.count:  # nothing to load at all
         more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
@@ -143,7 +188,7 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
         first = manifest.first
         try:
             scanned = scan(first.path, options.chunk_size, options.fmt or format_of(first.name),
-                           options.label, name=first.scan_name)
+                           options.identity, name=first.scan_name)
         except InputError:
             if first.decompressed:
                 remove_quietly(first.path)  # its content can never load: don't keep it
@@ -337,6 +382,9 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
     from . import integration
 
     began = time.time()
+    job = run_job(run_id)
+    if job is not None:
+        load_transform(job)
     resumed = integration.resume_run(run_id)
     if resumed and on_resumed:
         on_resumed(run_id, len(resumed))
@@ -345,10 +393,33 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
 
 
 def redrive(run_id: str, faults: dict) -> dict:
+    """``ingest retry``: the run's errors through the run's own transform again."""
     from . import integration
 
     check_run(run_id)
-    return integration.start_redrive(run_id, faults).get_result(polling_interval_sec=POLL_SEC)
+    job = run_job(run_id)
+    if job is not None:
+        load_transform(job)
+    return integration.start_redrive(run_id, faults, job=job).get_result(
+        polling_interval_sec=POLL_SEC)
+
+
+def run_job(run_id: str) -> Optional[Job]:
+    """The job a run was started with (None for a version-1 run: the defaults)."""
+    from dbos import DBOS
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
+    args = found[0].input.get("args") if found and found[0].input else None
+    plan = args[0] if args else None
+    return plan.job if isinstance(plan, RunPlan) else None
+
+
+def load_transform(job: Job) -> None:
+    """Import the run's transform here and now: ``TransformNotFound`` (exit 2) before any
+    work if this process can't."""
+    from .transform import resolve
+
+    resolve(job.transform, job.transform_dir)
 
 
 def tune_gc() -> None:

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Optional
 
 import orjson
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
 from . import telemetry
 from .contract import BAD_FILE_POSITION, bad_file_key, source_key, title_of
@@ -105,27 +105,149 @@ def _copy_tasks(connection, run_id: str, rows: Iterable[tuple]) -> int:
     return written
 
 
+# -- tasks under the records' own keys (--key) ---------------------------------------------------
+UPDATE, SKIP = "update", "skip"
+KEYED_BATCH_ROWS = 1000
+
+
+def write_keyed_tasks(session, run_id: str, rows: Iterable[tuple], on_conflict: str,
+                      redrive: bool = False) -> tuple:
+    """Upsert ``(key, ordinal, position, JSON bytes)`` rows into ``tasks``, one row per key;
+    returns (rows inserted, records whose key was already there).
+
+    ``update`` replaces a row stored by another run, or by this run from earlier in the
+    input (file ordinal, then position); ``skip`` keeps it, except that within one run the
+    earliest record stays. Either way the outcome does not depend on the order in which
+    chunks commit. A redrive (``ingest retry``) never replaces another run's row. Error rows
+    of the keys written are resolved: the key is in ``tasks`` now.
+    """
+    batch, duplicates = _one_per_key(rows, on_conflict)
+    if not batch:
+        return 0, duplicates
+    connection = session.connection()
+    condition = _replace_condition(on_conflict, redrive)
+    if connection.dialect.name == "postgresql":
+        inserted = _upsert_postgres(connection, run_id, batch, condition)
+    else:
+        inserted = sum(_upsert_sqlite(connection, run_id, batch[i:i + KEYED_BATCH_ROWS], condition)
+                       for i in range(0, len(batch), KEYED_BATCH_ROWS))
+        resolve_errors(session, [row[0] for row in batch])
+    return inserted, len(batch) + duplicates - inserted
+
+
+def _one_per_key(rows: Iterable[tuple], on_conflict: str) -> tuple:
+    """(the rows that can win, one per key, how many others): the last in input order wins
+    for ``update``, the first for ``skip``."""
+    chosen: dict = {}
+    duplicates = 0
+    for row in rows:
+        held = chosen.get(row[0])
+        if held is None:
+            chosen[row[0]] = row
+            continue
+        duplicates += 1
+        later = (row[1], row[2]) > (held[1], held[2])
+        if later == (on_conflict == UPDATE):
+            chosen[row[0]] = row
+    return list(chosen.values()), duplicates
+
+
+def _replace_condition(on_conflict: str, redrive: bool) -> str:
+    """When an incoming row replaces the stored one (t: stored, EXCLUDED: incoming)."""
+    same_run = "t.run_id = EXCLUDED.run_id"
+    order = "(COALESCE(t.ordinal, -1), t.position) {} (EXCLUDED.ordinal, EXCLUDED.position)"
+    if on_conflict == UPDATE:
+        later = f"{same_run} AND {order.format('<')}"
+        return later if redrive else f"t.run_id <> EXCLUDED.run_id OR ({later})"
+    return f"{same_run} AND {order.format('>')}"
+
+
+INCOMING = "ingest_incoming"  # a temporary table per connection, emptied at each commit
+
+
+def _upsert_postgres(connection, run_id: str, batch: list, condition: str) -> int:
+    """COPY the batch into a temporary table, then one INSERT ... ON CONFLICT from it (an
+    upsert of bound arrays measured 5x slower), and resolve the keys' error rows."""
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {INCOMING} (title text, data jsonb, source_key "
+        "text, run_id text, ordinal bigint, position bigint) ON COMMIT DELETE ROWS")
+    cursor = connection.connection.driver_connection.cursor()
+    suffix = f"\t{run_id}\t".encode()
+    with cursor.copy(f"COPY {INCOMING} (title, data, source_key, run_id, ordinal, position) "
+                     "FROM STDIN") as copy:
+        for low in range(0, len(batch), COPY_BATCH_ROWS):
+            copy.write(b"".join(
+                b"task %d\t%s\t%s%s%d\t%d\n" % (position, data.replace(b"\\", b"\\\\"),
+                                                 _copy_text(key), suffix, ordinal, position)
+                for key, ordinal, position, data in batch[low:low + COPY_BATCH_ROWS]))
+    result = connection.exec_driver_sql(
+        f"INSERT INTO tasks AS t (title, data, source_key, run_id, ordinal, position) "
+        f"SELECT title, data, source_key, run_id, ordinal, position FROM {INCOMING} "
+        "ON CONFLICT (source_key) DO UPDATE SET title = EXCLUDED.title, data = EXCLUDED.data, "
+        "run_id = EXCLUDED.run_id, ordinal = EXCLUDED.ordinal, position = EXCLUDED.position "
+        f"WHERE {condition} RETURNING (xmax = 0)")
+    inserted = sum(1 for (new,) in result if new)
+    connection.exec_driver_sql(
+        f"UPDATE errors AS e SET resolved_at = now() FROM {INCOMING} AS i "
+        "WHERE e.source_key = i.source_key AND e.resolved_at IS NULL")
+    connection.exec_driver_sql(f"TRUNCATE {INCOMING}")  # a redrive page may write twice
+    return inserted
+
+
+def _copy_text(value: str) -> bytes:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    text = value.encode()
+    if b"\\" in text or b"\t" in text or b"\n" in text or b"\r" in text:
+        text = (text.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
+                .replace(b"\r", b"\\r"))
+    return text
+
+
+def _upsert_sqlite(connection, run_id: str, batch: list, condition: str) -> int:
+    rows = [(title_of(p), d.decode(), k, run_id, o, p) for k, o, p, d in batch]
+    # SQLite can't tell an upsert's inserts from its updates: insert what is new first,
+    # then replace where the condition says so (a row just inserted never satisfies it).
+    inserted = connection.exec_driver_sql(
+        "INSERT INTO tasks (title, data, source_key, run_id, ordinal, position) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source_key) DO NOTHING", rows).rowcount
+    stored = condition.replace("EXCLUDED.", "i.")
+    connection.exec_driver_sql(
+        "UPDATE tasks AS t SET title = i.title, data = i.data, run_id = i.run_id, "
+        "ordinal = i.ordinal, position = i.position FROM (SELECT ? AS title, ? AS data, "
+        "? AS source_key, ? AS run_id, ? AS ordinal, ? AS position) AS i "
+        f"WHERE t.source_key = i.source_key AND ({stored})", rows)
+    return inserted
+
+
+def resolve_errors(session, keys: list) -> None:
+    """Keys now in ``tasks`` no longer stand for an error: resolve their rows (kept for audit)."""
+    for low in range(0, len(keys), KEYED_BATCH_ROWS):
+        session.execute(update(Error).where(Error.source_key.in_(keys[low:low + KEYED_BATCH_ROWS]),
+                                            Error.resolved_at.is_(None))
+                        .values(resolved_at=func.now()))
+
+
 # -- errors ---------------------------------------------------------------------------------
 def error_row(run_id: str, fingerprint: str, position: int, error_type: str, message: str,
-              record: Any, attempts: int, permanent: bool) -> dict:
-    """An ``errors`` row: the reason as JSON, with the original record for triage."""
-    key = source_key(fingerprint, position)
-    return {
+              record: Any, attempts: int, permanent: bool, key: Optional[str] = None,
+              ordinal: Optional[int] = None) -> dict:
+    """An ``errors`` row: the reason as JSON, with the original record for triage. A record
+    with its own key (``--key``) is filed under it, with the file it came from."""
+    stored_key = key if key is not None else source_key(fingerprint, position)
+    reason = {
         "title": title_of(position),
-        "source_key": key,
-        "run_id": run_id,
+        "source_key": stored_key,
         "position": position,
-        "message": {
-            "title": title_of(position),
-            "source_key": key,
-            "position": position,
-            "error_type": error_type,
-            "error": message,
-            "attempts": attempts,
-            "permanent": permanent,
-            "record": storable(record),
-        },
+        "error_type": error_type,
+        "error": message,
+        "attempts": attempts,
+        "permanent": permanent,
+        "record": storable(record),
     }
+    if key is not None:
+        reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)
+    return {"title": title_of(position), "source_key": stored_key, "run_id": run_id,
+            "position": position, "message": reason}
 
 
 def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str) -> dict:
@@ -142,9 +264,20 @@ def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str
     }
 
 
-def write_errors(session, rows: list) -> None:
-    if rows:
+def write_errors(session, rows: list, keyed: bool = False) -> None:
+    """Insert ``errors`` rows. Under records' own keys (``keyed``), a key that failed before
+    keeps one row: the newest failure, unresolved again."""
+    if not rows:
+        return
+    if not keyed:
         session.execute(insert(Error), rows)
+        return
+    statement = _dialect_insert(session, Error)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Error.source_key],
+        set_={"title": statement.excluded.title, "run_id": statement.excluded.run_id,
+              "position": statement.excluded.position, "message": statement.excluded.message,
+              "resolved_at": None}), rows)
 
 
 def write_errors_once(session, rows: list) -> int:
@@ -155,13 +288,17 @@ def write_errors_once(session, rows: list) -> int:
 
 
 def _insert_ignoring_conflicts(session_or_connection, model):
+    return _dialect_insert(session_or_connection, model).on_conflict_do_nothing()
+
+
+def _dialect_insert(session_or_connection, model):
     dialect = session_or_connection.get_bind().dialect if hasattr(session_or_connection, "get_bind") \
         else session_or_connection.dialect
     if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model).on_conflict_do_nothing()
+    return dialect_insert(model)
 
 
 # -- a run's files ---------------------------------------------------------------------------
@@ -207,10 +344,11 @@ def set_source_states(session, run_id: str, ordinals: list, state: str,
 
 # -- metrics --------------------------------------------------------------------------------
 def count_on_commit(session, tasks: int, errors: int, retries: int = 0,
-                    redriven: bool = False) -> None:
+                    redriven: bool = False, updated: int = 0, skipped: int = 0) -> None:
     """Count rows in the metrics when, and only when, this transaction commits."""
 
     def committed(_session) -> None:
-        telemetry.record_writes(tasks=tasks, errors=errors, retries=retries, redriven=redriven)
+        telemetry.record_writes(tasks=tasks, errors=errors, retries=retries, redriven=redriven,
+                                updated=updated, skipped=skipped)
 
     event.listen(session, "after_commit", committed, once=True)

@@ -22,6 +22,10 @@ def runs(runs: list) -> str:
 
 def detail(detail: dict) -> str:
     lines = [runs([detail])]
+    if detail.get("updated") or detail.get("skipped"):
+        lines.append(f"  {detail.get('updated', 0)} record(s) updated a stored row, "
+                     f"{detail.get('skipped', 0)} skipped (no row: the transform dropped them "
+                     "or their key was already stored)")
     if detail.get("resolved"):
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
     lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "

@@ -5,8 +5,11 @@ Instruments (meter ``durable_ingest``; through the collector's Prometheus export
 become underscores, counters get ``_total`` and the unit ``s`` adds ``_seconds``):
 
 - ``ingest.db.operations`` (counter, ``{operation}``): rows written, ``operation`` =
-  ``insert_task`` | ``insert_error`` (the original demo's counter);
-- ``ingest.records`` (counter, ``{record}``): records finished, ``outcome`` = ``task`` | ``error``;
+  ``insert_task`` | ``insert_error`` (the original demo's counter) | ``update_task`` (``--key
+  --on-conflict update``);
+- ``ingest.records`` (counter, ``{record}``): records finished, ``outcome`` = ``task`` |
+  ``error`` | ``updated`` | ``skipped`` (the transform returned None, or ``--key``'s key
+  was already stored) | ``redriven``;
 - ``ingest.transform.retries`` (counter, ``{retry}``): transform attempts after the first;
 - ``ingest.chunk.duration`` (histogram, ``s``, buckets 10 ms to 60 s): how long a chunk took
   in this process, ``committed`` = ``true`` | ``false`` (false: it raised);
@@ -261,7 +264,7 @@ def stop() -> None:
 
 # -- what the app reports -----------------------------------------------------------------
 def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0,
-                  redriven: bool = False) -> None:
+                  redriven: bool = False, updated: int = 0, skipped: int = 0) -> None:
     """Rows committed: call it from the transaction's ``after_commit`` hook only. Records
     rescued by ``ingest retry`` count as outcome ``redriven``: they were counted as
     ``error`` when loaded."""
@@ -274,6 +277,11 @@ def record_writes(tasks: int = 0, errors: int = 0, retries: int = 0,
     if errors:
         meters["ingest.db.operations"].add(errors, {"operation": "insert_error"})
         meters["ingest.records"].add(errors, {"outcome": "error"})
+    if updated:
+        meters["ingest.db.operations"].add(updated, {"operation": "update_task"})
+        meters["ingest.records"].add(updated, {"outcome": "updated"})
+    if skipped:
+        meters["ingest.records"].add(skipped, {"outcome": "skipped"})
     if retries:
         meters["ingest.transform.retries"].add(retries)
 

@@ -1,15 +1,26 @@
-"""The transform every record goes through, and the faults a demo or a test can inject.
+"""What happens to each record between reading and storing: the transform (a built-in or the
+user's own ``MODULE:FUNCTION``), the record's key (``--key``), and the faults a demo or a
+test can inject.
 
-The transform uppercases every string value, recursively; keys and other values stay as
-they are. Injected faults are deterministic: ``--fail-task N`` always fails task N, and
-``--flaky-rate P --seed S`` fails an attempt with probability P, decided by a hash of
+The default transform, ``uppercase`` (the demo's), uppercases every string value,
+recursively; keys and other values stay as they are. ``identity`` stores records as read.
+A user's transform takes a record (a dict) and returns the record to store (a dict), or
+None to skip it. Injected faults are deterministic: ``--fail-task N`` always fails task N,
+and ``--flaky-rate P --seed S`` fails an attempt with probability P, decided by a hash of
 (seed, position, attempt), so a rerun or a replay sees the same failures.
 """
 
+import functools
 import hashlib
+import importlib
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
+from typing import Callable, Optional
 
-from .errors import NestingTooDeep
+from .errors import (BadTransformResult, MissingKey, NestingTooDeep, NotStorable, RecordError,
+                     TransformNotFound)
 
 MAX_DEPTH = 64  # deeper records go to `errors` (NestingTooDeep)
 
@@ -94,8 +105,161 @@ def _upper_list(items: list, depth: int) -> list:
     return out
 
 
-def transform(record: dict, position: int, attempt: int, faults: Faults) -> dict:
-    """One attempt at transforming the record at ``position``."""
-    if faults.any:
-        faults.check(position, attempt)
-    return uppercase_strings(record)
+def identity(record: dict) -> dict:
+    """Store the record as it was read."""
+    return record
+
+
+BUILTINS = {"uppercase": uppercase_strings, "identity": identity}
+DEFAULT = "uppercase"
+
+
+# -- the user's transform --------------------------------------------------------------------------
+def recorded_spec(spec: str) -> str:
+    """The transform as a run records it: a file path made absolute, so that a worker or a
+    later ``ingest resume`` started elsewhere finds the same file."""
+    target, _, function = spec.rpartition(":")
+    if _is_file(target):
+        return f"{os.path.abspath(target)}:{function}"
+    return spec
+
+
+def resolve(spec: str, directory: str = "") -> Callable:
+    """The function ``spec`` names: a built-in, ``MODULE:FUNCTION`` (imported from
+    ``directory``, the load's working directory, first, as ``python -m`` would from there)
+    or ``path/to/file.py:FUNCTION``. ``TransformNotFound`` names what is wrong."""
+    if spec in BUILTINS:
+        return BUILTINS[spec]
+    return _imported(spec, directory)
+
+
+@functools.cache
+def _imported(spec: str, directory: str) -> Callable:
+    target, colon, name = spec.rpartition(":")
+    if not colon or not target or not name:
+        raise TransformNotFound(f"--transform {spec}: expected MODULE:FUNCTION, "
+                                f"path/to/file.py:FUNCTION or one of {', '.join(BUILTINS)}")
+    try:
+        module = _load_file(target) if _is_file(target) else _load_module(target, directory)
+    except TransformNotFound:
+        raise
+    except Exception as exc:  # the user's module may raise anything while it is imported
+        raise TransformNotFound(f"--transform {spec}: cannot import {target}: "
+                                f"{type(exc).__name__}: {_first_line(exc)}") from None
+    function = getattr(module, name, None)
+    if function is None:
+        raise TransformNotFound(f"--transform {spec}: {target} has no {name}")
+    if not callable(function):
+        raise TransformNotFound(f"--transform {spec}: {name} in {target} is "
+                                f"{type(function).__name__}, not a function")
+    return function
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+def _load_file(path: str):
+    if not os.path.isfile(path):
+        raise TransformNotFound(f"--transform {path}: no such file")
+    name = "ingest_transform_" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_module(name: str, directory: str):
+    directory = directory or os.getcwd()
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return importlib.import_module(name)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+# -- keys ------------------------------------------------------------------------------------------
+def key_path(path: str) -> tuple:
+    """``login.uuid`` -> ("login", "uuid"); ValueError if a part is empty."""
+    parts = tuple(path.split("."))
+    if not all(parts):
+        raise ValueError(f"--key {path!r}: expected a field name or a dotted path such as login.uuid")
+    return parts
+
+
+def key_of(record: dict, parts: tuple, path: str) -> str:
+    """The record's key: the string, or the number's JSON text, at ``path`` (so ``1`` and
+    ``"1"`` are one key). ``MissingKey`` if there is none, or it is not a string or number."""
+    value = record
+    for part in parts:
+        if type(value) is not dict or part not in value:
+            raise MissingKey(f"record has no {path}")
+        value = value[part]
+    kind = type(value)
+    if kind is str:
+        if not value:
+            raise MissingKey(f"{path} is an empty string")
+        if "\x00" in value:
+            raise MissingKey(f"{path} contains a NUL character (\\u0000)")
+        return value
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return _number_text(value)
+    kind_name = {bool: "a boolean", dict: "an object", list: "an array", type(None): "null"}
+    raise MissingKey(f"{path} is {kind_name.get(kind, kind.__name__)}, not a string or number")
+
+
+def _number_text(value: float) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+# -- one attempt at one record ---------------------------------------------------------------------
+class Shaper:
+    """How a run turns a record into what it stores: its transform, its faults and its key.
+
+    ``attempt`` returns the JSON to store, or None when the transform skips the record.
+    What the transform raises is a failed attempt (retried unless it is a ``RecordError``);
+    an output that can't be stored is a ``RecordError``.
+    """
+
+    def __init__(self, spec: str = DEFAULT, directory: str = "", faults: Optional[Faults] = None,
+                 key: str = ""):
+        self.spec = spec
+        self.function = resolve(spec, directory)
+        self.faults = faults or Faults()
+        self.key = key
+        self.key_parts = key_path(key) if key else ()
+
+    def key_of(self, record: dict) -> str:
+        return key_of(record, self.key_parts, self.key)
+
+    def attempt(self, record: dict, position: int, number: int) -> Optional[bytes]:
+        if self.faults.any:
+            self.faults.check(position, number)
+        shaped = self.function(record)
+        if type(shaped) is dict:
+            return _stored(shaped)
+        if shaped is None:
+            return None
+        raise BadTransformResult(f"transform {self.spec} returned {type(shaped).__name__}, "
+                                 "not a dict (or None to skip the record)")
+
+
+def _stored(record: dict) -> bytes:
+    from .store import stored_json
+
+    try:
+        return stored_json(record)
+    except RecordError:
+        raise
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
+        if "ecursion" in str(exc):
+            raise NestingTooDeep("record is nested deeper than the 254 levels JSON output allows") from None
+        raise NotStorable(f"the transform's output can't be stored as JSON: {_first_line(exc)}") from None

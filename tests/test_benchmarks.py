@@ -38,6 +38,17 @@ def test_folder_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     assert last.startswith("RATIO ") and float(last.split()[1]) > 0
 
 
+def test_shaping_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_shaping.py"), "--smoke",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:6]] == [
+        "uppercase", "identity", "key", "update"]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+
+
 def test_kill_stress_script_on_a_folder(postgres_backend):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stress_kill.py"),
                              "--rounds", "2", "--records", "200", "--files", "40"],
