@@ -99,8 +99,8 @@ def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backe
     fixed = cli("retry", run_id, "--json", env=backend.env())
     again = cli("retry", run_id, env=backend.env())
 
-    assert json.loads(still.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 2, "tasks": 1, "errors": 1}
-    assert json.loads(fixed.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 1, "tasks": 1, "errors": 0}
+    assert json.loads(still.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 2, "tasks": 1, "errors": 1, "skipped": 0}
+    assert json.loads(fixed.stdout) | {"run_id": 0} == {"run_id": 0, "retried": 1, "tasks": 1, "errors": 0, "skipped": 0}
     assert "nothing to retry" in again.output
     assert backend.counts() == (30, 2)  # error rows kept for audit...
     resolved = backend.query("SELECT title FROM errors WHERE resolved_at IS NOT NULL ORDER BY position")
