@@ -7,6 +7,7 @@ when reachable at INGEST_TEST_PG (default postgresql://postgres@127.0.0.1:5432);
 missing prerequisite (``skip_unless_ci``).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -54,6 +55,53 @@ def _drop(name: str) -> None:
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10,
                          options="-c statement_timeout=120s") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the Postgres server, shared by parallel test processes ------------------------------------
+# The suite runs in several processes (pytest-xdist, see pyproject's addopts). Every test holds
+# a shared lock on the server for its duration; a test that restarts the server
+# (``@pytest.mark.restarts_postgres``) holds it exclusively, so no other test loses its
+# connections halfway. A writer first takes the turnstile, so new readers queue behind it.
+SERVER_LOCK_TIMEOUT = 600
+
+
+def _flock(handle, mode: int, what: str) -> None:
+    deadline = time.monotonic() + SERVER_LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                pytest.fail(f"timed out after {SERVER_LOCK_TIMEOUT} s waiting for {what}")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def _server_lock_dir(tmp_path_factory) -> Path:
+    # The parent of the base temp dir is shared by every xdist worker of one run.
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(autouse=True)
+def _postgres_server_lock(request, _server_lock_dir):
+    exclusive = request.node.get_closest_marker("restarts_postgres") is not None
+    with open(_server_lock_dir / "postgres-server.turnstile", "a+") as turnstile, \
+            open(_server_lock_dir / "postgres-server.lock", "a+") as lock:
+        _flock(turnstile, fcntl.LOCK_EX, "the Postgres server's turnstile")
+        try:
+            _flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
+                   "tests restarting the Postgres server" if not exclusive else
+                   "other tests to let go of the Postgres server")
+        finally:
+            if not exclusive:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture
