@@ -319,3 +319,82 @@ def people(count: int, start: int = 0) -> list:
          "tags": ["a", {"b": "c"}], "age": i, "ok": True, "none": None}
         for i in range(start, start + count)
     ]
+
+
+# -- the in-process layer: DBOS launched once per test process ------------------------------
+class InProcess:
+    """DBOS launched in this process on SQLite files of a temporary directory, with the
+    workflows registered, so tests call ``integration``'s steps and workflows and ``store``'s
+    functions directly and look at the rows. Launched once; a test that starts DBOS its own
+    way (the CLI in-process) stops it first, and the next in-process test launches it again
+    (tests of the ``inprocess`` xdist group run one after the other, so that is rare)."""
+
+    def __init__(self, root: Path):
+        from durable_ingest import database
+
+        self.root = root
+        self.databases = database.resolve(f"sqlite:///{root / 'app.sqlite'}",
+                                          f"sqlite:///{root / 'dbos.sqlite'}")
+        database.upgrade_schema(self.databases.app_url)
+        self.engine = sa.create_engine(self.databases.app_url)
+        self.running = False
+        self.files = 0
+
+    def start(self) -> None:
+        from durable_ingest import app, integration  # noqa: F401  registers the workflows
+
+        if not self.running:
+            app.launch(self.databases, concurrency=2, executor_id="inprocess-tests")
+            self.running = True
+
+    def stop(self) -> None:
+        from durable_ingest import app
+
+        if self.running:
+            app.shutdown()
+            self.running = False
+
+    def query(self, sql: str, **params) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).fetchall()
+
+    def messages(self, run_id: str) -> list:
+        rows = self.query("SELECT message FROM errors WHERE run_id = :r ORDER BY position, id", r=run_id)
+        return [json.loads(m) if isinstance(m, str) else m for (m,) in rows]
+
+    def counts(self, run_id: str) -> tuple:
+        return (self.query("SELECT count(*) FROM tasks WHERE run_id = :r", r=run_id)[0][0],
+                self.query("SELECT count(*) FROM errors WHERE run_id = :r", r=run_id)[0][0])
+
+    def new_file(self, suffix: str, text: str) -> Path:
+        """A data file whose bytes no earlier test loaded (so a run of its own)."""
+        self.files += 1
+        path = self.root / f"input-{self.files}{suffix}"
+        path.write_text(text)
+        return path
+
+
+_inprocess: Optional[InProcess] = None
+
+
+@pytest.fixture(scope="session")
+def _inprocess_session(tmp_path_factory):
+    global _inprocess
+    _inprocess = InProcess(tmp_path_factory.mktemp("inprocess"))
+    yield _inprocess
+    _inprocess.stop()
+    _inprocess.engine.dispose()
+    _inprocess = None
+
+
+@pytest.fixture
+def inprocess(_inprocess_session) -> InProcess:
+    _inprocess_session.start()
+    return _inprocess_session
+
+
+@pytest.fixture(autouse=True)
+def _inprocess_dbos_stopped_for_other_tests(request):
+    """DBOS is one per process: a test that starts its own finds none running."""
+    if _inprocess is not None and "inprocess" not in request.fixturenames:
+        _inprocess.stop()
