@@ -258,7 +258,7 @@ class App:
 
         from . import database
         from . import integration  # noqa: F401  registers the workflows before DBOS starts
-        from .errors import IngestError
+        from .errors import IngestError, one_line
 
         self.databases = database.resolve(self.database_url)
         database.upgrade_schema(self.databases.app_url)  # DBOS creates its own database
@@ -270,9 +270,8 @@ class App:
         except Exception as exc:
             telemetry.stop()
             urls = (self.databases.system_url, self.databases.app_url)
-            line = str(exc).splitlines()[0] if str(exc) else repr(exc)
             raise IngestError(f"cannot start DBOS on {database.redact(self.databases.system_url)}: "
-                              f"{database.scrub(line, *urls)}") from None
+                              f"{one_line(exc, *urls)}") from None
         self.engine = create_engine(self.databases.app_url)
         return self
 

@@ -378,14 +378,14 @@ def entry_point() -> None:
 
 
 def report_unexpected(exc: Exception) -> int:
-    from .database import environment_urls, scrub
-    from .errors import one_line
+    from .database import environment_urls
+    from .errors import one_line, scrub
 
     urls = list(environment_urls()) + [a.removeprefix("--database-url=") for a in sys.argv[1:]]
     urls = [u for u in urls if u]
     if os.environ.get("INGEST_DEBUG"):
         click.echo(scrub("".join(traceback.format_exception(exc)), *urls), err=True)
-    click.echo(f"Error: {type(exc).__name__}: {scrub(one_line(exc), *urls)} "
+    click.echo(f"Error: {type(exc).__name__}: {one_line(exc, *urls)} "
                f"(INGEST_DEBUG=1 shows the traceback, INGEST_LOG_LEVEL=INFO DBOS's log)", err=True)
     return EXIT_FATAL
 

@@ -183,7 +183,6 @@ class Claimed:
     bad: int = 0
     bad_rows: int = 0  # errors rows written for bad files (not those seen by earlier runs)
     records: int = 0
-    empty: int = 0  # new files without records: done as soon as claimed
 
     def __add__(self, other: "Claimed") -> "Claimed":
         return Claimed(*(a + b for a, b in zip(astuple_of(self), astuple_of(other))))

@@ -10,22 +10,21 @@ Errors are classified by code, never by the words of a message: ``sqlstate(exc)`
 Postgres's SQLSTATE (through SQLAlchemy's ``.orig``), SQLite's ``sqlite_errorcode`` stands
 in where SQLite has no SQLSTATE, and ``is_unreachable``, ``is_missing_database``,
 ``is_retryable_conflict`` and ``is_unique_violation`` name the classes callers act on.
-``one_line(exc, *urls)`` is an error as the user sees it: one line, passwords scrubbed.
+A driver's error reaches the user as ``errors.one_line(driver_error(exc), url)``: one line,
+passwords scrubbed.
 """
 
 import ast
 import functools
 import os
-import re
 import sqlite3
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
-from urllib.parse import unquote
 
-from .errors import IngestError
+from .errors import IngestError, one_line
 
 DATABASE_URL_VARIABLE = "DATABASE_URL"
 SYSTEM_DATABASE_URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
@@ -139,49 +138,6 @@ def _mask_credentials(url: str) -> str:
     return url
 
 
-_USERINFO = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-def scrub(text: str, *urls: str) -> str:
-    """Remove any password of ``urls`` from ``text`` (a driver's message, say): decoded, as
-    written in the URL (percent-encoded) and as SQLAlchemy re-encodes it; then mask the
-    password of any ``scheme://user:password@`` left in the text."""
-    secrets = set()
-    for url in urls:
-        if not url:
-            continue
-        secrets.update(_password_forms(url))
-    for secret in sorted(secrets, key=len, reverse=True):  # "p%40ss" before "p"
-        text = text.replace(secret, "***")
-    return _USERINFO.sub(r"\1***@", text)
-
-
-def _password_forms(url: str) -> set:
-    forms = {_raw_password(url)}
-    try:
-        from sqlalchemy import make_url
-
-        parsed = make_url(url)
-        if parsed.password is not None:
-            forms.add(str(parsed.password))
-            forms.add(_raw_password(parsed.render_as_string(hide_password=False)))
-    except Exception:
-        pass
-    forms |= {unquote(form) for form in forms if form}
-    return {form for form in forms if form}  # never replace "" (it matches everywhere)
-
-
-def _raw_password(url: str) -> Optional[str]:
-    """The password as written: between the first ``:`` of the user info and the last ``@``."""
-    _, sep, rest = url.partition("://")
-    if not sep:
-        rest = url
-    if "@" not in rest:
-        return None
-    userinfo = rest.rsplit("@", 1)[0]
-    return userinfo.split(":", 1)[1] if ":" in userinfo else None
-
-
 def ensure_postgres_database(url: str) -> bool:
     """Create the Postgres database ``url`` names if it is missing; True if it was created."""
     import psycopg
@@ -238,7 +194,7 @@ def _database_exists(conn, name: str) -> bool:
 
 def cannot_connect(url: str, error: Exception) -> DatabaseError:
     return DatabaseError(
-        f"cannot connect to {redact(url)}: {one_line(error, url)}; is the database "
+        f"cannot connect to {redact(url)}: {one_line(driver_error(error), url)}; is the database "
         "running and the URL right? (with docker: docker compose up -d postgres)"
     )
 
@@ -329,7 +285,7 @@ def upgrade_schema(app_url: str) -> None:
                 elif is_unreachable(exc):
                     raise cannot_connect(app_url, exc) from None
                 elif attempt == 4:
-                    raise DatabaseError(f"cannot prepare {redact(app_url)}: {one_line(exc, app_url)}") from None
+                    raise DatabaseError(f"cannot prepare {redact(app_url)}: {one_line(driver_error(exc), app_url)}") from None
                 # else: a concurrent process migrated at the same moment; look again
     finally:
         engine.dispose()
@@ -472,11 +428,3 @@ def _sqlite_primary(exc: BaseException) -> Optional[int]:
     """The primary result code (the low byte of the extended one): SQLITE_BUSY for SQLITE_BUSY_SNAPSHOT."""
     code = sqlite_code(exc)
     return None if code is None else code & 0xFF
-
-
-def one_line(exc: BaseException, *urls: str) -> str:
-    """An error as the user sees it: the first non-empty line of the driver's message (under
-    SQLAlchemy's wrapper), with the passwords of ``urls`` and of any URL in it scrubbed."""
-    error = driver_error(exc)
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return scrub(lines[0] if lines else repr(error), *urls)

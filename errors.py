@@ -1,5 +1,10 @@
 """Every failure a user can meet, by type: each has a one-line message that names the fix,
-and the exit code the command ends with."""
+and the exit code the command ends with; ``one_line`` is how any error is shown in one line,
+passwords scrubbed. (Imports nothing of the package: every module may import it.)"""
+
+import re
+from typing import Optional
+from urllib.parse import unquote
 
 EXIT_FATAL = 1
 EXIT_USAGE = 2
@@ -93,7 +98,52 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, RecordError)
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's first non-empty line of text, or its type when it has none."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+def one_line(exc: BaseException, *urls: str) -> str:
+    """An error as the user sees it: the first non-empty line of its message (its ``repr``
+    when it has none), with the passwords of ``urls`` and of any URL in it scrubbed. For a
+    database error, pass the driver's (``database.driver_error``), not SQLAlchemy's wrapper."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return scrub(lines[0] if lines else repr(exc), *urls)
+
+
+_USERINFO = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def scrub(text: str, *urls: str) -> str:
+    """Remove any password of ``urls`` from ``text`` (a driver's message, say): decoded, as
+    written in the URL (percent-encoded) and as SQLAlchemy re-encodes it; then mask the
+    password of any ``scheme://user:password@`` left in the text."""
+    secrets = set()
+    for url in urls:
+        if not url:
+            continue
+        secrets.update(_password_forms(url))
+    for secret in sorted(secrets, key=len, reverse=True):  # "p%40ss" before "p"
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def _password_forms(url: str) -> set:
+    forms = {_raw_password(url)}
+    try:
+        from sqlalchemy import make_url
+
+        parsed = make_url(url)
+        if parsed.password is not None:
+            forms.add(str(parsed.password))
+            forms.add(_raw_password(parsed.render_as_string(hide_password=False)))
+    except Exception:
+        pass
+    forms |= {unquote(form) for form in forms if form}
+    return {form for form in forms if form}  # never replace "" (it matches everywhere)
+
+
+def _raw_password(url: str) -> Optional[str]:
+    """The password as written: between the first ``:`` of the user info and the last ``@``."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
+    if "@" not in rest:
+        return None
+    userinfo = rest.rsplit("@", 1)[0]
+    return userinfo.split(":", 1)[1] if ":" in userinfo else None

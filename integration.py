@@ -88,7 +88,7 @@ def claim_page(run_id: str, low: int, high: int) -> Claimed:
     session = app_db().sql_session()
     rows = session.execute(
         select(Source.ordinal, Source.fingerprint, Source.state, Source.records, Source.name,
-               Source.error, Source.pieces)
+               Source.error)
         .where(Source.run_id == run_id, Source.ordinal >= low, Source.ordinal < high)
         .order_by(Source.ordinal)).all()
     planned = [(r.ordinal, r.fingerprint) for r in rows if r.state == "planned"]
@@ -105,8 +105,7 @@ def claim_page(run_id: str, low: int, high: int) -> Claimed:
     claimed_rows = [r for r in rows if r.ordinal in new_set]
     return Claimed(new=len(new), duplicate=len(rows) - len(new) - len(bad), bad=len(bad),
                    bad_rows=written,
-                   records=sum(r.records for r in claimed_rows),
-                   empty=sum(1 for r in claimed_rows if not r.pieces))
+                   records=sum(r.records for r in claimed_rows))
 
 
 # -- 2. chunks ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ when reachable at INGEST_TEST_PG (default postgresql://postgres@127.0.0.1:5432);
 missing prerequisite (``skip_unless_ci``).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -54,6 +55,53 @@ def _drop(name: str) -> None:
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=10,
                          options="-c statement_timeout=120s") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the Postgres server, shared by parallel test processes ------------------------------------
+# The suite runs in several processes (pytest-xdist, see pyproject's addopts). Every test holds
+# a shared lock on the server for its duration; a test that restarts the server
+# (``@pytest.mark.restarts_postgres``) holds it exclusively, so no other test loses its
+# connections halfway. A writer first takes the turnstile, so new readers queue behind it.
+SERVER_LOCK_TIMEOUT = 600
+
+
+def _flock(handle, mode: int, what: str) -> None:
+    deadline = time.monotonic() + SERVER_LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                pytest.fail(f"timed out after {SERVER_LOCK_TIMEOUT} s waiting for {what}")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def _server_lock_dir(tmp_path_factory) -> Path:
+    # The parent of the base temp dir is shared by every xdist worker of one run.
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(autouse=True)
+def _postgres_server_lock(request, _server_lock_dir):
+    exclusive = request.node.get_closest_marker("restarts_postgres") is not None
+    with open(_server_lock_dir / "postgres-server.turnstile", "a+") as turnstile, \
+            open(_server_lock_dir / "postgres-server.lock", "a+") as lock:
+        _flock(turnstile, fcntl.LOCK_EX, "the Postgres server's turnstile")
+        try:
+            _flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
+                   "tests restarting the Postgres server" if not exclusive else
+                   "other tests to let go of the Postgres server")
+        finally:
+            if not exclusive:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture
@@ -271,3 +319,82 @@ def people(count: int, start: int = 0) -> list:
          "tags": ["a", {"b": "c"}], "age": i, "ok": True, "none": None}
         for i in range(start, start + count)
     ]
+
+
+# -- the in-process layer: DBOS launched once per test process ------------------------------
+class InProcess:
+    """DBOS launched in this process on SQLite files of a temporary directory, with the
+    workflows registered, so tests call ``integration``'s steps and workflows and ``store``'s
+    functions directly and look at the rows. Launched once; a test that starts DBOS its own
+    way (the CLI in-process) stops it first, and the next in-process test launches it again
+    (tests of the ``inprocess`` xdist group run one after the other, so that is rare)."""
+
+    def __init__(self, root: Path):
+        from durable_ingest import database
+
+        self.root = root
+        self.databases = database.resolve(f"sqlite:///{root / 'app.sqlite'}",
+                                          f"sqlite:///{root / 'dbos.sqlite'}")
+        database.upgrade_schema(self.databases.app_url)
+        self.engine = sa.create_engine(self.databases.app_url)
+        self.running = False
+        self.files = 0
+
+    def start(self) -> None:
+        from durable_ingest import app, integration  # noqa: F401  registers the workflows
+
+        if not self.running:
+            app.launch(self.databases, concurrency=2, executor_id="inprocess-tests")
+            self.running = True
+
+    def stop(self) -> None:
+        from durable_ingest import app
+
+        if self.running:
+            app.shutdown()
+            self.running = False
+
+    def query(self, sql: str, **params) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).fetchall()
+
+    def messages(self, run_id: str) -> list:
+        rows = self.query("SELECT message FROM errors WHERE run_id = :r ORDER BY position, id", r=run_id)
+        return [json.loads(m) if isinstance(m, str) else m for (m,) in rows]
+
+    def counts(self, run_id: str) -> tuple:
+        return (self.query("SELECT count(*) FROM tasks WHERE run_id = :r", r=run_id)[0][0],
+                self.query("SELECT count(*) FROM errors WHERE run_id = :r", r=run_id)[0][0])
+
+    def new_file(self, suffix: str, text: str) -> Path:
+        """A data file whose bytes no earlier test loaded (so a run of its own)."""
+        self.files += 1
+        path = self.root / f"input-{self.files}{suffix}"
+        path.write_text(text)
+        return path
+
+
+_inprocess: Optional[InProcess] = None
+
+
+@pytest.fixture(scope="session")
+def _inprocess_session(tmp_path_factory):
+    global _inprocess
+    _inprocess = InProcess(tmp_path_factory.mktemp("inprocess"))
+    yield _inprocess
+    _inprocess.stop()
+    _inprocess.engine.dispose()
+    _inprocess = None
+
+
+@pytest.fixture
+def inprocess(_inprocess_session) -> InProcess:
+    _inprocess_session.start()
+    return _inprocess_session
+
+
+@pytest.fixture(autouse=True)
+def _inprocess_dbos_stopped_for_other_tests(request):
+    """DBOS is one per process: a test that starts its own finds none running."""
+    if _inprocess is not None and "inprocess" not in request.fixturenames:
+        _inprocess.stop()

@@ -146,6 +146,7 @@ def pg_ctl(action: str) -> None:
                    check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.restarts_postgres  # alone on the server: no other test's connections drop
 def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, workdir):
     if not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
         skip_unless_ci("needs pg_ctlcluster as root")  # under CI: a failure, not a skip

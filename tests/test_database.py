@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from conftest import PG_SERVER, postgres_available, skip_unless_ci, _drop
 from durable_ingest import database
+from durable_ingest.errors import one_line
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_a_closed_port_is_unreachable():
 
     assert classes(exc) == {"is_unreachable"}
     assert database.sqlstate(exc) is None  # libpq gives connection failures no code
-    assert database.one_line(exc, "postgresql://postgres:secret@127.0.0.1:1/postgres").startswith(
+    assert one_line(database.driver_error(exc), "postgresql://postgres:secret@127.0.0.1:1/postgres").startswith(
         'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused')
 
 
@@ -200,9 +201,9 @@ def test_one_line_is_the_first_line_without_passwords():
     url = "postgresql://ingest:p%40ss@db/x"
     error = RuntimeError("\n  \n  login as ingest with p@ss failed  \nDETAIL: p%40ss again\n")
 
-    assert database.one_line(error, url) == "login as ingest with *** failed"
-    assert database.one_line(RuntimeError("see postgresql://u:hunter2@h/d")) == "see postgresql://u:***@h/d"
-    assert database.one_line(RuntimeError()) == "RuntimeError()"
+    assert one_line(error, url) == "login as ingest with *** failed"
+    assert one_line(RuntimeError("see postgresql://u:hunter2@h/d")) == "see postgresql://u:***@h/d"
+    assert one_line(RuntimeError()) == "RuntimeError()"
 
 
 # -- the schema head, from the migration files ----------------------------------------------

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conftest import PG_SERVER, run_ingest, write_records
-from durable_ingest.database import redact, scrub
+from durable_ingest.database import redact
+from durable_ingest.errors import scrub
 
 PASSWORD = "p%a@s:w"
 ENCODED = "p%25a%40s%3Aw"  # PASSWORD, percent-encoded for a URL
