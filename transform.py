@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .errors import (BadTransformResult, MissingKey, NestingTooDeep, NotStorable, RecordError,
-                     TransformNotFound)
+                     TransformNotFound, one_line)
 
 MAX_DEPTH = 64  # deeper records go to `errors` (NestingTooDeep)
 
@@ -145,7 +145,7 @@ def _imported(spec: str, directory: str) -> Callable:
         raise
     except Exception as exc:  # the user's module may raise anything while it is imported
         raise TransformNotFound(f"--transform {spec}: cannot import {target}: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from None
+                                f"{type(exc).__name__}: {one_line(exc)}") from None
     function = getattr(module, name, None)
     if function is None:
         raise TransformNotFound(f"--transform {spec}: {target} has no {name}")
@@ -175,11 +175,6 @@ def _load_module(name: str, directory: str):
     if directory not in sys.path:
         sys.path.insert(0, directory)
     return importlib.import_module(name)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -262,4 +257,4 @@ def _stored(record: dict) -> bytes:
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         if "ecursion" in str(exc):
             raise NestingTooDeep("record is nested deeper than the 254 levels JSON output allows") from None
-        raise NotStorable(f"the transform's output can't be stored as JSON: {_first_line(exc)}") from None
+        raise NotStorable(f"the transform's output can't be stored as JSON: {one_line(exc)}") from None

@@ -138,7 +138,7 @@ def test_load_chunk_hands_failures_to_a_retry_workflow_that_writes_them_once(inp
 
     assert result.retry_workflow == retry_workflow_id(run_id, chunk.index)
     assert (result.tasks, result.errors) == (5, 0)
-    assert retried == {"tasks": 0, "errors": 1, "retries": 2}
+    assert retried == {"tasks": 0, "updated": 0, "skipped": 0, "errors": 1, "retries": 2}
     [message] = inprocess.messages(run_id)
     assert (message["position"], message["error_type"], message["attempts"]) == (
         4, "InjectedFailure", 3)
@@ -152,7 +152,7 @@ def test_retry_records_rescues_a_transient_failure(inprocess):
     with SetWorkflowID(retry_workflow_id(run_id, chunk.index)):
         retried = integration.retry_records(job(run_id), chunk.index, outcome["retry"])
 
-    assert retried == {"tasks": 1, "errors": 0, "retries": 1}
+    assert retried == {"tasks": 1, "updated": 0, "skipped": 0, "errors": 0, "retries": 1}
     assert inprocess.counts(run_id) == (2, 0)
 
 
@@ -165,7 +165,7 @@ def test_redrive_rescues_what_can_load_and_keeps_the_audit_trail(inprocess):
     with SetWorkflowID(redrive_workflow_id(run_id, 1)):
         totals = integration.redrive_errors(run_id, Faults(frozenset({2})).as_dict(), 1)
 
-    assert totals == {"run_id": run_id, "retried": 2, "tasks": 1, "errors": 1}
+    assert totals == {"run_id": run_id, "retried": 2, "tasks": 1, "errors": 1, "skipped": 0}
     assert inprocess.counts(run_id) == (3, 3)  # error rows are kept, for audit
     rows = inprocess.query("SELECT position, resolved_at IS NOT NULL, message FROM errors "
                            "WHERE run_id = :r ORDER BY position", r=run_id)
@@ -178,7 +178,7 @@ def test_redrive_rescues_what_can_load_and_keeps_the_audit_trail(inprocess):
     with SetWorkflowID(redrive_workflow_id(run_id, 2)):
         again = integration.redrive_errors(run_id, {}, 1000)
 
-    assert again == {"run_id": run_id, "retried": 1, "tasks": 1, "errors": 0}
+    assert again == {"run_id": run_id, "retried": 1, "tasks": 1, "errors": 0, "skipped": 0}
     assert inprocess.query("SELECT count(*) FROM errors WHERE run_id = :r AND resolved_at IS NULL",
                            r=run_id)[0][0] == 1
     assert inprocess.counts(run_id) == (4, 3)
