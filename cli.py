@@ -8,7 +8,6 @@ Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 
 ended in ``errors`` and ``--fail-on-errors`` was given; 130 interrupted.
 """
 
-import functools
 import json
 import os
 import signal
@@ -20,6 +19,8 @@ import click
 
 from . import __version__, progress
 from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_RECORD_ERRORS
+from .options import (concurrency_option, database_option, fault_options, faults_of, json_option,
+                      shaping_options, workers_option)
 
 
 class Failure(click.ClickException):
@@ -39,36 +40,6 @@ def one_line_errors():
         yield
     except IngestError as exc:
         raise Failure(str(exc), exc.exit_code) from None
-
-
-# -- options shared by several commands ---------------------------------------------------------
-def options(*decorators):
-    """One decorator applying ``decorators`` as if stacked in this order."""
-    return lambda f: functools.reduce(lambda g, decorator: decorator(g), reversed(decorators), f)
-
-
-database_option = click.option(
-    "--database-url", envvar="DATABASE_URL", metavar="URL",
-    help="App database (default: DATABASE_URL, else sqlite:///durable_ingest_app.sqlite).")
-concurrency_option = click.option(
-    "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-    help="Chunk workflows run at once by this process.")
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print JSON for scripts (one object per result).")
-fault_options = options(
-    click.option("--fail-task", "fail_tasks", type=click.IntRange(0), multiple=True, metavar="N",
-                 help="Make the transform of 'task N' always fail (repeatable)."),
-    click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0,
-                 help="Probability that a transform attempt fails transiently."),
-    click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
-                 help="Seed of --flaky-rate's failures."),
-)
-
-
-def faults_of(fail_tasks, flaky_rate, seed) -> dict:
-    from .transform import Faults
-
-    return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
 
 
 def say(line: str) -> None:
@@ -114,22 +85,17 @@ def main() -> None:
 @fault_options
 @click.option("--label", default="", metavar="TEXT",
               help="Load the same bytes again as a new dataset: a new label is a new run.")
-@click.option("--transform", "transform_spec", default="uppercase", show_default=True,
-              metavar="MODULE:FUNCTION", help="The function each record goes through: "
-              "MODULE:FUNCTION, path/to/file.py:FUNCTION, uppercase or identity.")
-@click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
-              "(a dotted path, e.g. login.uuid): one row per key, across files and runs.")
-@click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
-              help="With --key, a key already stored: keep its row (skip, default) or update it.")
+@shaping_options
 @json_option
 @click.option("--fail-on-errors", is_flag=True,
               help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
 @click.option("--detach", is_flag=True,
               help="Queue the run for `ingest worker` processes, print its id and return.")
 @click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
+@workers_option()
 def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
          backoff, fail_tasks, flaky_rate, seed, label, transform_spec, key, on_conflict, as_json,
-         fail_on_errors, detach, no_progress) -> None:
+         fail_on_errors, detach, no_progress, workers) -> None:
     """Load JSON files, folders and globs: every record ends in tasks or errors, exactly once.
 
     PATH is a JSON array, a {"results": [...]} envelope or NDJSON file (optionally gzip), a
@@ -150,11 +116,14 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
             retry_interval=retry_interval, backoff=backoff,
             faults=faults_of(fail_tasks, flaky_rate, seed),
             **runs.shaping_options(transform_spec, key, on_conflict))
-        manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
-        with running_app(database_url, concurrency, role="client" if detach else "local") as app:
-            runs.tune_gc()
-            result = runs.load(app, list(paths), load_options, manifest, skipped, scanned,
-                               detach=detach, show_progress=progress.wanted(not no_progress))
+        fleet = runs.helpers(database_url, workers, concurrency, detach, say)
+        with fleet or nullcontext():
+            manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
+            with running_app(database_url, concurrency, role="client" if detach else "local") as app:
+                runs.tune_gc()
+                result = runs.load(app, list(paths), load_options, manifest, skipped, scanned,
+                                   detach=detach, show_progress=progress.wanted(not no_progress),
+                                   fleet=fleet)
     click.echo(json.dumps(result.asdict()) if as_json else str(result))
     if detach:
         return
@@ -291,7 +260,10 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
               help="Also recover the unfinished work of these dead workers (repeatable).")
 @click.option("--drain-timeout", type=click.IntRange(0, 3600), default=30, show_default=True,
               help="On SIGINT/SIGTERM, seconds to let running chunks finish.")
-def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout) -> None:
+@workers_option("--processes")
+@click.option("--parent-pid", type=int, default=None, hidden=True)  # a helper of that process
+def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
+           processes, parent_pid) -> None:
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
@@ -307,9 +279,12 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
 
     worker_id = worker_id or socket.gethostname()
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
-                                        global_concurrency=global_concurrency, role="worker") as app:
-        runs.serve(app, worker_id, list(take_over), drain_timeout, say=say)
-    click.echo(f"worker {worker_id} stopped", err=True)
+                                        global_concurrency=global_concurrency, role="worker",
+                                        exclusive=parent_pid is not None) as app:
+        runs.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
+                   parent_pid=parent_pid)
+    if parent_pid is None:
+        say(f"worker {worker_id} stopped")
 
 
 # -- ingest migrate -----------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The ``ingest`` command line's options that more than one command takes, or that come in
+groups, declared once; and turning them into what ``runs`` takes."""
+
+import functools
+
+import click
+
+
+def options(*decorators):
+    """One decorator applying ``decorators`` as if stacked in this order."""
+    return lambda f: functools.reduce(lambda g, decorator: decorator(g), reversed(decorators), f)
+
+
+database_option = click.option(
+    "--database-url", envvar="DATABASE_URL", metavar="URL",
+    help="App database (default: DATABASE_URL, else sqlite:///durable_ingest_app.sqlite).")
+concurrency_option = click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+    help="Chunk workflows run at once by this process.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON for scripts (one object per result).")
+fault_options = options(
+    click.option("--fail-task", "fail_tasks", type=click.IntRange(0), multiple=True, metavar="N",
+                 help="Make the transform of 'task N' always fail (repeatable)."),
+    click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0,
+                 help="Probability that a transform attempt fails transiently."),
+    click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                 help="Seed of --flaky-rate's failures."),
+)
+
+
+def workers_option(name="--workers"):
+    def parse(_ctx, _param, value):
+        from .fleet import worker_count
+
+        try:
+            return worker_count(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option(name, "workers" if name == "--workers" else "processes", default="1",
+                        show_default=True, metavar="N|auto", callback=parse,
+                        help="Processes that load chunks: this one and N-1 helpers "
+                             "(auto: one per usable CPU).")
+
+
+def faults_of(fail_tasks, flaky_rate, seed) -> dict:
+    from .transform import Faults
+
+    return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
+
+
+shaping_options = options(
+    click.option("--transform", "transform_spec", default="uppercase", show_default=True,
+                 metavar="MODULE:FUNCTION", help="The function each record goes through: "
+                 "MODULE:FUNCTION, path/to/file.py:FUNCTION, uppercase or identity."),
+    click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
+                 "(a dotted path, e.g. login.uuid): one row per key, across files and runs."),
+    click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
+                 help="With --key, a key already stored: keep its row (skip, default) or update it."),
+)
