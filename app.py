@@ -61,13 +61,14 @@ _global_concurrency: Optional[int] = None
 
 def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None,
            global_concurrency: Optional[int] = None, role: str = "local",
-           on_wait=lambda: None) -> None:
+           on_wait=lambda: None, exclusive: bool = False) -> None:
     """Start DBOS on these databases and register the queues this process works on.
 
     Roles: ``local`` (load, resume, retry) runs as the machine's executor, one process at a
     time, and recovers what an earlier one left unfinished; ``worker`` runs as its own
     ``executor_id``; ``client`` (load --detach) only enqueues: it works no queue and owns
-    nothing that would need recovering.
+    nothing that would need recovering. An ``exclusive`` worker (a helper of a command, see
+    ``fleet``) also waits until no other live process has its executor id.
     """
     global _app_db, _global_concurrency, _lock
     _global_concurrency = global_concurrency
@@ -76,7 +77,8 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     if role == "client":
         executor_id = f"client-{socket.gethostname()}-{os.getpid()}"
     elif role == "local":
-        executor_id = executor_id or os.environ.get("DBOS__VMID") or "local"
+        executor_id = executor_id or local_executor_id()
+    if role == "local" or exclusive:
         _lock = ExecutorLock(databases, executor_id)
         _lock.acquire(on_wait)
     DBOS(config=dbos_config(databases, executor_id))
@@ -91,6 +93,11 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
         start_recovery_mode(crashed, concurrency)
     else:
         register_queues(concurrency)
+
+
+def local_executor_id() -> str:
+    """The executor id of this machine's load, resume and retry commands."""
+    return os.environ.get("DBOS__VMID") or "local"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -243,9 +250,10 @@ class App:
 
     def __init__(self, database_url: Optional[str], concurrency: int, *,
                  executor_id: Optional[str] = None, global_concurrency: Optional[int] = None,
-                 role: str = "local", on_wait=lambda: None, warn=lambda line: None):
+                 role: str = "local", on_wait=lambda: None, warn=lambda line: None,
+                 exclusive: bool = False):
         self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
-        self.global_concurrency, self.role = global_concurrency, role
+        self.global_concurrency, self.role, self.exclusive = global_concurrency, role, exclusive
         self.on_wait, self.warn = on_wait, warn
         # A process that works the shared queues may hold another run's chunks when its own
         # work is done: let them finish, or they wait for this executor's next start.
@@ -266,7 +274,7 @@ class App:
         try:
             launch(self.databases, concurrency=self.concurrency, executor_id=self.executor_id,
                    global_concurrency=self.global_concurrency, role=self.role,
-                   on_wait=self.on_wait)
+                   on_wait=self.on_wait, exclusive=self.exclusive)
         except Exception as exc:
             telemetry.stop()
             urls = (self.databases.system_url, self.databases.app_url)

@@ -94,6 +94,7 @@ class LoadResult:
     skipped_inputs: str = ""  # what folders and globs passed over, one line
     skipped: int = 0  # records without a row on purpose (transform None, --key already there)
     updated: int = 0  # (--key --on-conflict update) rows replaced
+    workers: int = 1  # processes that loaded chunks: this one and its helpers
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
@@ -197,33 +198,65 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
 
 
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
-         detach: bool = False, show_progress: bool = False):
+         detach: bool = False, show_progress: bool = False, fleet=None):
     """Plan the run of these files and start it, or attach to it if it exists; returns its
-    ``LoadResult`` (``Detached`` with ``detach``)."""
+    ``LoadResult`` (``Detached`` with ``detach``). A ``fleet`` (see ``helpers``) loads
+    chunks beside this process until the run ends."""
     from . import integration
 
     began = time.time()
     run_id = manifest.run_id
     status = run_status(run_id)
     dataset = describe_inputs(specs)
-    if status is None:
-        counts = app.write_plan(manifest, run_id, options, scanned)
-        plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
-                       records=counts.records)
-        integration.start_run(plan, detach=detach)
-        planned_records = counts.records
-    else:
-        planned_records = 0
-    if detach:
-        return Detached(run_id, dataset, planned_records, status or "ENQUEUED")
-    bar = Progress(planned_records, enabled=show_progress and status != SUCCESS, files=manifest.count)
+    if fleet is not None:
+        fleet.take_over_others(app.databases)
+        if status != SUCCESS:
+            fleet.start()
     try:
-        summary = wait_for_run(run_id, on_children=progress_of(bar))
+        if status is None:
+            counts = app.write_plan(manifest, run_id, options, scanned)
+            plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
+                           records=counts.records)
+            integration.start_run(plan, detach=detach)
+        if detach:
+            return Detached(run_id, dataset, counts.records if status is None else 0,
+                            status or "ENQUEUED")
+        bar = Progress(counts.records if status is None else 0,
+                       enabled=show_progress and status != SUCCESS, files=manifest.count)
+        try:
+            summary = wait_for_run(run_id, on_children=progress_of(bar))
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        if fleet is not None:
+            fleet.stop()
     elapsed = (summary.finished_at - summary.started_at) if status == SUCCESS else time.time() - began
-    return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
-                                   skipped.describe())
+    result = LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
+                                     skipped.describe())
+    result.workers = len(fleet.ids) + 1 if fleet and fleet.processes else 1
+    return result
+
+
+HELPER_DRAIN_SEC = 30
+
+
+def helpers(database_url: Optional[str], processes: int, concurrency: int, detach: bool,
+            say: Callable):
+    """``load``'s helper processes (``--workers``), None when it has none to start. On
+    Postgres they start at once, so that their start-up overlaps the scan; on SQLite
+    only once this process has set the files up (``load``)."""
+    from . import database
+    from .app import local_executor_id
+    from .fleet import Fleet
+
+    if detach:
+        return None
+    fleet = Fleet(local_executor_id(), processes, concurrency, database_url, HELPER_DRAIN_SEC, say)
+    if processes > 1 and database.is_postgres(database.app_database_url(database_url)):
+        from . import integration  # noqa: F401  imported once, before the fork, for all
+
+        fleet.start(fork=True)
+    return fleet
 
 
 def progress_of(bar: Progress) -> Optional[Callable]:
@@ -357,23 +390,34 @@ class resume_all:
                 f"resumed {n} given-up workflow(s) of {r}"))
 
 
-def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable) -> None:
-    """Work the queues until SIGINT or SIGTERM, then let running work finish (``drain_sec``)."""
+def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
+          processes: int = 1, parent_pid: Optional[int] = None) -> None:
+    """Work the queues until SIGINT or SIGTERM (or, for a command's helper, until its parent
+    process is gone), then let running work finish (``drain_sec``). With ``processes`` > 1,
+    helper processes work beside this one (see ``fleet``)."""
     import signal
     import threading
 
     from .app import take_over as recover_executors
+    from .fleet import Fleet, exit_with_parent
 
     tune_gc()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    if parent_pid:
+        exit_with_parent(parent_pid, stop)
+        say = (lambda line: None)  # the parent speaks for its helpers
     if take_over:
         taken = recover_executors(take_over)
         say(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}")
-    say(f"worker {worker_id} ready (concurrency {app.concurrency}); Ctrl-C to stop")
-    stop.wait()
-    say(f"worker {worker_id} stopping: letting running work finish (up to {drain_sec} s)")
+    with Fleet(worker_id, processes, app.concurrency, app.database_url, drain_sec, say) as fleet:
+        fleet.take_over_others(app.databases)
+        fleet.start()
+        say(f"worker {worker_id} ready (concurrency {app.concurrency}"
+            f"{f', {processes} processes' if processes > 1 else ''}); Ctrl-C to stop")
+        stop.wait()
+        say(f"worker {worker_id} stopping: letting running work finish (up to {drain_sec} s)")
     app.drain_sec = drain_sec
 
 

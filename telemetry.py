@@ -139,11 +139,17 @@ def reachable(endpoint: str, timeout: float = 0.5) -> Optional[str]:
 
 
 def resource():
-    """Our defaults (``service.name``, ``service.version``) under what the environment sets
-    (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), read by the SDK's detector."""
+    """Our defaults (``service.name``, ``service.version``, and ``service.instance.id``: host
+    and pid, one per process, so a command's helper processes are told apart) under what
+    the environment sets (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), read by the
+    SDK's detector."""
+    import os
+    import socket
+
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
-    defaults = Resource.create({"service.name": APP_NAME, "service.version": __version__})
+    defaults = Resource.create({"service.name": APP_NAME, "service.version": __version__,
+                                "service.instance.id": f"{socket.gethostname()}:{os.getpid()}"})
     return defaults.merge(OTELResourceDetector().detect())
 
 

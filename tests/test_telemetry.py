@@ -94,14 +94,18 @@ class Receiver:
     def totals(self, name: str) -> dict:
         """{attribute set: value} of a counter, from the last export."""
         metric = self.last_metrics().get(name)
-        if metric is None:
-            return {}
-        data = getattr(metric, metric.WhichOneof("data"))
-        totals: dict = {}
-        for point in data.data_points:
-            key = attributes(point.attributes)
-            totals[key] = totals.get(key, 0) + (point.count if hasattr(point, "bucket_counts") else point.as_int)
-        return totals
+        return point_totals([metric] if metric is not None else [])
+
+    def totals_of_all_processes(self, name: str) -> dict:
+        """{attribute set: value} of a counter summed over the processes that exported it
+        (``service.instance.id``), each as of its last export."""
+        latest = {}
+        for request in self.metrics:
+            for resource_metrics in request.resource_metrics:
+                instance = dict(attributes(resource_metrics.resource.attributes)).get("service.instance.id")
+                for scope in resource_metrics.scope_metrics:
+                    latest.update({instance: m for m in scope.metrics if m.name == name})
+        return point_totals(list(latest.values()))
 
     def resources(self) -> list:
         return [attributes(rm.resource.attributes) for r in self.metrics for rm in r.resource_metrics]
@@ -110,6 +114,15 @@ class Receiver:
         return [(span.name, dict(attributes(span.attributes)), dict(attributes(rs.resource.attributes)))
                 for request in self.traces for rs in request.resource_spans
                 for scope in rs.scope_spans for span in scope.spans]
+
+
+def point_totals(metrics: list) -> dict:
+    totals: dict = {}
+    for metric in metrics:
+        for point in getattr(metric, metric.WhichOneof("data")).data_points:
+            key = attributes(point.attributes)
+            totals[key] = totals.get(key, 0) + (point.count if hasattr(point, "bucket_counts") else point.as_int)
+    return totals
 
 
 def attributes(key_values) -> tuple:
@@ -180,6 +193,27 @@ def test_exported_counters_equal_the_rows(backend, workdir, receiver, scenario):
     assert run[1]["operationUUID"] == summary["run_id"]
     assert run[2]["service.name"] == "ingest-under-test"
     assert {"load_chunk", "write_chunk"} <= {s[0] for s in spans}
+
+
+@pytest.mark.slow
+def test_helpers_export_too_each_as_its_own_instance(postgres_backend, workdir, receiver):
+    """--workers 2 with keys: every process's counters reach the collector, and together they
+    equal what the load did (inserted, updated, skipped)."""
+    first = write_records(workdir / "a.ndjson", [{"id": i} for i in range(100)], "ndjson")
+    second = write_records(workdir / "b.ndjson", [{"id": i} for i in range(50, 250)], "ndjson")
+    env = {**postgres_backend.env(), **receiver.env(OTEL_METRIC_EXPORT_INTERVAL="200"),
+           "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"}
+    for data in (first, second):
+        result = run_ingest("load", data, "--json", "--key", "id", "--on-conflict", "update",
+                            "--chunk-size", "10", "--workers", "2", env=env, cwd=workdir)
+        assert result.returncode == 0, result.stderr
+
+    assert receiver.totals_of_all_processes("ingest.records") == {
+        (("outcome", "task"),): 250, (("outcome", "updated"),): 50}
+    assert receiver.totals_of_all_processes("ingest.db.operations") == {
+        (("operation", "insert_task"),): 250, (("operation", "update_task"),): 50}
+    instances = {dict(r).get("service.instance.id") for r in receiver.resources()}
+    assert len(instances) >= 3  # two commands' processes, at least one helper among them
 
 
 @pytest.mark.slow
