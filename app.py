@@ -196,25 +196,64 @@ class ExecutorLock:
         self._held = None
 
     def acquire(self, on_wait) -> None:
+        if self._is_postgres:
+            self._held = self._postgres_lock(on_wait)
+        else:
+            self._held = self._file_lock(self._path, on_wait)
+
+    def held_elsewhere(self) -> bool:
+        """Whether a live process holds the lock (``ingest status``: is anyone running the
+        work of this executor?). Creates nothing: no lock file, no lock left held."""
+        if self._is_postgres:
+            with self._connect() as connection:
+                got = connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]
+                if got:
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+                return not got
+        import fcntl
+
+        try:
+            with open(self._path, "r") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by close
+                return False
+        except FileNotFoundError:
+            return False
+        except BlockingIOError:
+            return True
+
+    @property
+    def _is_postgres(self) -> bool:
+        from sqlalchemy import make_url
+
+        return make_url(self.databases.system_url).get_backend_name() == "postgresql"
+
+    @property
+    def _path(self) -> str:
+        from sqlalchemy import make_url
+
+        return f"{make_url(self.databases.system_url).database}.{self.executor_id}.lock"
+
+    @property
+    def _key(self) -> int:
         from sqlalchemy import make_url
 
         url = make_url(self.databases.system_url)
         name = f"durable-ingest|{url.render_as_string(hide_password=True)}|{self.executor_id}"
-        if url.get_backend_name() == "postgresql":
-            self._held = self._postgres_lock(name, on_wait)
-        else:
-            self._held = self._file_lock(f"{url.database}.{self.executor_id}.lock", on_wait)
+        return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
-    def _postgres_lock(self, name: str, on_wait):
+    def _connect(self):
         import psycopg
         from sqlalchemy import make_url
 
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
         plain = make_url(self.databases.app_url).set(drivername="postgresql")
-        connection = psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True)
-        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        return psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True,
+                               connect_timeout=10)
+
+    def _postgres_lock(self, on_wait):
+        connection = self._connect()
+        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:
             on_wait()
-            connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+            connection.execute("SELECT pg_advisory_lock(%s)", (self._key,))
         return connection
 
     @staticmethod

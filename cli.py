@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 import click
 
 from . import __version__, progress
-from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_RECORD_ERRORS
+from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, fault_options, faults_of, json_option,
                       shaping_options, workers_option)
 
@@ -32,14 +32,17 @@ class Failure(click.ClickException):
 
 
 @contextmanager
-def one_line_errors():
-    """An ``IngestError`` (every failure a user can act on) becomes its line and exit code."""
+def one_line_errors(interrupted=lambda: "interrupted"):
+    """An ``IngestError`` (every failure a user can act on) becomes its line and exit code;
+    Ctrl-C (or SIGTERM) the line ``interrupted()`` returns, exit 130."""
     from .errors import IngestError
 
     try:
         yield
     except IngestError as exc:
         raise Failure(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Failure(interrupted(), EXIT_INTERRUPTED) from None
 
 
 def say(line: str) -> None:
@@ -50,10 +53,10 @@ def say(line: str) -> None:
 def running_app(database_url, concurrency: int, **kwargs):
     from .app import App
 
-    return App(database_url, concurrency, warn=lambda line: click.echo(line, err=True),
-               on_wait=lambda: click.echo(
-                   "waiting for another ingest process on this machine to finish (run "
-                   "`ingest worker` processes to load in parallel)", err=True), **kwargs)
+    kwargs.setdefault("on_wait", lambda: say(
+        "waiting for another ingest process on this machine to finish (run "
+        "`ingest worker` processes to load in parallel)"))
+    return App(database_url, concurrency, warn=say, **kwargs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,7 +113,8 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
     """
     from . import runs
 
-    with one_line_errors():
+    run: dict = {}
+    with one_line_errors(lambda: runs.interrupted_line(run.get("id"))):
         load_options = runs.LoadOptions(
             chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
             retry_interval=retry_interval, backoff=backoff,
@@ -119,6 +123,7 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
         fleet = runs.helpers(database_url, workers, concurrency, detach, say)
         with fleet or nullcontext():
             manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
+            run["id"] = manifest.run_id
             with running_app(database_url, concurrency, role="client" if detach else "local") as app:
                 runs.tune_gc()
                 result = runs.load(app, list(paths), load_options, manifest, skipped, scanned,
@@ -152,12 +157,16 @@ def resume(run_id, database_url, concurrency, as_json) -> None:
     """
     from . import runs
 
-    with one_line_errors(), running_app(database_url, concurrency) as app:
-        results = runs.resume_all(app, run_id, say=say, quiet=as_json)
-        for result in results:
-            click.echo(json.dumps(result.asdict()) if as_json else str(result))
-        if results.count == 0:
+    with one_line_errors(lambda: runs.interrupted_line(run_id, resuming=True)):
+        if not runs.any_state(database_url, run_id):
             click.echo("no unfinished runs")
+            return
+        with running_app(database_url, concurrency) as app:
+            results = runs.resume_all(app, run_id, say=say, quiet=as_json)
+            for result in results:
+                click.echo(json.dumps(result.asdict()) if as_json else str(result))
+            if results.count == 0:
+                click.echo("no unfinished runs")
 
 
 # -- ingest status ------------------------------------------------------------------------------
@@ -235,8 +244,10 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     """
     from . import runs
 
-    with one_line_errors(), running_app(database_url, 1):
-        outcome = runs.redrive(run_id, faults_of(fail_tasks, flaky_rate, seed))
+    with one_line_errors():
+        runs.any_state(database_url, run_id)
+        with running_app(database_url, 1):
+            outcome = runs.redrive(run_id, faults_of(fail_tasks, flaky_rate, seed))
     if as_json:
         click.echo(json.dumps(outcome))
     elif not outcome["retried"]:
@@ -280,7 +291,8 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     worker_id = worker_id or socket.gethostname()
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker",
-                                        exclusive=parent_pid is not None) as app:
+                                        exclusive=True, on_wait=lambda: say(
+                                            f"waiting: a live process already works as {worker_id}")) as app:
         runs.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
                    parent_pid=parent_pid)
     if parent_pid is None:

@@ -10,6 +10,7 @@ EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_RECORD_ERRORS = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class IngestError(Exception):

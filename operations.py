@@ -9,7 +9,7 @@ database. Looking never changes anything, and never creates a database that is n
 import os
 import time
 from contextlib import contextmanager
-from typing import Optional
+from typing import Callable, Optional
 
 from .contract import (ERROR, GIVEN_UP, QUEUED, SUCCESS, Chunk, Summary, children_prefix,
                        is_run_id, redrive_prefix)
@@ -98,7 +98,8 @@ def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
             return []
         parents = client.list_workflows(name="ingest_dataset", sort_desc=True,
                                         limit=limit)
-        return [run_row(client, parent) for parent in parents]
+        alive = executor_alive(database_url)
+        return [run_row(client, parent, alive=alive) for parent in parents]
 
 
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
@@ -108,7 +109,7 @@ def run_detail(database_url: Optional[str], run_id: str) -> dict:
         if not found:
             raise RunNotFound(run_id)
         children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
-        detail = run_row(client, found[0], children)
+        detail = run_row(client, found[0], children, alive=executor_alive(database_url))
     by_id = {c.workflow_id: c for c in children}
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
                      and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)
@@ -116,7 +117,8 @@ def run_detail(database_url: Optional[str], run_id: str) -> dict:
     return detail
 
 
-def run_row(client, parent, children: Optional[list] = None) -> dict:
+def run_row(client, parent, children: Optional[list] = None,
+            alive: Callable[[str], bool] = lambda executor: True) -> dict:
     plan = parent.input["args"][0] if parent.input and parent.input.get("args") else None
     if children is None:
         children = client.list_workflows(workflow_id_prefix=children_prefix(parent.workflow_id))
@@ -138,7 +140,7 @@ def run_row(client, parent, children: Optional[list] = None) -> dict:
     return {
         "run_id": parent.workflow_id,
         "dataset": dataset_of(plan),
-        "state": run_state(parent.status, children),
+        "state": run_state(parent, children, alive),
         "files": files,
         "records": records,
         "tasks": tasks + redriven,
@@ -175,16 +177,39 @@ def planned_size(plan) -> tuple:
     return plan.records, plan.files
 
 
-def run_state(parent_status: str, children: list) -> str:
+def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
+    """done, incomplete, failed, queued, running, or interrupted: running, but no live
+    process holds the executor ids its running workflows belong to (a killed command:
+    the same command or ``ingest resume`` finishes it)."""
     from .runs import needing_resume
 
-    if parent_status == SUCCESS:
+    status = parent.status
+    if status == SUCCESS:
         return "done"
-    if parent_status in GIVEN_UP or needing_resume(children):
+    if status in GIVEN_UP or needing_resume(children):
         return "incomplete"
-    if parent_status == ERROR:
+    if status == ERROR:
         return "failed"
-    return "queued" if parent_status in QUEUED else "running"
+    if status in QUEUED:
+        return "queued"
+    executors = {parent.executor_id} | {c.executor_id for c in children if c.status == "PENDING"}
+    return "running" if any(alive(e) for e in executors if e) else "interrupted"
+
+
+def executor_alive(database_url: Optional[str]) -> Callable[[str], bool]:
+    """executor id -> whether a live process holds it (its ``ExecutorLock``), asked once each."""
+    from . import database
+    from .app import ExecutorLock
+
+    databases = database.resolve(database_url)
+    known: dict = {}
+
+    def alive(executor_id: str) -> bool:
+        if executor_id not in known:
+            known[executor_id] = ExecutorLock(databases, executor_id).held_elsewhere()
+        return known[executor_id]
+
+    return alive
 
 
 def sum_children(children: list) -> tuple:

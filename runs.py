@@ -230,7 +230,9 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     finally:
         if fleet is not None:
             fleet.stop()
-    elapsed = (summary.finished_at - summary.started_at) if status == SUCCESS else time.time() - began
+    # A run this command did not start (done already, or going on after an interruption):
+    # its whole duration, from its first start to its end, not this command's part.
+    elapsed = time.time() - began if status is None else summary.finished_at - summary.started_at
     result = LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
                                      skipped.describe())
     result.workers = len(fleet.ids) + 1 if fleet and fleet.processes else 1
@@ -350,7 +352,30 @@ def error_line(error) -> str:
     return f"{type(error).__name__}: {reason}" if isinstance(error, BaseException) else reason
 
 
+def interrupted_line(run_id: Optional[str], resuming: bool = False) -> str:
+    """What a Ctrl-C during ``load`` or ``resume`` says: the run, and how to finish it."""
+    if run_id is None and not resuming:
+        return "interrupted before the run started; nothing was loaded: run the same command again"
+    if run_id is None:
+        return "interrupted; what was running stops where it is: run ingest resume again to finish it"
+    again = "the same command, or " if not resuming else ""
+    return (f"interrupted: run {run_id} stops where it is (what is committed stays); "
+            f"finish it with {again}ingest resume {run_id}")
+
+
 # -- resume, retry, workers -----------------------------------------------------------------------
+def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool:
+    """Whether DBOS's system database exists: where it doesn't, no run ever started, and
+    a command that only finishes runs has nothing to do (and creates nothing). With a
+    ``run_id``: ``RunNotFound`` instead of False."""
+    from . import database
+    from .operations import system_database_exists
+
+    exists = system_database_exists(database.resolve(database_url).system_url)
+    if not exists and run_id:
+        raise RunNotFound(run_id)
+    return exists
+
 def check_run(run_id: str) -> None:
     if not is_run_id(run_id) or run_status(run_id) is None:
         raise RunNotFound(run_id)
@@ -425,7 +450,6 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
     """Put a run's given-up or failed parts back to work and wait for it."""
     from . import integration
 
-    began = time.time()
     job = run_job(run_id)
     if job is not None:
         load_transform(job)
@@ -433,7 +457,8 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
     if resumed and on_resumed:
         on_resumed(run_id, len(resumed))
     summary = wait_for_run(run_id)
-    return LoadResult.from_summary(summary, False, time.time() - began, app.bad_files(run_id))
+    return LoadResult.from_summary(summary, False, summary.finished_at - summary.started_at,
+                                   app.bad_files(run_id))
 
 
 def redrive(run_id: str, faults: dict) -> dict:
