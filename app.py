@@ -204,17 +204,19 @@ class ExecutorLock:
     def held_elsewhere(self) -> bool:
         """Whether a live process holds the lock (``ingest status``: is anyone running the
         work of this executor?). Creates nothing: no lock file, no lock left held."""
-        if self._is_postgres:
+        if self._is_postgres:  # read pg_locks: a probe that took the lock would mislead another
+            key = self._key & 0xFFFFFFFFFFFFFFFF
             with self._connect() as connection:
-                got = connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]
-                if got:
-                    connection.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-                return not got
+                return connection.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = %s AND objid = %s AND objsubid = 1)",
+                    (key >> 32, key & 0xFFFFFFFF)).fetchone()[0]
         import fcntl
 
         try:
             with open(self._path, "r") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by close
+                # Shared: probes don't exclude each other, only a holder excludes them.
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released by close
                 return False
         except FileNotFoundError:
             return False

@@ -13,36 +13,14 @@ import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import click
 
 from . import __version__, progress
-from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_RECORD_ERRORS
-from .options import (concurrency_option, database_option, fault_options, faults_of, json_option,
-                      shaping_options, workers_option)
-
-
-class Failure(click.ClickException):
-    """A one-line error with its own exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FATAL):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@contextmanager
-def one_line_errors(interrupted=lambda: "interrupted"):
-    """An ``IngestError`` (every failure a user can act on) becomes its line and exit code;
-    Ctrl-C (or SIGTERM) the line ``interrupted()`` returns, exit 130."""
-    from .errors import IngestError
-
-    try:
-        yield
-    except IngestError as exc:
-        raise Failure(str(exc), exc.exit_code) from None
-    except KeyboardInterrupt:
-        raise Failure(interrupted(), EXIT_INTERRUPTED) from None
+from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_RECORD_ERRORS
+from .options import (concurrency_option, database_option, fault_options, faults_of,
+                      json_option, one_line_errors, shaping_options, workers_option)
 
 
 def say(line: str) -> None:
@@ -297,6 +275,26 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
                    parent_pid=parent_pid)
     if parent_pid is None:
         say(f"worker {worker_id} stopped")
+
+
+# -- ingest ui ----------------------------------------------------------------------------------
+@main.command()
+@database_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback shows your runs to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+              help="Port (0: any free one).")
+def ui(database_url, host, port) -> None:
+    """Serve a read-only web page of the runs (live). Ctrl-C to stop.
+
+    \b
+    Example:
+      ingest ui --port 8787
+    """
+    from . import ui as web
+
+    with one_line_errors(lambda: "stopped"):
+        web.serve(database_url, host, port, say=say)
 
 
 # -- ingest migrate -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from .contract import (ERROR, GIVEN_UP, QUEUED, SUCCESS, Chunk, Summary, children_prefix,
+from .contract import (ACTIVE, ERROR, GIVEN_UP, QUEUED, SUCCESS, Chunk, Summary, children_prefix,
                        is_run_id, redrive_prefix)
 from .errors import RunNotFound
 
@@ -94,22 +94,35 @@ def app_engine(database_url: Optional[str]):
 def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
     """Every run, newest first, as one dict each."""
     with system_client(database_url) as client:
-        if client is None:
-            return []
-        parents = client.list_workflows(name="ingest_dataset", sort_desc=True,
-                                        limit=limit)
-        alive = executor_alive(database_url)
-        return [run_row(client, parent, alive=alive) for parent in parents]
+        return runs_of(client, database_url, limit) if client is not None else []
+
+
+def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) -> list:
+    """``list_runs`` with an open client. A finished run's counts are in its output: only
+    unfinished runs have their children read (one query for all redrives), so a long list
+    costs a few queries, not one per run."""
+    parents = client.list_workflows(name="ingest_dataset", sort_desc=True, limit=limit)
+    redrives: dict = {}
+    for redrive in client.list_workflows(name="redrive_errors", status=SUCCESS, load_input=False):
+        redrives.setdefault(redrive.workflow_id.rsplit("-redrive-", 1)[0], []).append(redrive)
+    alive = executor_alive(database_url)
+    return [run_row(client, parent, redrives.get(parent.workflow_id, [])
+                    if parent.status == SUCCESS else None, alive=alive) for parent in parents]
 
 
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
     """One run with the state of each chunk (and of its retry workflow, if any)."""
     with system_client(database_url) as client:
-        found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
-        if not found:
-            raise RunNotFound(run_id)
-        children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
-        detail = run_row(client, found[0], children, alive=executor_alive(database_url))
+        return detail_of(client, database_url, run_id)
+
+
+def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
+    """``run_detail`` with an open client (None: no system database yet)."""
+    found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
+    if not found:
+        raise RunNotFound(run_id)
+    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
+    detail = run_row(client, found[0], children, alive=executor_alive(database_url))
     by_id = {c.workflow_id: c for c in children}
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
                      and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)
@@ -178,9 +191,10 @@ def planned_size(plan) -> tuple:
 
 
 def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
-    """done, incomplete, failed, queued, running, or interrupted: running, but no live
-    process holds the executor ids its running workflows belong to (a killed command:
-    the same command or ``ingest resume`` finishes it)."""
+    """done, incomplete, failed, queued, running, or interrupted: not finished, and no live
+    process holds the executor id of the run's own workflow (a killed command; other
+    processes may still finish chunks it had queued, but only the same command, ``ingest
+    resume`` or that executor's restart finishes the run)."""
     from .runs import needing_resume
 
     status = parent.status
@@ -192,8 +206,7 @@ def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
         return "failed"
     if status in QUEUED:
         return "queued"
-    executors = {parent.executor_id} | {c.executor_id for c in children if c.status == "PENDING"}
-    return "running" if any(alive(e) for e in executors if e) else "interrupted"
+    return "running" if parent.executor_id and alive(parent.executor_id) else "interrupted"
 
 
 def executor_alive(database_url: Optional[str]) -> Callable[[str], bool]:
@@ -243,6 +256,10 @@ def chunk_row(run_id: str, workflow, by_id: dict) -> dict:
         "retry_state": retry.status if retry else None,
         "recovery_attempts": workflow.recovery_attempts,
         "executor": workflow.executor_id,
+        # When a process took it from the queue and when it ended (epoch s; None: not yet).
+        "started_at": (workflow.dequeued_at or workflow.created_at or 0) / 1000 or None,
+        "ended_at": (workflow.completed_at or workflow.updated_at) / 1000
+        if workflow.status not in ACTIVE and (workflow.completed_at or workflow.updated_at) else None,
     }
 
 

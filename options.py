@@ -1,9 +1,34 @@
-"""The ``ingest`` command line's options that more than one command takes, or that come in
-groups, declared once; and turning them into what ``runs`` takes."""
+"""The ``ingest`` command line's shared pieces: options that more than one command takes,
+or that come in groups, declared once; and how a failure becomes one line and an exit code."""
 
 import functools
+from contextlib import contextmanager
 
 import click
+
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED
+
+
+class Failure(click.ClickException):
+    """A one-line error with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FATAL):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextmanager
+def one_line_errors(interrupted=lambda: "interrupted"):
+    """An ``IngestError`` (every failure a user can act on) becomes its line and exit code;
+    Ctrl-C (or SIGTERM) the line ``interrupted()`` returns, exit 130."""
+    from .errors import IngestError
+
+    try:
+        yield
+    except IngestError as exc:
+        raise Failure(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Failure(interrupted(), EXIT_INTERRUPTED) from None
 
 
 def options(*decorators):

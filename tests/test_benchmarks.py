@@ -59,6 +59,16 @@ def test_workers_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     assert last.startswith("RATIO ") and float(last.split()[1]) > 0
 
 
+def test_ui_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ui.py"), "--smoke",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "record load:" in result.stdout and "target under +2 %" in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+
+
 def test_kill_stress_script_on_a_folder(postgres_backend):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stress_kill.py"),
                              "--rounds", "2", "--records", "200", "--files", "40"],

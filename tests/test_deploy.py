@@ -131,3 +131,15 @@ def test_grafana_provisioning_finds_the_dashboard_and_prometheus(compose):
     [provider] = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.yaml")["providers"]
     mounts = dict(v.split(":")[:2] for v in compose["grafana"]["volumes"])
     assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+
+
+def test_traces_go_on_to_jaeger(compose, collector):
+    """DBOS's spans reach the collector over OTLP; the collector forwards them to the
+    compose service jaeger, whose UI is published on 127.0.0.1."""
+    exporters = collector["service"]["pipelines"]["traces"]["exporters"]
+    assert "otlp/jaeger" in exporters
+    host, port = collector["exporters"]["otlp/jaeger"]["endpoint"].split(":")
+    assert host == "jaeger" and port == "4317"
+    assert compose["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert published(compose["jaeger"]) == {16686: 16686}
+    assert all(p.startswith("127.0.0.1:") for p in compose["jaeger"]["ports"])

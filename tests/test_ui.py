@@ -1,0 +1,147 @@
+"""``ingest ui`` in a real headless browser (Debian's Chromium, driven by selenium): finished,
+incomplete, interrupted and live runs on Postgres, with a password in the database URL."""
+
+import json
+import os
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (PG_SERVER, Backend, _drop, in_ci, kill_9, people, postgres_available,
+                      run_ingest, skip_unless_ci, start_ingest, wait_until, write_records)
+
+pytestmark = pytest.mark.slow  # a browser, a server and four loads
+PASSWORD = "S3cret-Pw-never-shown"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser(workdir):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if in_ci():
+            pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} missing: .ci/run installs chromium and chromium-driver")
+        pytest.skip("no chromium/chromedriver here (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1000",
+                 f"--user-data-dir={workdir / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def secret_backend(workdir):
+    """A Postgres database whose URL carries a password (this server trusts and ignores it)."""
+    if not postgres_available():
+        skip_unless_ci(f"Postgres not reachable at {PG_SERVER}")
+    name = f"di_test_{uuid.uuid4().hex[:12]}"
+    server = PG_SERVER.replace("://postgres@", f"://postgres:{PASSWORD}@", 1)
+    yield Backend("postgres", f"{server}/{name}")
+    _drop(name)
+    _drop(f"{name}_dbos_sys")
+
+
+def load(backend, workdir, *args, env=None):
+    result = run_ingest("load", *args, "--json", env={**backend.env(), **(env or {})}, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def start_ui(backend, workdir):
+    process = start_ingest("ui", "--port", "0", cwd=workdir, env=backend.env())
+    line = process.stderr.readline()  # "ingest ui on http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+    url = re.search(r"http://\S+/", line)
+    assert url, line
+    return process, url.group(0)
+
+
+def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser):
+    from selenium.webdriver.common.by import By
+
+    backend = secret_backend
+    done = load(backend, workdir, write_records(workdir / "done.json", people(60)),
+                "--chunk-size", "20", "--fail-task", "3", "--retry-interval", "0.01")
+    poison = write_records(workdir / "poison.json", people(40, 100))
+    for _ in range(4):  # a chunk that kills its process every time, until it is given up
+        run_ingest("load", poison, "--chunk-size", "20", cwd=workdir,
+                   env={**backend.env(), "INGEST_FAULT_CRASH_CHUNKS": "1",
+                        "INGEST_MAX_RECOVERY_ATTEMPTS": "1"})
+        runs = json.loads(run_ingest("status", "--json", env=backend.env(), cwd=workdir).stdout)
+        if runs[0]["state"] == "incomplete":
+            break
+    rows = backend.rows_so_far()
+    killed = start_ingest("load", write_records(workdir / "killed.ndjson", people(200, 200), "ndjson"),
+                          "--chunk-size", "20", cwd=workdir,
+                          env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
+    wait_until(lambda: backend.rows_so_far() >= rows + 20, 60, "the killed run's first chunk")
+    kill_9(killed)
+    live = start_ingest("load", write_records(workdir / "live.ndjson", people(900, 500), "ndjson"),
+                        "--chunk-size", "20", "--concurrency", "1", cwd=workdir,
+                        env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.25", "DBOS__VMID": "live"})
+    ui, url = start_ui(backend, workdir)
+    try:
+        wait_until(lambda: len(json.loads(fetch(url + "api/runs"))) == 4, 60, "four runs")
+        browser.get(url)
+        rows = table_rows(browser)  # one snapshot: the live page replaces its rows every second
+        states = {run: state for run, state, _, _ in rows}
+        assert sorted(states.values()) == ["done", "incomplete", "interrupted", "running"]
+        assert [(tasks, errors) for run, _, tasks, errors in rows if run == done["run_id"]] == [("59", "1")]
+        browser.save_screenshot(str(workdir / "runs.png"))
+
+        [live_id] = [r for r, s in states.items() if s == "running"]
+        before = tasks_of(browser, live_id)
+        wait_until(lambda: tasks_of(browser, live_id) not in (before, None), 30,
+                   "the live run's tasks to change without a reload")
+        assert PASSWORD not in browser.page_source
+
+        browser.get(f"{url}runs/{done['run_id']}")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "svg#timeline rect.chunk")) == 3
+        assert browser.find_elements(By.CSS_SELECTOR, "svg#throughput rect")
+        [group] = browser.find_elements(By.CSS_SELECTOR, "#errors tr.error-group")
+        assert "InjectedFailure" in group.text and "task 3" in group.text
+        assert f"ingest retry {done['run_id']}" in browser.find_element(By.CLASS_NAME, "action").text
+        assert PASSWORD not in browser.page_source
+        browser.save_screenshot(str(workdir / "run.png"))
+
+        for page in ("", f"runs/{done['run_id']}", "api/runs", f"api/runs/{live_id}"):
+            assert PASSWORD not in fetch(url + page)
+        assert "ingest resume" in fetch(f"{url}runs/{[r for r, s in states.items() if s == 'interrupted'][0]}")
+    finally:
+        for process in (ui, live):
+            kill_9(process)
+
+
+def table_rows(browser) -> list:
+    """(run, state, tasks, errors) of every row of the runs table, read in one script call."""
+    return [tuple(row) for row in browser.execute_script(
+        "return [...document.querySelectorAll('tr.run')].map(r => [r.dataset.run,"
+        " r.children[1].textContent, r.querySelector('.tasks').textContent,"
+        " r.querySelector('.errors').textContent])")]
+
+
+def tasks_of(browser, run_id: str):
+    return next((tasks for run, _, tasks, _ in table_rows(browser) if run == run_id), None)
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
+def test_ui_on_an_empty_folder_shows_no_runs_and_creates_nothing(workdir):
+    process, url = start_ui(Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}"), workdir)
+    try:
+        assert "no runs yet" in fetch(url)
+        assert fetch(url + "api/runs") == "[]"
+    finally:
+        kill_9(process)
+    assert [p.name for p in Path(workdir).iterdir()] == []
+

@@ -1,0 +1,291 @@
+"""``ingest ui``: a read-only web page of the runs, against the same databases as the other
+commands.
+
+Served by the standard library's ``ThreadingHTTPServer``: nothing to install, nothing to
+build, nothing fetched from a CDN, so the page works offline. Charts are SVG drawn here, on
+the server; the page's only script re-fetches the live part of the page (an HTML fragment)
+once a second while a run is queued or running, and stops when nothing is live. Every value
+is HTML-escaped; the database URL is shown redacted, as every command prints it.
+
+Routes: ``/`` (runs, newest first), ``/runs/RUN_ID`` (one run; ``?files=N`` pages its
+files), ``/fragment/...`` (the live part of either), ``/api/runs`` and ``/api/runs/RUN_ID``
+(the same data as ``ingest status --json``).
+"""
+
+import html
+import json
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+from urllib.parse import parse_qs, urlsplit
+
+from . import operations
+from .errors import IngestError, RunNotFound
+
+DEFAULT_PORT = 8787
+RUNS_SHOWN = 1000
+LIVE_STATES = ("running", "queued")
+POLL_MS = 1000
+COLORS = {"SUCCESS": "#3a9d5d", "PENDING": "#3b78c4", "ENQUEUED": "#9aa7b8", "ERROR": "#d2463c",
+          "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "#d2463c", "CANCELLED": "#d2463c"}
+RETRIED = "#e39b2d"
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+td.l,th.l{text-align:left}a{color:#2456a4}code{background:#f3f3f3;padding:2px 4px}
+.state-interrupted,.state-incomplete,.state-failed{color:#b3261e;font-weight:600}
+.state-running,.state-queued{color:#2456a4;font-weight:600}h2{margin-top:1.4em}.muted{color:#777}
+"""
+SCRIPT = """
+const live=document.getElementById('live');
+async function refresh(){
+  if(!live.querySelector('[data-live="1"]'))return;
+  try{const r=await fetch(live.dataset.src);if(r.ok)live.innerHTML=await r.text();}catch(e){}
+}
+setInterval(refresh,%d);
+function copy(b){navigator.clipboard&&navigator.clipboard.writeText(b.previousElementSibling.textContent);}
+""" % POLL_MS
+
+
+def e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+# -- the data --------------------------------------------------------------------------------------
+class Views:
+    """What the pages show, read through one long-lived DBOS client (opened once the
+    system database exists: looking creates nothing)."""
+
+    def __init__(self, database_url: Optional[str]):
+        self.database_url = database_url
+        self._client = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def client(self):
+        from dbos import DBOSClient
+
+        from . import database
+
+        with self._lock:
+            if self._client is None:
+                system_url = database.resolve(self.database_url).system_url
+                if operations.system_database_exists(system_url):
+                    self._client = DBOSClient(system_database_url=system_url)
+        yield self._client
+
+    def runs(self, limit: int = RUNS_SHOWN) -> list:
+        with self.client() as client:
+            return operations.runs_of(client, self.database_url, limit) if client else []
+
+    def run(self, run_id: str) -> dict:
+        with self.client() as client:
+            return operations.detail_of(client, self.database_url, run_id)
+
+    def files(self, run_id: str, page: int) -> dict:
+        return operations.run_files(self.database_url, run_id, page)
+
+    def errors(self, run_id: str) -> list:
+        return operations.error_groups(self.database_url, run_id, 20, False)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.destroy()
+
+
+# -- the pages ----------------------------------------------------------------------------------
+def page(title: str, src: str, body: str, where: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+            f"<style>{STYLE}</style></head><body><p class='muted'>ingest ui · {e(where)} · "
+            f"<a href='/'>runs</a></p><main id='live' data-src='{e(src)}'>{body}</main>"
+            f"<script>{SCRIPT}</script></body></html>")
+
+
+def runs_fragment(runs: list) -> str:
+    live = any(r["state"] in LIVE_STATES for r in runs)
+    head = ("<tr><th class=l>run</th><th class=l>state</th><th>files</th><th>records</th>"
+            "<th>tasks</th><th>updated</th><th>skipped</th><th>errors</th><th>retries</th>"
+            "<th class=l>started</th><th>duration s</th><th>records/s</th><th class=l>dataset</th></tr>")
+    rows = "".join(
+        f"<tr class='run' data-run='{e(r['run_id'])}'><td class=l><a href='/runs/{e(r['run_id'])}'>"
+        f"{e(r['run_id'])}</a></td><td class='l state-{e(r['state'])}'>{e(r['state'])}</td>"
+        f"<td>{e(r['files'])}</td><td>{e(r['records'])}</td><td class=tasks>{e(r['tasks'])}</td>"
+        f"<td>{e(r.get('updated', 0))}</td><td>{e(r.get('skipped', 0))}</td>"
+        f"<td class=errors>{e(r['errors'])}</td><td>{e(r['retries'])}</td>"
+        f"<td class=l>{e(clock(r['started_at']))}</td><td>{e(r['duration_s'])}</td>"
+        f"<td>{e(r['records_per_s'])}</td><td class=l>{e(r['dataset'])}</td></tr>" for r in runs)
+    empty = "" if runs else "<p>no runs yet; start one with: <code>ingest load FILE</code></p>"
+    return (f"<div data-live='{int(live)}'><h1>Runs</h1>{empty}"
+            f"<table id=runs>{head}{rows}</table></div>")
+
+
+def run_fragment(detail: dict, files: dict, errors: list) -> str:
+    run_id, state = detail["run_id"], detail["state"]
+    counts = " · ".join(f"{name} <b class={name}>{e(detail.get(name, 0))}</b>" for name in
+                        ("records", "tasks", "updated", "skipped", "errors", "retries"))
+    return (f"<div data-live='{int(state in LIVE_STATES)}'><h1>{e(run_id)}</h1>"
+            f"<p><span class='state-{e(state)}' id=state>{e(state)}</span> · {counts} · "
+            f"{e(detail['dataset'])}</p>{actions(run_id, state, detail['errors'])}"
+            f"<h2>Throughput</h2>{throughput_chart(detail['chunks'])}"
+            f"<h2>Chunks by worker</h2>{timeline(detail['chunks'])}"
+            f"<h2>Errors</h2>{error_table(errors)}<h2>Files</h2>{files_table(run_id, files)}</div>")
+
+
+def actions(run_id: str, state: str, errors: int) -> str:
+    """The commands that act on this run (the page itself changes nothing)."""
+    wanted = []
+    if state in ("interrupted", "incomplete", "failed"):
+        wanted.append(f"ingest resume {run_id}")
+    if errors:
+        wanted.append(f"ingest retry {run_id}")
+    return "".join(f"<p class=action><code>{e(c)}</code> <button onclick='copy(this)'>copy</button></p>"
+                   for c in wanted)
+
+
+def throughput_chart(chunks: list, width: int = 720, height: int = 160) -> str:
+    """Records finished per second over the run, as bars, from the chunks' end times (about
+    two chunks a bar, at most 60 bars)."""
+    done = [c for c in chunks if c["ended_at"] and c["state"] == "SUCCESS"]
+    if not done:
+        return "<p class=muted>no chunk has finished yet</p>"
+    buckets = max(1, min(60, len(done) // 2))
+    start = min(c["started_at"] or c["ended_at"] for c in chunks if c["started_at"] or c["ended_at"])
+    span = max(max(c["ended_at"] for c in done) - start, 1e-3)
+    per = [0.0] * buckets
+    for c in done:
+        per[min(int((c["ended_at"] - start) / span * buckets), buckets - 1)] += c["tasks"] + c["errors"]
+    rates = [n / (span / buckets) for n in per]
+    top = max(rates) or 1
+    bar = width / buckets
+    bars = "".join(f"<rect x='{i * bar:.1f}' y='{height - r / top * height:.1f}' width='{bar - 1:.1f}' "
+                   f"height='{r / top * height:.1f}' fill='#3b78c4'><title>{r:,.0f} records/s</title></rect>"
+                   for i, r in enumerate(rates) if r)
+    return (f"<svg id=throughput width='{width}' height='{height + 20}' role=img>"
+            f"<g>{bars}</g><text x='0' y='{height + 15}' font-size='11'>0 s</text>"
+            f"<text x='{width - 60}' y='{height + 15}' font-size='11'>{span:.1f} s</text>"
+            f"<text x='4' y='12' font-size='11'>peak {top:,.0f} records/s</text></svg>")
+
+
+def timeline(chunks: list, width: int = 720, lane: int = 18) -> str:
+    """One lane per worker (executor); a bar per chunk from when it was taken to its end.
+    Green done, orange retried, red failed or given up, blue running."""
+    if not chunks:
+        return "<p class=muted>no chunks yet</p>"
+    now = time.time()
+    workers = sorted({c["executor"] or "?" for c in chunks})
+    start = min(c["started_at"] or now for c in chunks)
+    span = max(max(c["ended_at"] or now for c in chunks) - start, 1e-3)
+    label = 130
+    scale = (width - label) / span
+    bars = []
+    for c in chunks:
+        y = workers.index(c["executor"] or "?") * lane
+        x = label + ((c["started_at"] or now) - start) * scale
+        w = max(((c["ended_at"] or now) - (c["started_at"] or now)) * scale, 1.0)
+        color = RETRIED if c["retry_state"] and c["state"] == "SUCCESS" else COLORS.get(c["state"], "#888")
+        bars.append(f"<rect class=chunk data-chunk='{c['chunk']}' x='{x:.1f}' y='{y + 2}' width='{w:.1f}' "
+                    f"height='{lane - 4}' fill='{color}'><title>chunk {c['chunk']} ({e(c['records'])}): "
+                    f"{e(c['state'])}, {c['recovery_attempts'] or 0} recoveries"
+                    f"{', retried' if c['retry_state'] else ''}</title></rect>")
+    names = "".join(f"<text x='0' y='{i * lane + 13}' font-size='11'>{e(w)}</text>"
+                    for i, w in enumerate(workers))
+    return (f"<svg id=timeline width='{width}' height='{len(workers) * lane + 4}' role=img>"
+            f"{names}{''.join(bars)}</svg>")
+
+
+def error_table(groups: list) -> str:
+    if not groups:
+        return "<p class=muted>no errors</p>"
+    rows = "".join(f"<tr class=error-group><td>{e(g['count'])}</td><td class=l>{e(g['error_type'])}</td>"
+                   f"<td class=l>{e(g['sample_title'])}</td><td class=l>{e(g['error'])}</td></tr>"
+                   for g in groups)
+    return ("<table id=errors><tr><th>count</th><th class=l>type</th><th class=l>sample</th>"
+            f"<th class=l>error</th></tr>{rows}</table>")
+
+
+def files_table(run_id: str, files: dict) -> str:
+    rows = "".join(f"<tr><td>{f['ordinal']}</td><td class=l>{e(f['state'])}</td><td>{f['records']}</td>"
+                   f"<td>{f['tasks']}</td><td>{f['errors']}</td><td class=l>{e(f['name'])}"
+                   f"{' (' + e(f['error']) + ')' if f['error'] else ''}</td></tr>" for f in files["files"])
+    more = (f"<a href='/runs/{e(run_id)}?files={files['next_page']}'>next files</a>"
+            if files["next_page"] else "")
+    return (f"<p class=muted>files {files['first']}-{files['last']} of {files['total']}</p>"
+            "<table id=files><tr><th>#</th><th class=l>state</th><th>records</th><th>tasks</th>"
+            f"<th>errors</th><th class=l>file</th></tr>{rows}</table>{more}")
+
+
+def clock(epoch: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+# -- the server ------------------------------------------------------------------------------------
+class Handler(BaseHTTPRequestHandler):
+    views: Views
+    where: str
+
+    def do_GET(self) -> None:  # noqa: N802  (the standard library's name)
+        began = time.perf_counter()
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        query = parse_qs(url.query)
+        try:
+            status, kind, body = self.route(parts, query)
+        except RunNotFound as exc:
+            status, kind, body = 404, "text/plain", str(exc)
+        except IngestError as exc:
+            status, kind, body = 503, "text/plain", str(exc)
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Server-Timing", f"app;dur={(time.perf_counter() - began) * 1000:.1f}")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route(self, parts: list, query: dict) -> tuple:
+        fragment = parts[:1] == ["fragment"]
+        parts = parts[1:] if fragment else parts
+        if parts[:1] == ["api"]:
+            data = self.views.runs() if parts == ["api", "runs"] else \
+                self.views.run(parts[2]) if len(parts) == 3 and parts[1] == "runs" else None
+            return (200, "application/json", json.dumps(data)) if data is not None else \
+                (404, "text/plain", "not found")
+        if not parts:
+            body = runs_fragment(self.views.runs())
+            return 200, "text/html", body if fragment else page("runs", "/fragment/", body, self.where)
+        if len(parts) == 2 and parts[0] == "runs":
+            run_id = parts[1]
+            files_page = max(1, int((query.get("files") or ["1"])[0] or 1))
+            body = run_fragment(self.views.run(run_id), self.views.files(run_id, files_page),
+                                self.views.errors(run_id))
+            src = f"/fragment/runs/{run_id}?files={files_page}"
+            return 200, "text/html", body if fragment else page(run_id, src, body, self.where)
+        return 404, "text/plain", "not found"
+
+    def log_message(self, *args) -> None:  # quiet: the command prints its address once
+        pass
+
+
+def serve(database_url: Optional[str], host: str, port: int, say=lambda line: None) -> None:
+    """Serve until interrupted; ``say`` gets the page's address once it listens (and a
+    warning when it listens beyond this machine)."""
+    from . import database
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        say(f"warning: serving on {host}: anyone who can reach it sees your runs, file names "
+            "and error samples (the page changes nothing)")
+    views = Views(database_url)
+    where = database.redact(database.resolve(database_url).app_url)
+    handler = type("BoundHandler", (Handler,), {"views": views, "where": where})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    say(f"ingest ui on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        views.close()
