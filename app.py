@@ -61,14 +61,15 @@ _global_concurrency: Optional[int] = None
 
 def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str] = None,
            global_concurrency: Optional[int] = None, role: str = "local",
-           on_wait=lambda: None, exclusive: bool = False) -> None:
+           on_wait=lambda: None, exclusive: bool = False, helper: bool = False) -> None:
     """Start DBOS on these databases and register the queues this process works on.
 
     Roles: ``local`` (load, resume, retry) runs as the machine's executor, one process at a
     time, and recovers what an earlier one left unfinished; ``worker`` runs as its own
     ``executor_id``; ``client`` (load --detach) only enqueues: it works no queue and owns
-    nothing that would need recovering. An ``exclusive`` worker (a helper of a command, see
-    ``fleet``) also waits until no other live process has its executor id.
+    nothing that would need recovering. An ``exclusive`` worker also waits until no other
+    live process has its executor id. A ``helper`` (of a command, see ``fleet``) works only
+    chunks and retries: a queued run's own workflow stays with long-lived processes.
     """
     global _app_db, _global_concurrency, _lock
     _global_concurrency = global_concurrency
@@ -84,6 +85,8 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     DBOS(config=dbos_config(databases, executor_id))
     if role == "client":
         DBOS.listen_queues([])
+    elif helper:
+        DBOS.listen_queues([CHUNK_QUEUE, RETRY_QUEUE])
     _app_db = SQLAlchemyDatasource.create(databases.app_url)
     DBOS.launch()
     if role == "client":
@@ -263,11 +266,14 @@ class ExecutorLock:
         import fcntl
 
         handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        for _ in range(5):  # a status probe holds it shared for an instant: no need to say so
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                time.sleep(0.02)
+        on_wait()
+        fcntl.flock(handle, fcntl.LOCK_EX)
         return handle
 
     def release(self) -> None:
@@ -292,9 +298,10 @@ class App:
     def __init__(self, database_url: Optional[str], concurrency: int, *,
                  executor_id: Optional[str] = None, global_concurrency: Optional[int] = None,
                  role: str = "local", on_wait=lambda: None, warn=lambda line: None,
-                 exclusive: bool = False):
+                 exclusive: bool = False, helper: bool = False):
         self.database_url, self.concurrency, self.executor_id = database_url, concurrency, executor_id
         self.global_concurrency, self.role, self.exclusive = global_concurrency, role, exclusive
+        self.helper = helper
         self.on_wait, self.warn = on_wait, warn
         # A process that works the shared queues may hold another run's chunks when its own
         # work is done: let them finish, or they wait for this executor's next start.
@@ -315,7 +322,7 @@ class App:
         try:
             launch(self.databases, concurrency=self.concurrency, executor_id=self.executor_id,
                    global_concurrency=self.global_concurrency, role=self.role,
-                   on_wait=self.on_wait, exclusive=self.exclusive)
+                   on_wait=self.on_wait, exclusive=self.exclusive, helper=self.helper)
         except Exception as exc:
             telemetry.stop()
             urls = (self.databases.system_url, self.databases.app_url)

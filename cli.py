@@ -267,10 +267,11 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     from . import runs
 
     worker_id = worker_id or socket.gethostname()
+    waiting = f"waiting: a live process already works as {worker_id}"
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker",
-                                        exclusive=True, on_wait=lambda: say(
-                                            f"waiting: a live process already works as {worker_id}")) as app:
+                                        exclusive=True, helper=parent_pid is not None,
+                                        on_wait=lambda: say(waiting)) as app:
         runs.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
                    parent_pid=parent_pid)
     if parent_pid is None:

@@ -457,28 +457,57 @@ def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
         try:
             data = shaper.attempt(message["record"], row.position, number)
         except Exception as exc:
-            failed.append({"id": row.id, "message": {
-                **message, "attempts": number, "error_type": type(exc).__name__,
-                "error": str(exc), "first_error": message.get("first_error") or message.get("error")}})
+            failed.append(failed_again(row.id, message, number, type(exc).__name__, str(exc)))
             continue
-        resolved.append(row.id)
         if data is None:
-            continue  # the transform skips it now: resolved, no row
-        if message.get("key") is not None:
-            keyed.append((message["key"], message.get("ordinal") or 0, row.position, data))
+            resolved.append(row.id)  # the transform skips it now: resolved, no row
+        elif message.get("key") is not None:
+            keyed.append((row, message, number, (message["key"], message.get("ordinal") or 0,
+                                                 row.position, data)))
         else:
+            resolved.append(row.id)
             rescued.append((row.source_key.split(":", 1)[0], row.position, data))
     tasks = store.write_tasks(session, run_id, iter(rescued))
-    if keyed:
-        store.write_keyed_tasks(session, run_id, keyed, job.on_conflict, redrive=True)
+    tasks += redrive_keyed(session, job, keyed, resolved, failed)
     if resolved:
         session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
     for change in failed:
         session.execute(update(Error).where(Error.id == change["id"]).values(message=change["message"]))
-    rescued_count = tasks + len(keyed)
-    store.count_on_commit(session, rescued_count, 0, retries=len(retriable), redriven=True)
-    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": rescued_count,
-            "errors": len(failed), "skipped": len(resolved) - rescued_count}
+    store.count_on_commit(session, tasks, 0, retries=len(retriable), redriven=True)
+    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": tasks,
+            "errors": len(failed), "skipped": len(resolved) - tasks}
+
+
+def redrive_keyed(session, job: Job, keyed: list, resolved: list, failed: list) -> int:
+    """Write rescued records that have their own keys, by the run's ``--on-conflict``; returns
+    how many are now the stored row of their key. The others are resolved as skipped (the
+    rule kept another record), except an update that another run's row holds off: a retry
+    never replaces another run's row, so that error stays, saying how to apply it."""
+    if not keyed:
+        return 0
+    store.write_keyed_tasks(session, job.run_id, [k[3] for k in keyed], job.on_conflict, redrive=True)
+    holders = store.key_holders(session, [k[3][0] for k in keyed])
+    written = 0
+    for row, message, number, (key, ordinal, position, _) in keyed:
+        holder = holders.get(key)
+        if holder == (job.run_id, ordinal, position):
+            written += 1
+            resolved.append(row.id)
+        elif job.on_conflict == store.UPDATE and holder and holder[0] != job.run_id:
+            failed.append(failed_again(
+                row.id, {**message, "permanent": True}, number, "KeyHeldByAnotherRun",
+                f"key {key} holds a record of run {holder[0]}; ingest retry never replaces another "
+                f"run's row: load this record again with --key {job.key} --on-conflict update"))
+        else:
+            resolved.append(row.id)
+    return written
+
+
+def failed_again(error_id: int, message: dict, number: int, error_type: str, error: str) -> dict:
+    """An errors row's new message after one more failed attempt (the first error is kept)."""
+    return {"id": error_id, "message": {
+        **message, "attempts": number, "error_type": error_type, "error": error,
+        "first_error": message.get("first_error") or message.get("error")}}
 
 
 def _with_message(row) -> tuple:

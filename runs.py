@@ -399,6 +399,7 @@ class resume_all:
     def __init__(self, app, run_id: Optional[str], say: Callable, quiet: bool = False):
         self.app, self.say, self.quiet = app, say, quiet
         tune_gc()
+        take_over_helpers(app, say)
         if run_id:
             check_run(run_id)
             self.run_ids = [run_id]
@@ -413,6 +414,16 @@ class resume_all:
         for rid in self.run_ids:
             yield resume(self.app, rid, on_resumed=None if self.quiet else lambda r, n: self.say(
                 f"resumed {n} given-up workflow(s) of {r}"))
+
+
+def take_over_helpers(app, say: Callable) -> None:
+    """Chunks a killed ``load --workers`` left with its helpers come back to this process
+    (once no live process has their ids): ``resume`` finishes what they had taken."""
+    from dbos import DBOS
+
+    from .fleet import Fleet
+
+    Fleet(DBOS.executor_id, 1, app.concurrency, app.database_url, 0, say).take_over_others(app.databases)
 
 
 def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Optional
 
 import orjson
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from . import telemetry
 from .contract import BAD_FILE_POSITION, bad_file_key, source_key, title_of
@@ -131,7 +131,7 @@ def write_keyed_tasks(session, run_id: str, rows: Iterable[tuple], on_conflict: 
     else:
         inserted = sum(_upsert_sqlite(connection, run_id, batch[i:i + KEYED_BATCH_ROWS], condition)
                        for i in range(0, len(batch), KEYED_BATCH_ROWS))
-        resolve_errors(session, [row[0] for row in batch])
+        resolve_errors(session, run_id, batch)
     return inserted, len(batch) + duplicates - inserted
 
 
@@ -187,9 +187,12 @@ def _upsert_postgres(connection, run_id: str, batch: list, condition: str) -> in
         "run_id = EXCLUDED.run_id, ordinal = EXCLUDED.ordinal, position = EXCLUDED.position "
         f"WHERE {condition} RETURNING (xmax = 0)")
     inserted = sum(1 for (new,) in result if new)
+    older = ERROR_IS_OLDER.format(ordinal="(e.message->>'ordinal')::bigint")
     connection.exec_driver_sql(
-        f"UPDATE errors AS e SET resolved_at = now() FROM {INCOMING} AS i "
-        "WHERE e.source_key = i.source_key AND e.resolved_at IS NULL")
+        f"UPDATE errors AS e SET resolved_at = now() FROM {INCOMING} AS i JOIN tasks AS t "
+        "ON t.source_key = i.source_key AND t.run_id = i.run_id AND t.ordinal = i.ordinal "
+        "AND t.position = i.position WHERE e.source_key = i.source_key AND e.resolved_at IS NULL "
+        f"AND {older}")
     connection.exec_driver_sql(f"TRUNCATE {INCOMING}")  # a redrive page may write twice
     return inserted
 
@@ -219,12 +222,33 @@ def _upsert_sqlite(connection, run_id: str, batch: list, condition: str) -> int:
     return inserted
 
 
-def resolve_errors(session, keys: list) -> None:
-    """Keys now in ``tasks`` no longer stand for an error: resolve their rows (kept for audit)."""
+# An errors row of a key is resolved when a record of its key is stored that comes after the
+# failed one: in a later run, or later in this run's input (file ordinal, then position).
+ERROR_IS_OLDER = ("(e.run_id <> i.run_id OR (COALESCE({ordinal}, -1), e.position) "
+                  "< (i.ordinal, i.position))")
+
+
+def resolve_errors(session, run_id: str, batch: list) -> None:
+    """SQLite: resolve the errors rows of the keys ``batch`` now holds in ``tasks`` (see
+    ``ERROR_IS_OLDER``); the rows are kept, for audit."""
+    older = ERROR_IS_OLDER.format(ordinal="json_extract(e.message, '$.ordinal')")
+    session.connection().exec_driver_sql(
+        "UPDATE errors AS e SET resolved_at = CURRENT_TIMESTAMP FROM (SELECT ? AS source_key, "
+        "? AS run_id, ? AS ordinal, ? AS position) AS i WHERE e.source_key = i.source_key "
+        f"AND e.resolved_at IS NULL AND {older} AND EXISTS (SELECT 1 FROM tasks AS t WHERE "
+        "t.source_key = i.source_key AND t.run_id = i.run_id AND t.ordinal = i.ordinal "
+        "AND t.position = i.position)",
+        [(key, run_id, ordinal, position) for key, ordinal, position, _ in batch])
+
+
+def key_holders(session, keys: list) -> dict:
+    """key -> (run id, ordinal, position) of the record ``tasks`` holds for it."""
+    holders = {}
     for low in range(0, len(keys), KEYED_BATCH_ROWS):
-        session.execute(update(Error).where(Error.source_key.in_(keys[low:low + KEYED_BATCH_ROWS]),
-                                            Error.resolved_at.is_(None))
-                        .values(resolved_at=func.now()))
+        rows = session.execute(select(Task.source_key, Task.run_id, Task.ordinal, Task.position)
+                               .where(Task.source_key.in_(keys[low:low + KEYED_BATCH_ROWS]))).all()
+        holders.update({r.source_key: (r.run_id, r.ordinal, r.position) for r in rows})
+    return holders
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -174,10 +174,27 @@ def _load_module(name: str, directory: str):
     directory = directory or os.getcwd()
     if directory not in sys.path:
         sys.path.insert(0, directory)
-    return importlib.import_module(name)
+    module = importlib.import_module(name)
+    # Python imports a name once per process: a worker serving runs of two folders that both
+    # have a shapes.py must not shape one run with the other's code.
+    found = getattr(module, "__file__", None)
+    local = os.path.join(directory, *name.split("."))
+    if found and _is_under(found, directory) is False and (
+            os.path.exists(local + ".py") or os.path.isdir(local)):
+        raise TransformNotFound(f"--transform {name}: this process already imported {name} from "
+                                f"{found}, not from {directory}; run this run's chunks in another "
+                                "worker, or give the transform as path/to/file.py:FUNCTION")
+    return module
+
+
+def _is_under(path: str, directory: str) -> bool:
+    return os.path.abspath(path).startswith(os.path.abspath(directory) + os.sep)
 
 
 # -- keys ------------------------------------------------------------------------------------------
+# A key is indexed (unique): Postgres refuses index entries over ~2,700 bytes, and a key that
+# long is no identifier anyway. Such a record goes to errors, under its file and position.
+MAX_KEY_BYTES = 1000
 def key_path(path: str) -> tuple:
     """``login.uuid`` -> ("login", "uuid"); ValueError if a part is empty."""
     parts = tuple(path.split("."))
@@ -200,6 +217,8 @@ def key_of(record: dict, parts: tuple, path: str) -> str:
             raise MissingKey(f"{path} is an empty string")
         if "\x00" in value:
             raise MissingKey(f"{path} contains a NUL character (\\u0000)")
+        if len(value) > MAX_KEY_BYTES // 4 and len(value.encode()) > MAX_KEY_BYTES:
+            raise MissingKey(f"{path} is longer than {MAX_KEY_BYTES} bytes, too long for a key")
         return value
     if kind is int:
         return str(value)

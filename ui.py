@@ -259,7 +259,10 @@ class Handler(BaseHTTPRequestHandler):
             return 200, "text/html", body if fragment else page("runs", "/fragment/", body, self.where)
         if len(parts) == 2 and parts[0] == "runs":
             run_id = parts[1]
-            files_page = max(1, int((query.get("files") or ["1"])[0] or 1))
+            files_page = (query.get("files") or ["1"])[0]
+            if not files_page.isdigit() or not 1 <= int(files_page) <= 10**9:
+                return 400, "text/plain", "files: a page number from 1"
+            files_page = int(files_page)
             body = run_fragment(self.views.run(run_id), self.views.files(run_id, files_page),
                                 self.views.errors(run_id))
             src = f"/fragment/runs/{run_id}?files={files_page}"

@@ -46,14 +46,14 @@ def test_a_transform_from_a_file_path_redacts_and_drops(cli, backend, workdir):
 
 
 def test_a_transform_from_a_module_in_the_working_directory_skips_with_none(cli, backend, workdir):
-    module(workdir, "shapes", """
+    module(workdir, f"shapes_{backend.name}", """
         def adults(record):
             if record["age"] < 3:
                 return None
             return {"who": record["name"]["first"], "age": record["age"]}
     """)
     summary = load(cli, backend, write_records(workdir / "p.json", people(10)),
-                   "--transform", "shapes:adults")
+                   "--transform", f"shapes_{backend.name}:adults")
 
     assert (summary["records"], summary["tasks"], summary["skipped"], summary["errors"]) == (10, 7, 3, 0)
     assert sorted(r["age"] for r in stored(backend).values()) == list(range(3, 10))
@@ -67,7 +67,7 @@ def test_identity_stores_records_as_read(cli, sqlite_backend, workdir):
 
 
 def test_exceptions_are_retried_then_stored_with_the_original_type(cli, backend, workdir):
-    module(workdir, "picky", """
+    module(workdir, f"picky_{backend.name}", """
         import os
         attempts = {}
 
@@ -83,14 +83,15 @@ def test_exceptions_are_retried_then_stored_with_the_original_type(cli, backend,
             return record
     """)
     summary = load(cli, backend, write_records(workdir / "p.json", people(5)),
-                   "--transform", "picky:shape", "--max-attempts", "3", "--retry-interval", "0")
+                   "--transform", f"picky_{backend.name}:shape", "--max-attempts", "3", "--retry-interval", "0")
 
     assert (summary["tasks"], summary["errors"]) == (3, 2)
     errors = {m["position"]: m for m in backend.error_messages()}
     assert (errors[2]["error_type"], errors[2]["error"], errors[2]["attempts"]) == (
         "LookupError", "no such person: first2", 3)
     assert errors[3]["error_type"] == "BadTransformResult" and errors[3]["attempts"] == 1
-    assert errors[3]["error"] == "transform picky:shape returned list, not a dict (or None to skip the record)"
+    assert errors[3]["error"] == (f"transform picky_{backend.name}:shape returned list, not a dict "
+                                  "(or None to skip the record)")
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -174,7 +175,7 @@ def test_numbers_and_strings_are_one_key_and_bad_keys_go_to_errors(cli, backend,
 
 
 def test_a_keyed_error_rescued_by_a_later_run_is_resolved(cli, backend, workdir):
-    module(workdir, "gate", """
+    module(workdir, f"gate_{backend.name}", """
         import os
         def shape(record):
             if record["age"] == 1 and not os.path.exists("open"):
@@ -182,12 +183,12 @@ def test_a_keyed_error_rescued_by_a_later_run_is_resolved(cli, backend, workdir)
             return record
     """)
     load(cli, backend, write_records(workdir / "a.json", users(3)), "--key", "login.uuid",
-         "--transform", "gate:shape", "--max-attempts", "1")
+         "--transform", f"gate_{backend.name}:shape", "--max-attempts", "1")
     assert [(m["source_key"], m["error_type"]) for m in backend.error_messages()] == [("u1", "PermissionError")]
 
     (workdir / "open").touch()
     summary = load(cli, backend, write_records(workdir / "b.json", users(2, version="v2")),
-                   "--key", "login.uuid", "--transform", "gate:shape")
+                   "--key", "login.uuid", "--transform", f"gate_{backend.name}:shape")
     assert (summary["tasks"], summary["skipped"]) == (1, 1)
     assert backend.query("SELECT source_key FROM errors WHERE resolved_at IS NULL") == []
     assert sorted(stored(backend)) == ["u0", "u1", "u2"]
@@ -248,7 +249,7 @@ def test_a_worker_runs_the_transform_recorded_in_the_run(postgres_backend, workd
 
 @pytest.mark.slow
 def test_retry_redrives_keyed_errors_through_the_runs_transform(cli, backend, workdir):
-    module(workdir, "odd_gate", """
+    module(workdir, f"odd_gate_{backend.name}", """
         import os
         def shape(record):
             if record["age"] % 2 and not os.path.exists("open"):
@@ -256,7 +257,7 @@ def test_retry_redrives_keyed_errors_through_the_runs_transform(cli, backend, wo
             return {**record, "shaped": True}
     """)
     summary = load(cli, backend, write_records(workdir / "a.json", users(4)), "--key", "login.uuid",
-                   "--transform", "odd_gate:shape", "--max-attempts", "1")
+                   "--transform", f"odd_gate_{backend.name}:shape", "--max-attempts", "1")
     assert (summary["tasks"], summary["errors"]) == (2, 2)
 
     (workdir / "open").touch()
@@ -290,3 +291,41 @@ def test_kill_9_during_a_keyed_update_load_then_the_same_command(backend, workdi
     assert again.returncode == 0, again.stderr
     assert backend.counts() == (300, 0)
     assert {r["version"] for r in stored(backend).values()} == {"NEW2"}
+
+
+def test_a_key_too_long_to_index_goes_to_errors_and_the_rest_loads(cli, backend, workdir):
+    records = [{"id": "a"}, {"id": "x" * 5000}, {"id": "b"}]
+    summary = load(cli, backend, write_records(workdir / "ids.ndjson", records, "ndjson"), "--key", "id")
+
+    assert (summary["tasks"], summary["errors"]) == (2, 1)
+    [error] = backend.error_messages()
+    assert (error["error_type"], error["error"]) == ("MissingKey", "id is longer than 1000 bytes, too long for a key")
+
+
+def test_an_earlier_record_stored_does_not_resolve_a_later_ones_error(cli, backend, workdir):
+    """Key a: position 0 loads, position 1 (the newer record, meant to win) is rejected. In
+    whichever order the two chunks commit, its error stays open for ingest errors and retry."""
+    records = [{"id": "a", "v": 1}, {"id": "a", "v": 2, "bad": True}]
+    summary = load(cli, backend, write_records(workdir / "a.ndjson", records, "ndjson"), "--key", "id",
+                   "--on-conflict", "update", "--chunk-size", "1", "--concurrency", "2",
+                   "--transform", f"{EXAMPLES.parent / 'tests' / 'reject_bad.py'}:shape")
+
+    assert (summary["tasks"], summary["errors"]) == (1, 1)
+    assert backend.query("SELECT source_key FROM errors WHERE resolved_at IS NULL") == [("a",)]
+
+
+@pytest.mark.slow
+def test_retry_does_not_silently_drop_an_update_another_run_holds_off(cli, backend, workdir):
+    load(cli, backend, write_records(workdir / "one.ndjson", [{"id": "k", "v": 1}], "ndjson"),
+         "--key", "id", "--transform", "identity")
+    second = load(cli, backend, write_records(workdir / "two.ndjson", [{"id": "k", "v": 2}], "ndjson"),
+                  "--key", "id", "--on-conflict", "update", "--transform", "identity",
+                  "--fail-task", "0", "--max-attempts", "1")
+    assert second["errors"] == 1
+
+    retried = cli("retry", second["run_id"], "--json", env=backend.env())
+    outcome = json.loads(retried.stdout)
+    assert (outcome["tasks"], outcome["errors"]) == (0, 1)
+    [message] = backend.error_messages()
+    assert message["error_type"] == "KeyHeldByAnotherRun" and "--on-conflict update" in message["error"]
+    assert [d["v"] for d in stored(backend).values()] == [1]

@@ -4,6 +4,7 @@ incomplete, interrupted and live runs on Postgres, with a password in the databa
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -141,6 +142,9 @@ def test_ui_on_an_empty_folder_shows_no_runs_and_creates_nothing(workdir):
     try:
         assert "no runs yet" in fetch(url)
         assert fetch(url + "api/runs") == "[]"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch(url + "runs/ingest-0123456789abcdef0123?files=abc")
+        assert refused.value.code == 400
     finally:
         kill_9(process)
     assert [p.name for p in Path(workdir).iterdir()] == []

@@ -89,6 +89,22 @@ def test_the_parent_killed_mid_run_takes_its_helpers_with_it_then_the_same_comma
     backend.assert_each_record_once(240, 0)
 
 
+def test_resume_finishes_what_a_killed_commands_helpers_had_taken(postgres_backend, workdir):
+    data = write_records(workdir / "p.ndjson", people(240), "ndjson")
+    process = start_ingest("load", data, "--workers", "3", "--chunk-size", "20", cwd=workdir,
+                           env={**postgres_backend.env(), **SLOW_CHUNKS})
+    helpers = wait_until(lambda: len(children_of(process.pid)) == 2 and children_of(process.pid),
+                         30, "two helper processes")
+    wait_until(lambda: postgres_backend.rows_so_far() >= 60, 60, "rows from the helpers")
+    kill_9(process)
+    wait_until(lambda: not any(alive(pid) for pid in helpers), 45, "the helpers to exit")
+    run_id = json.loads(run_ingest("status", "--json", env=postgres_backend.env(), cwd=workdir).stdout)[0]["run_id"]
+
+    resumed = run_ingest("resume", run_id, env=postgres_backend.env(), cwd=workdir, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    postgres_backend.assert_each_record_once(240, 0)
+
+
 def test_ctrl_c_drains_the_helpers_then_the_same_command_finishes(sqlite_backend, workdir):
     data = write_records(workdir / "p.ndjson", people(240), "ndjson")
     command = ("load", data, "--workers", "2", "--chunk-size", "20")
