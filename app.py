@@ -172,13 +172,19 @@ def shutdown(drain_sec: int = 0) -> None:
 
 
 def drain(seconds: float) -> None:
-    """Let this process's running workflows finish, for up to ``seconds``. DBOS's own wait
-    (``destroy(workflow_completion_timeout_sec=...)``) sleeps a whole second before it first
-    looks, so every finished load paid a second for nothing; this looks every 50 ms, at the
-    same set of workflows (a private attribute of DBOS 3.4)."""
+    """Stop taking work, then let this process's running workflows finish, for up to
+    ``seconds``: what DBOS's own ``destroy(workflow_completion_timeout_sec=...)`` does, but
+    that sleeps a whole second before it first looks, so every finished load paid a second
+    for nothing; this looks every 50 ms. Both use private attributes of DBOS 3.4 (its
+    background threads' stop events and its set of active workflows). The queue thread must
+    stop first: a chunk it took after the last look would be left to this executor's next
+    start, and a run waiting for it elsewhere would wait that long."""
     from dbos._dbos import _get_dbos_instance
 
-    active = _get_dbos_instance()._active_workflows_set
+    dbos = _get_dbos_instance()
+    for stop in dbos.background_thread_stop_events:
+        stop.set()
+    active = dbos._active_workflows_set
     deadline = time.monotonic() + seconds
     while active.activeList() and time.monotonic() < deadline:
         time.sleep(0.05)
