@@ -5,13 +5,10 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import people, run_ingest, write_records
+from conftest import kill_9, people, run_ingest, start_ingest, wait_until, write_records
 
 
 def load(cli, backend, *args, code=0):
@@ -176,17 +173,11 @@ def test_a_poison_chunk_of_a_file_set_is_resumed(backend, workdir):
 @pytest.mark.parametrize("kill_at_rows", [60, 400])
 def test_kill_9_during_a_folder_load_then_the_same_command(backend, workdir, kill_at_rows):
     root = landing(workdir / "landing", files=60, per_file=10)
-    env = {**os.environ, **backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"}
-    command = [sys.executable, "-m", "durable_ingest.cli", "load", str(root), "--chunk-size", "40"]
-    process = subprocess.Popen(command, env=env, cwd=workdir, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while rows(backend) < kill_at_rows:
-        assert process.poll() is None, process.communicate(timeout=10)
-        assert time.time() < deadline, "kill point never reached"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    process = start_ingest("load", root, "--chunk-size", "40", cwd=workdir,
+                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"})
+    wait_until(lambda: rows(backend) >= kill_at_rows, 60, "the kill point", interval=0.02,
+               process=process)
+    kill_9(process)
 
     again = run_ingest("load", root, "--chunk-size", "40", "--json", env=backend.env(), cwd=workdir, timeout=40)
 
@@ -209,11 +200,10 @@ def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir):
     extra = landing(workdir / "extra", files=10, per_file=10, start=100)
     for part in sorted(root.glob("day-0/*"))[:10]:
         shutil.copy(part, extra / part.name)
-    env = {**os.environ, **postgres_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.05"}
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "durable_ingest.cli", "load", *folders, "--chunk-size", "20", "--json"],
-        env={**env, "DBOS__VMID": f"loader-{n}"}, cwd=workdir, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for n, folders in enumerate([[str(root)], [str(extra), str(root)]])]
+    env = {**postgres_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.05"}
+    processes = [start_ingest("load", *folders, "--chunk-size", "20", "--json", cwd=workdir,
+                              env={**env, "DBOS__VMID": f"loader-{n}"})
+                 for n, folders in enumerate([[str(root)], [str(extra), str(root)]])]
     outputs = [p.communicate(timeout=180) for p in processes]
 
     assert [p.returncode for p in processes] == [0, 0], outputs
@@ -226,21 +216,18 @@ def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir):
 @pytest.mark.slow
 def test_detached_file_set_runs_on_workers(postgres_backend, workdir):
     root = landing(workdir / "landing", files=20, per_file=10)
-    env = {**os.environ, **postgres_backend.env()}
+    env = postgres_backend.env()
     queued = run_ingest("load", root, "--chunk-size", "20", "--detach", "--json", env=env, cwd=workdir)
     assert queued.returncode == 0, queued.stderr
     run_id = json.loads(queued.stdout)["run_id"]
-    workers = [subprocess.Popen([sys.executable, "-m", "durable_ingest.cli", "worker", "--worker-id",
-                                 f"w{n}"], env=env, cwd=workdir, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    workers = [start_ingest("worker", "--worker-id", f"w{n}", env=env, cwd=workdir) for n in (1, 2)]
+
+    def done() -> bool:
+        status = run_ingest("status", run_id, "--json", env=env, cwd=workdir)
+        return status.returncode == 0 and json.loads(status.stdout)["state"] == "done"
+
     try:
-        deadline = time.time() + 90
-        while True:
-            status = run_ingest("status", run_id, "--json", env=env, cwd=workdir)
-            if status.returncode == 0 and json.loads(status.stdout)["state"] == "done":
-                break
-            assert time.time() < deadline, status.stdout + status.stderr
-            time.sleep(0.3)
+        wait_until(done, 90, "the workers to finish the run", interval=0.3)
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
