@@ -172,22 +172,32 @@ def shutdown(drain_sec: int = 0) -> None:
 
 
 def drain(seconds: float) -> None:
-    """Stop taking work, then let this process's running workflows finish, for up to
-    ``seconds``: what DBOS's own ``destroy(workflow_completion_timeout_sec=...)`` does, but
-    that sleeps a whole second before it first looks, so every finished load paid a second
-    for nothing; this looks every 50 ms. Both use private attributes of DBOS 3.4 (its
-    background threads' stop events and its set of active workflows). The queue thread must
-    stop first: a chunk it took after the last look would be left to this executor's next
-    start, and a run waiting for it elsewhere would wait that long."""
+    """Stop taking work, then let this process's work finish, for up to ``seconds``: what
+    DBOS's own ``destroy(workflow_completion_timeout_sec=...)`` does, but that sleeps a whole
+    second before it first looks, so every finished load paid a second for nothing; this
+    looks every 50 ms. "This process's work": the workflows running here (DBOS's in-memory
+    set) and the chunks and retries the system database says this executor took. A chunk
+    taken from the queue is PENDING there before its thread starts; left behind, it would
+    wait for this executor's next start, and another command's run with it. Uses private
+    attributes of DBOS 3.4: its background threads' stop events and its active set."""
     from dbos._dbos import _get_dbos_instance
 
     dbos = _get_dbos_instance()
     for stop in dbos.background_thread_stop_events:
         stop.set()
-    active = dbos._active_workflows_set
     deadline = time.monotonic() + seconds
-    while active.activeList() and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (dbos._active_workflows_set.activeList() or taken_here()):
         time.sleep(0.05)
+
+
+def taken_here() -> bool:
+    """Whether the system database has chunks or retries of this executor still PENDING."""
+    try:
+        return any(DBOS.list_workflows(status=["PENDING"], executor_id=DBOS.executor_id,
+                                       queue_name=queue, limit=1, load_input=False,
+                                       load_output=False) for queue in (CHUNK_QUEUE, RETRY_QUEUE))
+    except Exception:  # the system database is gone: nothing to wait for
+        return False
 
 
 class ExecutorLock:
