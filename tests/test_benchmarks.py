@@ -10,13 +10,19 @@ from conftest import REPO
 pytestmark = pytest.mark.slow  # real benchmark and kill-stress runs
 
 
-def test_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--smoke",
+def smoke_run(script: str, tmp_path) -> str:
+    """Run ``benchmarks/SCRIPT --smoke``; its stdout, once it exited 0 with a RATIO line last."""
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--smoke",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stdout + result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+    return result.stdout
+
+
+def test_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    smoke_run("bench.py", tmp_path)
 
 
 def test_kill_stress_script_smoke_run(postgres_backend):
@@ -29,44 +35,22 @@ def test_kill_stress_script_smoke_run(postgres_backend):
 
 
 def test_folder_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_files.py"), "--smoke",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "50 files x 4 records" in result.stdout
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+    assert "50 files x 4 records" in smoke_run("bench_files.py", tmp_path)
 
 
 def test_shaping_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_shaping.py"), "--smoke",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()[2:6]] == [
-        "uppercase", "identity", "key", "update"]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+    lines = smoke_run("bench_shaping.py", tmp_path).splitlines()
+    assert [line.split()[0] for line in lines[2:6]] == ["uppercase", "identity", "key", "update"]
 
 
 def test_workers_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_workers.py"), "--smoke",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()[2:5]] == ["baseline", "workers", "workers"]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+    lines = smoke_run("bench_workers.py", tmp_path).splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["baseline", "workers", "workers"]
 
 
 def test_ui_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ui.py"), "--smoke",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "record load:" in result.stdout and "target under +2 %" in result.stdout
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("RATIO ") and float(last.split()[1]) > 0
+    out = smoke_run("bench_ui.py", tmp_path)
+    assert "record load:" in out and "target under +2 %" in out
 
 
 def test_kill_stress_script_on_a_folder(postgres_backend):
