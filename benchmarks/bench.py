@@ -105,6 +105,13 @@ def child_env(**extra: str) -> dict:
     return env
 
 
+def server_and_out_options(parser) -> None:
+    """``--pg`` (INGEST_TEST_PG, else this machine's server) and ``--out`` (benchmarks/out),
+    as the scripts beside this one take them."""
+    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+
+
 def ingest_command() -> list:
     """The installed ``ingest`` script of this interpreter's environment, as a user runs it."""
     script = Path(sys.executable).parent / "ingest"

@@ -14,7 +14,6 @@ wall time. The last line is ``RATIO <folder / one file, lowest over the database
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -22,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (BenchError, Postgres, child_env, dataset, ingest_command,  # noqa: E402
-                   log, measure)
+                   log, measure, server_and_out_options)
 
-HERE = Path(__file__).resolve().parent
 
 
 def split_into_files(source: Path, folder: Path, files: int, per_file: int) -> Path:
@@ -100,8 +98,7 @@ def main(argv=None) -> int:
     parser.add_argument("--per-file", type=int, default=20)
     parser.add_argument("--sqlite", action="store_true", help="also on the SQLite default")
     parser.add_argument("--rss-files", type=int, default=0, help="one load of N one-record files")
-    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
-    parser.add_argument("--out", type=Path, default=HERE / "out")
+    server_and_out_options(parser)
     parser.add_argument("--smoke", action="store_true", help="50 files x 4 records, SQLite too")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -20,17 +20,16 @@ more means every target of the issue is met (identity >= 1.2, key >= 0.7, update
 """
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchError, Postgres, child_env, dataset, ingest_command, log, measure  # noqa: E402
+from bench import (BenchError, Postgres, dataset, ingest_command, log,  # noqa: E402
+                   measure, server_and_out_options)
 from bench_files import postgres_env, prepare  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 CASES = {  # name: (extra arguments, target ratio to uppercase)
     "uppercase": ((), None),
     "identity": (("--transform", "identity"), 1.2),
@@ -69,8 +68,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
-    parser.add_argument("--out", type=Path, default=HERE / "out")
+    server_and_out_options(parser)
     parser.add_argument("--smoke", action="store_true", help="300 records, one repeat")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -29,10 +29,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchError, Postgres, child_env, dataset, ingest_command, log  # noqa: E402
+from bench import (BenchError, Postgres, dataset, ingest_command, log,  # noqa: E402
+                   server_and_out_options)
 from bench_files import postgres_env, prepare  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 TARGET_MS = 300
 
 
@@ -160,8 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--load-repeats", type=int, default=3, help="loads with and without polling")
-    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
-    parser.add_argument("--out", type=Path, default=HERE / "out")
+    server_and_out_options(parser)
     parser.add_argument("--smoke", action="store_true", help="5 runs, 20 chunks, 300 records")
     args = parser.parse_args(argv)
     if args.smoke:

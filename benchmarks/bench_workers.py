@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BenchError, Postgres, child_env, dataset, ingest_command, log  # noqa: E402
+from bench import (BenchError, Postgres, child_env, dataset, ingest_command, log,  # noqa: E402
+                   server_and_out_options)
 from bench_files import postgres_env, prepare  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -81,8 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="1,2,auto", help="comma-separated --workers values")
-    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
-    parser.add_argument("--out", type=Path, default=HERE / "out")
+    server_and_out_options(parser)
     parser.add_argument("--smoke", action="store_true", help="300 records, one repeat, N = 1, 2")
     args = parser.parse_args(argv)
     if args.smoke:
