@@ -195,10 +195,16 @@ def sqlite_backend(workdir):
 
 @pytest.fixture
 def postgres_backend(workdir):
+    yield from fresh_postgres()
+
+
+def fresh_postgres(server: str = PG_SERVER):
+    """For a fixture: a Backend on a new database name of ``server`` (by default the test
+    server; another URL of it can carry a password), dropped with its system database after."""
     if not postgres_available():
         skip_unless_ci(f"Postgres not reachable at {PG_SERVER}")
     name = f"di_test_{uuid.uuid4().hex[:12]}"
-    yield Backend("postgres", f"{PG_SERVER}/{name}")
+    yield Backend("postgres", f"{server}/{name}")
     _drop(name)
     _drop(f"{name}_dbos_sys")
 

@@ -6,13 +6,12 @@ import os
 import re
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import (PG_SERVER, Backend, _drop, in_ci, kill_9, people, postgres_available,
-                      run_ingest, skip_unless_ci, start_ingest, wait_until, write_records)
+from conftest import (PG_SERVER, Backend, fresh_postgres, in_ci, kill_9, people, run_ingest,
+                      start_ingest, wait_until, write_records)
 
 pytestmark = pytest.mark.slow  # a browser, a server and four loads
 PASSWORD = "S3cret-Pw-never-shown"
@@ -41,13 +40,7 @@ def browser(workdir):
 @pytest.fixture
 def secret_backend(workdir):
     """A Postgres database whose URL carries a password (this server trusts and ignores it)."""
-    if not postgres_available():
-        skip_unless_ci(f"Postgres not reachable at {PG_SERVER}")
-    name = f"di_test_{uuid.uuid4().hex[:12]}"
-    server = PG_SERVER.replace("://postgres@", f"://postgres:{PASSWORD}@", 1)
-    yield Backend("postgres", f"{server}/{name}")
-    _drop(name)
-    _drop(f"{name}_dbos_sys")
+    yield from fresh_postgres(PG_SERVER.replace("://postgres@", f"://postgres:{PASSWORD}@", 1))
 
 
 def load(backend, workdir, *args, env=None):
