@@ -63,7 +63,6 @@ class Fleet:
         self.drain_sec, self.say = drain_sec, say
         self.ids = [helper_id(parent_id, n) for n in range(1, processes)]
         self.processes: dict = {}
-        self.restarts = 0
         self._stopping = threading.Event()
         self._watcher: Optional[threading.Thread] = None
         self.fork = False
@@ -89,8 +88,9 @@ class Fleet:
         self._watcher.start()
 
     @property
-    def pids(self) -> list:
-        return [p.pid for p in self.processes.values()]
+    def size(self) -> int:
+        """Processes loading chunks: this one and the helpers started (restarts replace)."""
+        return len(self.processes) + 1
 
     def stop(self) -> None:
         """SIGTERM every helper (each drains its running chunks), then wait; SIGKILL what
@@ -127,7 +127,6 @@ class Fleet:
                 if code is not None and not self._stopping.is_set():
                     self.say(f"helper {executor_id} (pid {process.pid}) exited with {code}; "
                              "restarting it: it recovers the chunks it had taken")
-                    self.restarts += 1
                     self.processes[executor_id] = self._spawn(executor_id)
 
     def take_over_others(self, databases) -> None:

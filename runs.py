@@ -98,7 +98,7 @@ class LoadResult:
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
-                     bad_files: list, skipped_inputs: str = "") -> "LoadResult":
+                     bad_files: list, skipped_inputs: str = "", workers: int = 1) -> "LoadResult":
         loaded, already = summary.files_new, summary.files_already
         if already_loaded:
             loaded, already = 0, loaded + already
@@ -107,7 +107,7 @@ class LoadResult:
                    chunks=summary.chunks, files_loaded=loaded, files_already_loaded=already,
                    files_bad=summary.files_bad, already_loaded=already_loaded,
                    elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
-                   skipped=summary.skipped, updated=summary.updated)
+                   skipped=summary.skipped, updated=summary.updated, workers=workers)
 
     @property
     def has_errors(self) -> bool:
@@ -212,17 +212,16 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
         fleet.take_over_others(app.databases)
         if status != SUCCESS:
             fleet.start()
+    planned = 0  # records this command planned (none if the run existed)
     try:
         if status is None:
-            counts = app.write_plan(manifest, run_id, options, scanned)
+            planned = app.write_plan(manifest, run_id, options, scanned).records
             plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
-                           records=counts.records)
+                           records=planned)
             integration.start_run(plan, detach=detach)
         if detach:
-            return Detached(run_id, dataset, counts.records if status is None else 0,
-                            status or "ENQUEUED")
-        bar = Progress(counts.records if status is None else 0,
-                       enabled=show_progress and status != SUCCESS, files=manifest.count)
+            return Detached(run_id, dataset, planned, status or "ENQUEUED")
+        bar = Progress(planned, enabled=show_progress and status != SUCCESS, files=manifest.count)
         try:
             summary = wait_for_run(run_id, on_children=progress_of(bar))
         finally:
@@ -233,10 +232,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     # A run this command did not start (done already, or going on after an interruption):
     # its whole duration, from its first start to its end, not this command's part.
     elapsed = time.time() - began if status is None else summary.finished_at - summary.started_at
-    result = LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
-                                     skipped.describe())
-    result.workers = len(fleet.ids) + 1 if fleet and fleet.processes else 1
-    return result
+    return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
+                                   skipped.describe(), workers=fleet.size if fleet else 1)
 
 
 HELPER_DRAIN_SEC = 30
