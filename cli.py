@@ -20,7 +20,8 @@ import click
 from . import __version__, progress
 from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, fault_options, faults_of,
-                      json_option, one_line_errors, shaping_options, workers_option)
+                      header_option, http_options, http_policy, json_option, one_line_errors,
+                      shaping_options, workers_option)
 
 
 def say(line: str) -> None:
@@ -50,13 +51,14 @@ def main() -> None:
 
 # -- ingest load --------------------------------------------------------------------------------
 @main.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|URL...")
 @click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
               help="Input format (default: detected from the content).")
 @database_option
 @click.option("--chunk-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
               help="Records per chunk workflow.")
-@concurrency_option
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Chunk workflows run at once by this process, and pages in flight.")
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Transform tries per record, the first included.")
 @click.option("--retry-interval", type=click.FloatRange(0, 3600), default=0.1, show_default=True,
@@ -74,34 +76,42 @@ def main() -> None:
               help="Queue the run for `ingest worker` processes, print its id and return.")
 @click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
 @workers_option()
+@http_options
 def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
          backoff, fail_tasks, flaky_rate, seed, label, transform_spec, key, on_conflict, as_json,
-         fail_on_errors, detach, no_progress, workers) -> None:
-    """Load JSON files, folders and globs: every record ends in tasks or errors, exactly once.
+         fail_on_errors, detach, no_progress, workers, pages, headers, http_attempts,
+         http_timeout, rate) -> None:
+    """Load JSON files, folders, globs and API pages: every record ends in tasks or errors,
+    exactly once.
 
     PATH is a JSON array, a {"results": [...]} envelope or NDJSON file (optionally gzip), a
     folder (walked for .json, .ndjson and .jsonl files), a quoted glob ('landing/**/*.json')
-    or '-' for stdin. All of them are one run; content loaded before is not loaded again.
+    or '-' for stdin. URL is an http(s) URL of such a document; with a {page} placeholder,
+    the pages --pages names. All of them are one run; content loaded before is not loaded
+    again.
 
     \b
     Example:
       ingest load data/randomuser-1000.json --fail-task 50
       ingest load landing/ 'exports/2026-*.ndjson.gz'
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
+      ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
     from . import runs
 
     run: dict = {}
-    with one_line_errors(lambda: runs.interrupted_line(run.get("id"))):
+    with one_line_errors(lambda: runs.interrupted_line(run["manifest"].run_id if run else None)):
         load_options = runs.LoadOptions(
             chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
             retry_interval=retry_interval, backoff=backoff,
             faults=faults_of(fail_tasks, flaky_rate, seed),
+            http=http_policy(http_attempts, http_timeout, rate, concurrency),
+            urls=runs.url_inputs(paths, pages, headers),
             **runs.shaping_options(transform_spec, key, on_conflict))
         fleet = runs.helpers(database_url, workers, concurrency, detach, say)
         with fleet or nullcontext():
             manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
-            run["id"] = manifest.run_id
+            run["manifest"] = manifest
             with running_app(database_url, concurrency, role="client" if detach else "local") as app:
                 runs.tune_gc()
                 result = runs.load(app, list(paths), load_options, manifest, skipped, scanned,
@@ -112,7 +122,7 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
         return
     for line in result.input_lines():
         say(line)
-    if result.files_bad:
+    if result.bad_inputs:
         sys.exit(EXIT_BAD_INPUT)
     if fail_on_errors and result.has_errors:
         sys.exit(EXIT_RECORD_ERRORS)
@@ -124,7 +134,8 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
 @database_option
 @concurrency_option
 @json_option
-def resume(run_id, database_url, concurrency, as_json) -> None:
+@header_option
+def resume(run_id, database_url, concurrency, as_json, headers) -> None:
     """Finish interrupted runs: recover crashed ones, retry given-up chunks.
 
     Without RUN_ID, finishes every unfinished run of this machine (executor).
@@ -136,6 +147,7 @@ def resume(run_id, database_url, concurrency, as_json) -> None:
     from . import runs
 
     with one_line_errors(lambda: runs.interrupted_line(run_id, resuming=True)):
+        runs.install_headers(headers)
         if not runs.any_state(database_url, run_id):
             click.echo("no unfinished runs")
             return
@@ -190,7 +202,8 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
 def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
     """Group error rows by exception type and message, with counts and a sample title.
 
-    Files that could not be loaded at all show as error type BadFile, titled by their path.
+    Files that could not be loaded at all show as error type BadFile, titled by their path;
+    API pages that could not be had, as BadPage, titled by their URL.
 
     \b
     Example:
@@ -251,12 +264,14 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
               help="On SIGINT/SIGTERM, seconds to let running chunks finish.")
 @workers_option("--processes")
 @click.option("--parent-pid", type=int, default=None, hidden=True)  # a helper of that process
+@header_option
 def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
-           processes, parent_pid) -> None:
+           processes, parent_pid, headers) -> None:
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
-    --worker-id and the input files at the same path.
+    --worker-id and the input files at the same path (fetched pages: the spool,
+    INGEST_SPOOL_DIR, on a shared volume).
 
     \b
     Example:
@@ -268,6 +283,8 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
 
     worker_id = worker_id or socket.gethostname()
     waiting = f"waiting: a live process already works as {worker_id}"
+    with one_line_errors():
+        runs.install_headers(headers)
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker",
                                         exclusive=True, helper=parent_pid is not None,

@@ -20,6 +20,7 @@ APPLICATION_VERSION = "ingest-v2"
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"
 RETRY_QUEUE = "ingest-retries"
+PAGES_EVENT = "pages"  # a run's page counts so far (DBOS.set_event), for progress and status
 
 # DBOS's workflow statuses (dbos.WorkflowStatusString), grouped as the commands use them.
 SUCCESS = "SUCCESS"
@@ -46,6 +47,7 @@ class RunIdentity:
         self._hash = hashlib.sha256(b"set")
         self._first: Optional[str] = None
         self.count = 0
+        self.fetches = False  # it has URL inputs
 
     def add(self, fingerprint: Optional[str], name: str) -> None:
         if self.count == 0:
@@ -53,7 +55,19 @@ class RunIdentity:
         self._hash.update(f"{fingerprint or 'bad'}\t{name}\n".encode())
         self.count += 1
 
-    def run_id(self) -> str:
+    def add_url(self, source: "UrlSource", label: str) -> None:
+        """A URL input: named by what it asks for (and the label), not by what it answers,
+        unknown before the run; its runs are numbered generations (``run_id(generation)``)."""
+        self._hash.update(f"url\t{source.describe()}\t{label}\n".encode())
+        self.fetches = True
+
+    def run_id(self, generation: int = 1) -> str:
+        """The run's ID. A command with URLs has a new run (generation) each time the last
+        one finished: the pages may say something new."""
+        if self.fetches:
+            numbered = self._hash.copy()
+            numbered.update(b"generation %d" % generation)
+            return f"ingest-{numbered.hexdigest()[:20]}"
         if self.count == 1 and self._first:
             return f"ingest-{self._first}"
         return f"ingest-{self._hash.hexdigest()[:20]}"
@@ -106,6 +120,60 @@ def title_of(position: int) -> str:
 
 # -- what a run carries --------------------------------------------------------------------
 @dataclass(frozen=True)
+class UrlSource:
+    """A URL input, without its credentials: one document, or pages ``first``..``last``
+    (``last`` None: until the first page with no records) of a ``{page}`` template."""
+
+    template: str
+    first: int = 0
+    last: Optional[int] = None
+    paginated: bool = False
+
+    def url(self, page: int) -> str:
+        return self.template.replace(PAGE_PLACEHOLDER, str(page)) if self.paginated else self.template
+
+    def describe(self) -> str:
+        if not self.paginated:
+            return self.template
+        return f"{self.template} pages {self.first}-{'' if self.last is None else self.last}"
+
+
+PAGE_PLACEHOLDER = "{page}"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How pages are fetched: tries per page, seconds per connect or read, requests per
+    second for the whole run (None: no cap), the first retry's wait, pages in flight."""
+
+    attempts: int = 5
+    timeout: float = 30.0
+    rate: Optional[float] = None
+    backoff: float = 0.5
+    concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """What fetching one page found: its spooled copy and plan (as a file's ``sources``
+    row has them), or why it can't be loaded; ``empty``: it holds no records."""
+
+    page: int
+    name: str  # the URL, without credentials
+    attempts: int
+    status: Optional[int] = None
+    path: Optional[str] = None
+    fingerprint: Optional[str] = None
+    shape: Optional[str] = None
+    size: Optional[int] = None
+    mtime_ns: Optional[int] = None
+    records: int = 0
+    pieces: tuple = ()
+    error: Optional[str] = None
+    empty: bool = False
+
+
+@dataclass(frozen=True)
 class Job:
     """What every workflow of a run needs: its ID and how to treat records."""
 
@@ -121,6 +189,9 @@ class Job:
     transform_dir: str = ""  # where MODULE is imported from: the load's working directory
     key: str = ""  # --key: a dotted path into the record; "" = keyed by file and position
     on_conflict: str = "skip"  # --on-conflict, with a key: "skip" or "update"
+    http: HttpPolicy = HttpPolicy()  # how its URL inputs' pages are fetched
+    fmt: Optional[str] = None  # --format, for pages (files are scanned by the command)
+    fingerprint_label: str = ""  # what a page's fingerprint adds to its bytes (as a file's)
 
     @property
     def keyed(self) -> bool:
@@ -136,6 +207,7 @@ class RunPlan:
     inputs: str  # the paths as typed, for people
     files: int  # rows in ``sources``
     records: int  # records of the files planned as new (claims may take some away)
+    urls: tuple = ()  # UrlSource of each URL input, fetched by the run after its files
 
 
 @dataclass(frozen=True)
@@ -188,6 +260,26 @@ class Claimed:
         return Claimed(*(a + b for a, b in zip(astuple_of(self), astuple_of(other))))
 
 
+@dataclass(frozen=True)
+class PageCounts:
+    """A run's pages so far: stored as new, already loaded (content claimed before),
+    failed (an ``errors`` row each), and the HTTP requests they took beyond one each."""
+
+    new: int = 0
+    already: int = 0
+    failed: int = 0
+    http_retries: int = 0
+    empty: int = 0  # pages with no records (the end of an open range) and past-the-end 404s
+    records: int = 0  # of the new pages
+
+    @property
+    def fetched(self) -> int:
+        return self.new + self.already + self.failed + self.empty
+
+    def __add__(self, other: "PageCounts") -> "PageCounts":
+        return PageCounts(*(a + b for a, b in zip(astuple_of(self), astuple_of(other))))
+
+
 def astuple_of(value) -> tuple:
     return tuple(asdict(value).values())
 
@@ -210,6 +302,7 @@ class Summary:
     finished_at: float
     skipped: int = 0
     updated: int = 0
+    pages: Optional["PageCounts"] = None  # a run with URL inputs: what fetching them found
 
     @property
     def files(self) -> int:

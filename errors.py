@@ -89,8 +89,8 @@ class RunFailed(IngestError):
 # Record problems found while reading (no exception is raised for them) and errors a
 # transform's output can raise when stored: never retried, by name as stored in ``errors``.
 PERMANENT_TYPES = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter",
-                   "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "MissingKey",
-                   "BadTransformResult", "NotStorable", "Rejected")
+                   "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "BadPage",
+                   "MissingKey", "BadTransformResult", "NotStorable", "Rejected")
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""The DBOS application: how a set of files is loaded, durably and exactly once.
+"""The DBOS application: how a set of files and API pages is loaded, durably and exactly once.
 
 Read top to bottom, this is the story of a load:
 
@@ -9,6 +9,12 @@ Read top to bottom, this is the story of a load:
 2. It packs the pieces of the claimed files into chunks of about ``chunk_size`` records (a
    chunk may span many small files; a big file is cut into byte ranges) and enqueues one
    ``load_chunk`` workflow per chunk on the ``ingest-chunks`` queue, all at once.
+2b. Then it fetches the pages of its URL inputs (``fetch_source``), a batch per step
+   (``fetch_batch``: each page retried by its own HTTP policy, spooled to disk and scanned
+   as a file is). Each batch is written to ``sources``, claimed and packed like files, so
+   its chunks load while the next batch is fetched; a page that can't be had gets one
+   ``errors`` row. A crash never fetches a page twice: a finished batch is checkpointed,
+   and a page spooled by an unfinished one is found in the spool.
 3. ``load_chunk`` reads its pieces, transforms every record and writes the successes to
    ``tasks`` in one datasource transaction (``write_chunk``; COPY on Postgres). Records that
    can never load go straight to ``errors``.
@@ -28,7 +34,7 @@ counted only when a transaction really commits.
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import orjson
@@ -37,11 +43,13 @@ from sqlalchemy import func, select, update
 
 from . import store, telemetry
 from .app import MAX_RECOVERY_ATTEMPTS, app_db, tx_options
-from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult,
-                       Claimed, Job, RunPlan, Summary, chunk_workflow_id, fork_id,
-                       redrive_prefix, redrive_workflow_id, retry_workflow_id)
+from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, PAGES_EVENT, RETRY_QUEUE, RUN_QUEUE,
+                       Chunk, ChunkResult, Claimed, FetchedPage, HttpPolicy, Job, PageCounts,
+                       RunPlan, Summary, UrlSource, chunk_workflow_id, fork_id, redrive_prefix,
+                       redrive_workflow_id, retry_workflow_id)
 from .errors import PERMANENT_TYPES, InputChanged, is_permanent
 from .models import Error, Source
+from .sources.http import Scanning, fetch_pages, forget_markers, is_past_the_end
 from .sources.read import RecordProblem, read_chunk
 from .transform import Faults, Shaper
 
@@ -58,14 +66,22 @@ def ingest_run(plan: RunPlan) -> Summary:
     telemetry.tag_run(job.run_id)
     started = clock()
     claimed = claim_files(job.run_id, plan.files)
-    chunks = enqueue_chunks(job)
+    packing = enqueue_chunks(job, final=not plan.urls)
+    fetched = Fetched(claimed=Claimed(), pages=PageCounts(), ordinal=plan.files, packing=packing)
+    for source in plan.urls:
+        fetched = fetch_source(job, source, fetched)
+    if plan.urls:
+        packing = enqueue_chunks(job, fetched.packing, final=True)
+        fetched_all(job.run_id)
+    chunks = packing["next_index"]
     totals = await_chunks(job.run_id, chunks)
-    return Summary(run_id=job.run_id, inputs=plan.inputs, records=claimed.records,
-                   tasks=totals.tasks, errors=totals.errors + claimed.bad_rows,
+    pages = fetched.claimed
+    return Summary(run_id=job.run_id, inputs=plan.inputs, records=claimed.records + pages.records,
+                   tasks=totals.tasks, errors=totals.errors + claimed.bad_rows + pages.bad_rows,
                    retries=totals.retries, chunks=chunks, files_new=claimed.new,
                    files_already=claimed.duplicate, files_bad=claimed.bad,
                    started_at=started, finished_at=clock(), skipped=totals.skipped,
-                   updated=totals.updated)
+                   updated=totals.updated, pages=fetched.pages if plan.urls else None)
 
 
 @DBOS.step(name="clock")
@@ -109,22 +125,24 @@ def claim_page(run_id: str, low: int, high: int) -> Claimed:
 
 
 # -- 2. chunks ------------------------------------------------------------------------------
-def enqueue_chunks(job: Job) -> int:
-    """Pack the run's new files into chunks, a page of files at a time, and enqueue each
-    chunk as it is packed; returns how many."""
-    state = {"after": -1, "open": None, "next_index": 0}
+def enqueue_chunks(job: Job, packing: Optional[dict] = None, final: bool = True) -> dict:
+    """Pack the run's new files not packed yet into chunks, a page of files at a time, and
+    enqueue each chunk as it is packed. ``packing`` carries on where the last call stopped
+    (its ``next_index`` is the number of chunks so far); with ``final``, the last chunk is
+    closed, else it stays open for the files (pages) still to come."""
+    state = packing or {"after": -1, "open": None, "next_index": 0}
     while True:
         page = app_db().run_tx_step(tx_options("pack_chunks"), pack_chunks, job.run_id,
-                                    job.chunk_size, state)
+                                    job.chunk_size, state, final)
         for chunk in page["chunks"]:
             with SetWorkflowID(chunk_workflow_id(job.run_id, chunk.index)):
                 DBOS.enqueue_workflow(CHUNK_QUEUE, load_chunk, job, chunk)
         state = page["state"]
         if page["done"]:
-            return state["next_index"]
+            return state
 
 
-def pack_chunks(run_id: str, chunk_size: int, state: dict) -> dict:
+def pack_chunks(run_id: str, chunk_size: int, state: dict, final: bool = True) -> dict:
     """The chunks of the next page of new files. ``state`` carries the chunk still open
     across pages, so chunks are cut the same way whatever the page size."""
     rows = app_db().sql_session().execute(
@@ -135,7 +153,7 @@ def pack_chunks(run_id: str, chunk_size: int, state: dict) -> dict:
     for row in rows:
         packer.add_file(row.ordinal, row.pieces or [])
     done = len(rows) < PACK_PAGE
-    if done:
+    if done and final:
         packer.close()
     after = rows[-1].ordinal if rows else state["after"]
     return {"chunks": packer.chunks, "done": done,
@@ -169,6 +187,78 @@ class Packer:
             self.chunks.append(Chunk(index=self.next_index, **self.open))
             self.next_index += 1
             self.open = None
+
+
+# -- 2b. pages of URL inputs -------------------------------------------------------------
+@dataclass(frozen=True)
+class Fetched:
+    """Where fetching a run's URL inputs stands: pages claimed, their counts, the next
+    ordinal in ``sources`` and the chunk packing, carried from one source to the next."""
+
+    claimed: Claimed
+    pages: PageCounts
+    ordinal: int
+    packing: dict
+
+
+def fetch_source(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
+    """Fetch a URL input's pages a batch per step, each batch written to ``sources``,
+    claimed and packed into chunks (so they load while the next batch is fetched)."""
+    batch = pages_per_step(job.http)
+    page = source.first
+    while source.last is None or page <= source.last:
+        pages = fetch_batch(job, source, page, batch)
+        kept = [p for p in pages if not p.empty and not is_past_the_end(source, p)]
+        claimed = app_db().run_tx_step(tx_options("record_pages"), record_pages, job.run_id,
+                                       fetched.ordinal, kept)
+        counts = fetched.pages + PageCounts(
+            new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
+            empty=len(pages) - len(kept), http_retries=sum(p.attempts - 1 for p in pages),
+            records=claimed.records)
+        fetched = replace(fetched, claimed=fetched.claimed + claimed, pages=counts,
+                          ordinal=fetched.ordinal + len(kept),
+                          packing=enqueue_chunks(job, fetched.packing, final=False))
+        DBOS.set_event(PAGES_EVENT, asdict(counts))
+        if not source.paginated or len(pages) < batch:
+            break  # one document, or the end of an open range
+        page += batch
+    return fetched
+
+
+@DBOS.step(name="fetched_all")
+def fetched_all(run_id: str) -> None:
+    forget_markers(run_id)
+
+
+def pages_per_step(policy: HttpPolicy) -> int:
+    """Pages fetched per step: enough for the pages in flight to keep busy, few enough
+    for chunks to start loading early."""
+    return min(64, max(8, 4 * policy.concurrency))
+
+
+@DBOS.step(name="fetch_pages")
+def fetch_batch(job: Job, source: UrlSource, first: int, count: int) -> list:
+    """Fetch, spool and scan pages ``first``..: the step's output is their plans (an HTTP
+    failure is a page's ``error``, not the step's)."""
+    scanning = Scanning(job.chunk_size, job.fmt, job.fingerprint_label)
+    return fetch_pages(job.run_id, source, first, count, job.http, scanning)
+
+
+def record_pages(run_id: str, low: int, pages: list) -> Claimed:
+    """The pages' ``sources`` rows (ordinals ``low``..), claimed as a file's are; a page
+    that failed in an earlier run and loads now resolves that run's ``errors`` row."""
+    session = app_db().sql_session()
+    store.write_sources(session, [page_row(run_id, low + n, page) for n, page in enumerate(pages)])
+    store.resolve_bad_pages(session, [page.name for page in pages if not page.error])
+    return claim_page(run_id, low, low + len(pages))
+
+
+def page_row(run_id: str, ordinal: int, page: FetchedPage) -> dict:
+    return {"run_id": run_id, "ordinal": ordinal, "name": page.name, "path": page.path or page.name,
+            "fingerprint": page.fingerprint, "records": page.records,
+            "state": "bad" if page.error else "planned", "shape": page.shape, "size": page.size,
+            "mtime_ns": page.mtime_ns, "pieces": [list(p) for p in page.pieces] or None,
+            "error": page.error, "loaded_by": None}
 
 
 # -- 3. one chunk ---------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from .contract import (ACTIVE, ERROR, GIVEN_UP, QUEUED, SUCCESS, Chunk, Summary, children_prefix,
-                       is_run_id, redrive_prefix)
+from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, Chunk, PageCounts,
+                       Summary, children_prefix, is_run_id, redrive_prefix)
 from .errors import RunNotFound
 
 FILES_PAGE = 100
@@ -150,6 +150,7 @@ def run_row(client, parent, children: Optional[list] = None,
         started, finished = (parent.created_at or 0) / 1000, None
         records, files = planned_size(plan)
     duration = (finished or time.time()) - started if started else None
+    pages = pages_of(client, parent, plan)
     return {
         "run_id": parent.workflow_id,
         "dataset": dataset_of(plan),
@@ -165,7 +166,21 @@ def run_row(client, parent, children: Optional[list] = None,
         "started_at": started,
         "duration_s": round(duration, 3) if duration is not None else None,
         "records_per_s": round((tasks + updated + skipped + errors) / duration, 1) if duration else None,
+        "pages": pages,
     }
+
+
+def pages_of(client, parent, plan) -> Optional[dict]:
+    """A run's pages of URL inputs, fetched so far (None: it has no URL inputs): from its
+    summary once done, else from the counts its workflow publishes as it goes."""
+    from .runs import pages_dict
+
+    if plan is None or isinstance(plan, dict) or not getattr(plan, "urls", ()):
+        return None
+    if parent.status == SUCCESS and parent.output is not None:
+        return pages_dict(Summary.from_output(parent.output).pages or PageCounts())
+    published = client.get_event(parent.workflow_id, PAGES_EVENT, timeout_seconds=0)
+    return pages_dict(PageCounts(**published) if published else PageCounts())
 
 
 def dataset_of(plan) -> Optional[str]:

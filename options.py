@@ -84,3 +84,28 @@ shaping_options = options(
     click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
                  help="With --key, a key already stored: keep its row (skip, default) or update it."),
 )
+
+
+header_option = click.option(
+    "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+    help="An HTTP header for every page request, e.g. an API key (repeatable). Never printed "
+         "nor stored: a later resume or worker that fetches pages needs it again.")
+http_options = options(
+    click.option("--pages", metavar="START-END|START-", default=None,
+                 help="Pages of URL inputs with a {page} placeholder: START-END (inclusive), "
+                      "or START- (until the first page with no records)."),
+    header_option,
+    click.option("--http-attempts", type=click.IntRange(1, 100), default=5, show_default=True,
+                 help="Tries per page, the first included (connection errors, timeouts, 429, 5xx)."),
+    click.option("--http-timeout", type=click.FloatRange(0.1, 3600), default=30.0,
+                 show_default=True, help="Seconds to connect, and between bytes of an answer."),
+    click.option("--rate", type=click.FloatRange(0.01, 100_000), default=None, metavar="N",
+                 help="At most N page requests per second, retries included (default: no cap)."),
+)
+
+
+def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int):
+    from .contract import HttpPolicy
+
+    return HttpPolicy(attempts=http_attempts, timeout=http_timeout, rate=rate,
+                      concurrency=concurrency)

@@ -9,8 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO, Callable, Iterator, Optional
 
-from .contract import (ACTIVE, ERROR, GIVEN_UP, SUCCESS, Chunk, Job, RunPlan, Summary,
-                       children_prefix, fork_id, is_run_id)
+from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, HttpPolicy, Job,
+                       RunPlan, Summary, children_prefix, fork_id, is_run_id)
 from .errors import InputError, RunFailed, RunIncomplete, RunNotFound
 from .progress import Progress
 
@@ -32,12 +32,15 @@ class LoadOptions:
     transform_dir: str = ""
     key: str = ""
     on_conflict: str = "skip"
+    http: HttpPolicy = HttpPolicy()
+    urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
 
     def job(self, run_id: str) -> Job:
         return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
                    retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
-                   on_conflict=self.on_conflict)
+                   on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
+                   fingerprint_label=self.identity)
 
     @property
     def identity(self) -> str:
@@ -74,6 +77,32 @@ def shaping_options(transform: str, key: Optional[str], on_conflict: Optional[st
             "on_conflict": on_conflict or "skip"}
 
 
+def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
+    """The ``UrlSource`` of each URL among ``specs``, checked before any work (a
+    ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
+    installed in this process and its helpers, and kept nowhere else."""
+    from .errors import UsageError
+    from .sources.http import Credentials, install, is_url, parse_pages, url_source
+
+    credentials = Credentials()
+    for header in headers:
+        credentials.add_header(header)
+    page_range = parse_pages(pages) if pages is not None else None
+    sources = tuple(url_source(spec, page_range, credentials) for spec in specs if is_url(spec))
+    if pages is not None and not any(source.paginated for source in sources):
+        raise UsageError("--pages is for URL inputs with a {page} placeholder, e.g. "
+                         "'https://api.example.com/users?page={page}'")
+    install(credentials)
+    return sources
+
+
+def install_headers(headers: tuple) -> None:
+    """``--header`` of ``resume`` and ``worker``: the credentials a run's pages need (they
+    are never stored, so a process that fetches them must be given them again)."""
+    if headers:
+        url_inputs([], None, headers)
+
+
 @dataclass
 class LoadResult:
     """What a load did, for people (``str``) and for scripts (``asdict``)."""
@@ -95,6 +124,7 @@ class LoadResult:
     skipped: int = 0  # records without a row on purpose (transform None, --key already there)
     updated: int = 0  # (--key --on-conflict update) rows replaced
     workers: int = 1  # processes that loaded chunks: this one and its helpers
+    pages: Optional[dict] = None  # with URL inputs: PageCounts, and "fetched"
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
@@ -107,11 +137,17 @@ class LoadResult:
                    chunks=summary.chunks, files_loaded=loaded, files_already_loaded=already,
                    files_bad=summary.files_bad, already_loaded=already_loaded,
                    elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
-                   skipped=summary.skipped, updated=summary.updated, workers=workers)
+                   skipped=summary.skipped, updated=summary.updated, workers=workers,
+                   pages=pages_dict(summary.pages))
 
     @property
     def has_errors(self) -> bool:
         return self.errors > 0
+
+    @property
+    def bad_inputs(self) -> int:
+        """Files and pages that could not be loaded at all (exit 3)."""
+        return self.files_bad + (self.pages or {}).get("failed", 0)
 
     @property
     def records_per_s(self) -> float:
@@ -124,8 +160,8 @@ class LoadResult:
     def input_lines(self) -> list:
         """One line per bad input (the first 20) and one for what folders skipped."""
         lines = [f"bad input: {line}" for line in self.bad_files]
-        if self.files_bad > len(self.bad_files):
-            lines.append(f"... and {self.files_bad - len(self.bad_files)} more bad inputs: "
+        if self.bad_inputs > len(self.bad_files):
+            lines.append(f"... and {self.bad_inputs - len(self.bad_files)} more bad inputs: "
                          f"ingest errors {self.run_id}")
         return lines + ([self.skipped_inputs] if self.skipped_inputs else [])
 
@@ -144,6 +180,10 @@ class LoadResult:
         if self.files > 1 or self.files_bad or self.files_already_loaded and not self.already_loaded:
             lines.append(f"  files: {self.files_loaded:,} new files loaded, "
                          f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
+        if self.pages is not None:
+            from .tables import describe_pages
+
+            lines.append(describe_pages(self.pages))
         shaped = (f" | updated {self.updated}" if self.updated else "") + \
             (f" | skipped {self.skipped}" if self.skipped else "")
         lines.append(
@@ -151,6 +191,10 @@ class LoadResult:
             f" | retries {self.retries} | elapsed {self.elapsed_s:.2f} s"
             f" | {self.records_per_s:,.0f} records/s")
         return "\n".join(lines)
+
+
+def pages_dict(counts) -> Optional[dict]:
+    return None if counts is None else {**asdict(counts), "fetched": counts.fetched}
 
 
 @dataclass(frozen=True)
@@ -171,18 +215,22 @@ class Detached:
 
 # -- load -----------------------------------------------------------------------------------------
 def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
-    """Name and fingerprint every input file (no database is touched). A single file named
-    alone that can't be loaded, or inputs of which none can, are an ``InputError`` here,
-    before anything is written."""
+    """Name and fingerprint every input file (no database is touched); URL inputs
+    (``options.urls``) are named by what they ask for, and fetched by the run. A single
+    file named alone that can't be loaded, or inputs of which none can, are an
+    ``InputError`` here, before anything is written."""
+    from .sources.http import is_url
     from .sources.plan import Manifest, Skipped, expand, format_of, has_magic, identify
     from .sources.scan import scan
     from .sources.spool import remove_quietly
 
     skipped, manifest = Skipped(), Manifest()
-    for name in expand(specs, skipped):
+    for name in expand([s for s in specs if not is_url(s)], skipped):
         manifest.add(identify(name, options.identity, stdin))
+    for source in options.urls:
+        manifest.identity.add_url(source, options.identity)
     scanned = None
-    if manifest.bad == manifest.count:  # nothing to load at all
+    if manifest.bad == manifest.count and not options.urls:  # nothing to load at all
         more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
         raise InputError(manifest.first.error + more)
     if len(specs) == 1 and manifest.count == 1 and not has_magic(specs[0]):
@@ -197,6 +245,20 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     return manifest, skipped, scanned
 
 
+def current_run(manifest) -> tuple:
+    """(run ID, its status or None) of these inputs. With URLs, the first run (generation)
+    not finished yet, else a new one: the same command fetches the pages again, and
+    stores only what no earlier run stored."""
+    generation = 1
+    while True:
+        run_id = manifest.identity.run_id(generation)
+        status = run_status(run_id)
+        if not manifest.identity.fetches or status != SUCCESS:
+            manifest.chosen = run_id
+            return run_id, status
+        generation += 1
+
+
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
          detach: bool = False, show_progress: bool = False, fleet=None):
     """Plan the run of these files and start it, or attach to it if it exists; returns its
@@ -205,9 +267,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     from . import integration
 
     began = time.time()
-    run_id = manifest.run_id
-    status = run_status(run_id)
-    dataset = describe_inputs(specs)
+    run_id, status = current_run(manifest)
+    dataset = describe_inputs(specs, options.urls)
     if fleet is not None:
         fleet.take_over_others(app.databases)
         if status != SUCCESS:
@@ -217,13 +278,14 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
         if status is None:
             planned = app.write_plan(manifest, run_id, options, scanned).records
             plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
-                           records=planned)
+                           records=planned, urls=options.urls)
             integration.start_run(plan, detach=detach)
         if detach:
             return Detached(run_id, dataset, planned, status or "ENQUEUED")
-        bar = Progress(planned, enabled=show_progress and status != SUCCESS, files=manifest.count)
+        bar = Progress(planned, enabled=show_progress and status != SUCCESS, files=manifest.count,
+                       pages=bool(options.urls))
         try:
-            summary = wait_for_run(run_id, on_children=progress_of(bar))
+            summary = wait_for_run(run_id, on_children=progress_of(bar, run_id))
         finally:
             bar.close()
     finally:
@@ -258,24 +320,31 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
     return fleet
 
 
-def progress_of(bar: Progress) -> Optional[Callable]:
-    """Turns the run's finished chunk workflows into files and records done."""
+def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:
+    """Turns the run's finished chunk workflows (and its pages so far) into files, pages and
+    records done."""
     if not bar.enabled:
         return None
+    from dbos import DBOS
 
     def update(children: list) -> None:
         done = [c.input["args"][1] for c in children
                 if c.status == SUCCESS and c.name == "load_chunk" and c.input]
-        bar.update(sum(c.records for c in done), sum(c.files_done for c in done))
+        pages = DBOS.get_event(run_id, PAGES_EVENT, timeout_seconds=0) if bar.pages else None
+        bar.update(sum(c.records for c in done), sum(c.files_done for c in done), pages)
 
     return update
 
 
-def describe_inputs(specs: list) -> str:
+def describe_inputs(specs: list, urls: tuple = ()) -> str:
+    """The inputs as typed, for people: paths made absolute, URLs without credentials."""
     import os
 
-    names = ["stdin" if s == "-" else (s if any(c in s for c in "*?[") else os.path.abspath(s))
-             for s in specs]
+    from .sources.http import is_url
+
+    bare = iter(source.describe() for source in urls)
+    names = ["stdin" if s == "-" else next(bare) if is_url(s) else
+             (s if any(c in s for c in "*?[") else os.path.abspath(s)) for s in specs]
     return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
 

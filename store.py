@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Optional
 
 import orjson
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
 from . import telemetry
 from .contract import BAD_FILE_POSITION, bad_file_key, source_key, title_of
@@ -275,17 +275,29 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
 
 
 def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str) -> dict:
-    """The one ``errors`` row of a file that can't be loaded at all."""
+    """The one ``errors`` row of a file (or an API page: ``BadPage``) that can't be loaded
+    at all."""
+    from .sources.http import is_url
+
     key = bad_file_key(fingerprint, name)
+    kind = "BadPage" if is_url(name) else "BadFile"
     return {
         "title": name,
         "source_key": key,
         "run_id": run_id,
         "position": BAD_FILE_POSITION,
         "message": {"title": name, "source_key": key, "position": BAD_FILE_POSITION,
-                    "error_type": "BadFile", "error": reason, "attempts": 0, "permanent": True,
+                    "error_type": kind, "error": reason, "attempts": 0, "permanent": True,
                     "path": name, "fingerprint": fingerprint, "record": None},
     }
+
+
+def resolve_bad_pages(session, names: list) -> None:
+    """A page that loads now marks the errors rows of its earlier failures resolved."""
+    keys = [bad_file_key(None, name) for name in names]
+    if keys:
+        session.execute(update(Error).where(Error.source_key.in_(keys), Error.resolved_at.is_(None))
+                        .values(resolved_at=func.now()))
 
 
 def write_errors(session, rows: list, keyed: bool = False) -> None:

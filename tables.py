@@ -28,13 +28,15 @@ def detail(detail: dict) -> str:
                      "or their key was already stored)")
     if detail.get("resolved"):
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
+    if detail.get("pages"):
+        lines.append(describe_pages(detail["pages"]))
     lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
               f"{'recoveries':>10}  retry"]
     for c in detail["chunks"]:
         lines.append(f"{c['chunk']:>6} {c['records']:<22} {c['state']:<31} {c['tasks']:>7} "
                      f"{c['errors']:>7} {c['recovery_attempts'] or 0:>10}  {c['retry_state'] or '-'}")
-    if detail["files"] > 1:
-        lines.append(f"\n{detail['files']} files: ingest status {detail['run_id']} --files 1")
+    if detail["files"] > 1 or detail.get("pages"):
+        lines.append(f"\nits files and pages: ingest status {detail['run_id']} --files 1")
     if detail["state"] == "incomplete":
         lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
     return "\n".join(lines)
@@ -60,3 +62,10 @@ def error_groups(groups: list, run_id=None) -> str:
     lines += [f"{g['count']:>7}  {g['error_type']:<20} {g['sample_title']:<12} {g['error']}"
               for g in groups]
     return "\n".join(lines)
+
+
+def describe_pages(pages: dict) -> str:
+    empty = f", {pages['empty']:,} empty" if pages.get("empty") else ""
+    return (f"  pages: {pages['fetched']:,} fetched: {pages['new']:,} new, "
+            f"{pages['already']:,} already loaded, {pages['failed']:,} failed{empty}"
+            f" | http retries {pages['http_retries']:,}")

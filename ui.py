@@ -128,10 +128,21 @@ def run_fragment(detail: dict, files: dict, errors: list) -> str:
                         ("records", "tasks", "updated", "skipped", "errors", "retries"))
     return (f"<div data-live='{int(state in LIVE_STATES)}'><h1>{e(run_id)}</h1>"
             f"<p><span class='state-{e(state)}' id=state>{e(state)}</span> · {counts} · "
-            f"{e(detail['dataset'])}</p>{actions(run_id, state, detail['errors'])}"
+            f"{e(detail['dataset'])}</p>{pages_line(detail.get('pages'))}"
+            f"{actions(run_id, state, detail['errors'])}"
             f"<h2>Throughput</h2>{throughput_chart(detail['chunks'])}"
             f"<h2>Chunks by worker</h2>{timeline(detail['chunks'])}"
             f"<h2>Errors</h2>{error_table(errors)}<h2>Files</h2>{files_table(run_id, files)}</div>")
+
+
+def pages_line(pages: Optional[dict]) -> str:
+    """A run of API pages: how many were fetched, new, already loaded, failed, retried."""
+    if not pages:
+        return ""
+    counts = " · ".join(f"{label} <b>{e(pages.get(name, 0))}</b>" for name, label in
+                        (("fetched", "pages fetched"), ("new", "new"), ("already", "already loaded"),
+                         ("failed", "failed"), ("http_retries", "http retries")))
+    return f"<p id=pages>{counts}</p>"
 
 
 def actions(run_id: str, state: str, errors: int) -> str:

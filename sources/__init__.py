@@ -4,5 +4,6 @@
   each identified by its bytes, and the packing of their records into chunks;
 - ``scan``: validate one file and cut it into byte ranges of records;
 - ``spool``: standard input and gzip files copied to disk under their content hash;
+- ``http``: URL inputs, their credentials, and fetching their pages into the spool;
 - ``read``: a chunk's byte ranges back into records.
 """

@@ -217,6 +217,7 @@ class Manifest:
         self.count = 0
         self.bad = 0
         self.first: Optional[Identified] = None
+        self.chosen: Optional[str] = None
 
     def add(self, item: Identified) -> None:
         self._file.write(orjson.dumps([item.name, item.path, item.fingerprint, item.error,
@@ -227,8 +228,9 @@ class Manifest:
         self.bad += item.error is not None
 
     @property
-    def run_id(self) -> str:
-        return self.identity.run_id()
+    def run_id(self) -> Optional[str]:
+        """With URL inputs, the run ``runs.current_run`` chose (None before it chose)."""
+        return self.chosen if self.identity.fetches else self.identity.run_id()
 
     def __iter__(self) -> Iterator[Identified]:
         self._file.flush()

@@ -305,6 +305,25 @@ def _reap_ingest_processes():
                 pipe.close()
 
 
+def finish_on_workers(run_id: str, env: dict, cwd: Path, workers: int = 2, timeout: float = 90) -> None:
+    """Start ``workers`` ``ingest worker`` processes, wait until the (detached) run is done,
+    then stop them with SIGTERM."""
+    started = [start_ingest("worker", "--worker-id", f"w{n}", env=env, cwd=cwd)
+               for n in range(1, workers + 1)]
+
+    def done() -> bool:
+        status = run_ingest("status", run_id, "--json", env=env, cwd=cwd)
+        return status.returncode == 0 and json.loads(status.stdout)["state"] == "done"
+
+    try:
+        wait_until(done, timeout, "the workers to finish the run", interval=0.3)
+    finally:
+        for worker in started:
+            worker.send_signal(signal.SIGTERM)
+        for worker in started:
+            worker.communicate(timeout=60)
+
+
 def write_records(path: Path, records: list, shape: str = "envelope") -> Path:
     """Write records as a randomuser envelope, a bare array or NDJSON."""
     if shape == "ndjson":

@@ -48,6 +48,12 @@ def test_workers_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     assert [line.split()[0] for line in lines[2:5]] == ["baseline", "workers", "workers"]
 
 
+def test_http_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    out = smoke_run("bench_http.py", tmp_path)
+    assert "5 pages x 40 records" in out and "200 rows, each once" in out
+    assert "(limit 250: ok)" in out
+
+
 def test_ui_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     out = smoke_run("bench_ui.py", tmp_path)
     assert "record load:" in out and "target under +2 %" in out

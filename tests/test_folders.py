@@ -4,11 +4,11 @@ import gzip
 import json
 import os
 import shutil
-import signal
 
 import pytest
 
-from conftest import kill_9, people, run_ingest, start_ingest, wait_until, write_records
+from conftest import (finish_on_workers, kill_9, people, run_ingest, start_ingest, wait_until,
+                      write_records)
 
 
 def load(cli, backend, *args, code=0):
@@ -220,17 +220,5 @@ def test_detached_file_set_runs_on_workers(postgres_backend, workdir):
     queued = run_ingest("load", root, "--chunk-size", "20", "--detach", "--json", env=env, cwd=workdir)
     assert queued.returncode == 0, queued.stderr
     run_id = json.loads(queued.stdout)["run_id"]
-    workers = [start_ingest("worker", "--worker-id", f"w{n}", env=env, cwd=workdir) for n in (1, 2)]
-
-    def done() -> bool:
-        status = run_ingest("status", run_id, "--json", env=env, cwd=workdir)
-        return status.returncode == 0 and json.loads(status.stdout)["state"] == "done"
-
-    try:
-        wait_until(done, 90, "the workers to finish the run", interval=0.3)
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.communicate(timeout=60)
+    finish_on_workers(run_id, env, workdir)
     assert postgres_backend.counts() == (200, 0)

@@ -335,6 +335,9 @@ def test_instruments_as_declared(monkeypatch):
             in_flight = metric_points(reader)["ingest.records.in_flight"]
         with pytest.raises(RuntimeError), telemetry.chunk(4):
             raise RuntimeError("the chunk's transaction failed")
+        telemetry.record_request("2xx", 0.02)
+        telemetry.record_request("5xx", 0.3)
+        telemetry.record_request("2xx", 0.01)
         points = metric_points(reader)
     finally:
         telemetry.stop()
@@ -346,6 +349,13 @@ def test_instruments_as_declared(monkeypatch):
     assert (durations[True].count, durations[False].count) == (1, 1)
     assert tuple(durations[True].explicit_bounds) == telemetry.CHUNK_DURATION_BUCKETS
     assert [p.value for p in points["ingest.records.in_flight"].data.data_points] == [0]
+    requests = {dict(p.attributes)["status_class"]: p.value
+                for p in points["ingest.http.requests"].data.data_points}
+    assert requests == {"2xx": 2, "5xx": 1}
+    latency = {dict(p.attributes)["status_class"]: p
+               for p in points["ingest.http.request.duration"].data.data_points}
+    assert (latency["2xx"].count, latency["2xx"].sum) == (2, pytest.approx(0.03))
+    assert tuple(latency["5xx"].explicit_bounds) == telemetry.REQUEST_DURATION_BUCKETS
     assert telemetry._meters is None
     telemetry.record_writes(tasks=1)  # after stop: a no-op, not an error
     with telemetry.chunk(1):
