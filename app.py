@@ -179,14 +179,22 @@ def drain(seconds: float) -> None:
     set) and the chunks and retries the system database says this executor took. A chunk
     taken from the queue is PENDING there before its thread starts; left behind, it would
     wait for this executor's next start, and another command's run with it. Uses private
-    attributes of DBOS 3.4: its background threads' stop events and its active set."""
+    attributes of DBOS 3.4: its background threads' stop events and its active set. A run
+    this process can't advance (it waits for credentials it was not given) is left for
+    the next process."""
     from dbos._dbos import _get_dbos_instance
+
+    from .sources.http import waiting
 
     dbos = _get_dbos_instance()
     for stop in dbos.background_thread_stop_events:
         stop.set()
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and (dbos._active_workflows_set.activeList() or taken_here()):
+
+    def busy() -> bool:
+        return bool(set(dbos._active_workflows_set.activeList()) - waiting) or taken_here()
+
+    while time.monotonic() < deadline and busy():
         time.sleep(0.05)
 
 

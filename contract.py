@@ -63,14 +63,21 @@ class RunIdentity:
 
     def run_id(self, generation: int = 1) -> str:
         """The run's ID. A command with URLs has a new run (generation) each time the last
-        one finished: the pages may say something new."""
+        one finished, since the pages may say something new: its IDs share a prefix (see
+        ``generations``) and end with the generation number, in hex."""
         if self.fetches:
-            numbered = self._hash.copy()
-            numbered.update(b"generation %d" % generation)
-            return f"ingest-{numbered.hexdigest()[:20]}"
+            return f"{self.generations()}{generation:06x}"
         if self.count == 1 and self._first:
             return f"ingest-{self._first}"
         return f"ingest-{self._hash.hexdigest()[:20]}"
+
+    def generations(self) -> str:
+        """The prefix of the IDs of a command with URLs (then 6 hex digits of generation)."""
+        return f"ingest-{self._hash.hexdigest()[:14]}"
+
+
+def generation_of(run_id: str) -> int:
+    return int(run_id[-6:], 16)
 
 
 def is_run_id(text: str) -> bool:
@@ -171,6 +178,12 @@ class FetchedPage:
     pieces: tuple = ()
     error: Optional[str] = None
     empty: bool = False
+    end: bool = False  # it ends an open range and holds nothing to load (see sources.http.ends)
+
+    @property
+    def loads(self) -> bool:
+        """Whether it gets a ``sources`` row: it has records, or could not be had."""
+        return not (self.empty or self.end) or self.error is not None
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,9 @@ class Job:
     http: HttpPolicy = HttpPolicy()  # how its URL inputs' pages are fetched
     fmt: Optional[str] = None  # --format, for pages (files are scanned by the command)
     fingerprint_label: str = ""  # what a page's fingerprint adds to its bytes (as a file's)
+    spool: str = ""  # where its pages are spooled (absolute)
+    credentials_check: str = ""  # of the credentials its pages are fetched with ("": none)
+    credential_names: tuple = ()  # their names (headers; Authorization for a URL's userinfo)
 
     @property
     def keyed(self) -> bool:

@@ -49,7 +49,9 @@ from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, PAGES_EVENT, RETRY_
                        redrive_workflow_id, retry_workflow_id)
 from .errors import PERMANENT_TYPES, InputChanged, is_permanent
 from .models import Error, Source
-from .sources.http import Scanning, fetch_pages, forget_markers, is_past_the_end
+from .sources.http import (CredentialsNeeded, Scanning, Tail, credentials_for, fetch_pages,
+                           forget_run)
+from .sources.spool import spool_dir
 from .sources.read import RecordProblem, read_chunk
 from .transform import Faults, Shaper
 
@@ -72,7 +74,7 @@ def ingest_run(plan: RunPlan) -> Summary:
         fetched = fetch_source(job, source, fetched)
     if plan.urls:
         packing = enqueue_chunks(job, fetched.packing, final=True)
-        fetched_all(job.run_id)
+        fetched_all(job)
     chunks = packing["next_index"]
     totals = await_chunks(job.run_id, chunks)
     pages = fetched.claimed
@@ -204,30 +206,61 @@ class Fetched:
 def fetch_source(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
     """Fetch a URL input's pages a batch per step, each batch written to ``sources``,
     claimed and packed into chunks (so they load while the next batch is fetched)."""
-    batch = pages_per_step(job.http)
-    page = source.first
+    count = pages_per_step(job.http) if source.paginated else 1
+    page, tail = source.first, Tail()
     while source.last is None or page <= source.last:
-        pages = fetch_batch(job, source, page, batch)
-        kept = [p for p in pages if not p.empty and not is_past_the_end(source, p)]
-        claimed = app_db().run_tx_step(tx_options("record_pages"), record_pages, job.run_id,
-                                       fetched.ordinal, kept)
-        counts = fetched.pages + PageCounts(
-            new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
-            empty=len(pages) - len(kept), http_retries=sum(p.attempts - 1 for p in pages),
-            records=claimed.records)
-        fetched = replace(fetched, claimed=fetched.claimed + claimed, pages=counts,
-                          ordinal=fetched.ordinal + len(kept),
-                          packing=enqueue_chunks(job, fetched.packing, final=False))
-        DBOS.set_event(PAGES_EVENT, asdict(counts))
-        if not source.paginated or len(pages) < batch:
-            break  # one document, or the end of an open range
-        page += batch
+        pages, ended = fetch_batch_when_allowed(job, source, page, count, tail)
+        for fetched_page in pages:
+            tail = tail.after(fetched_page)
+        page += len(pages)
+        if ended and source.last is not None and page <= source.last:
+            pages.append(unfetched(source, page, tail))  # N failures in a row: the rest alike
+        fetched = record_batch(job, fetched, pages)
+        if ended or not source.paginated:
+            break
     return fetched
 
 
+def record_batch(job: Job, fetched: Fetched, pages: list) -> Fetched:
+    """A batch's pages into ``sources``, claimed and packed, its counts published."""
+    kept = [p for p in pages if p.loads]
+    claimed = app_db().run_tx_step(tx_options("record_pages"), record_pages, job.run_id,
+                                   fetched.ordinal, kept)
+    counts = fetched.pages + PageCounts(
+        new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
+        empty=len(pages) - len(kept), http_retries=sum(max(p.attempts - 1, 0) for p in pages),
+        records=claimed.records)
+    DBOS.set_event(PAGES_EVENT, asdict(counts))
+    return replace(fetched, claimed=fetched.claimed + claimed, pages=counts,
+                   ordinal=fetched.ordinal + len(kept),
+                   packing=enqueue_chunks(job, fetched.packing, final=False))
+
+
+def unfetched(source: UrlSource, first: int, tail: Tail) -> FetchedPage:
+    """The rest of a closed range, not asked for after its pages kept failing: one row."""
+    name = f"{source.template} pages {first}-{source.last}"
+    return FetchedPage(page=first, name=name, attempts=0, error=(
+        f"{name}: not fetched: the {tail.failures} pages before them failed (see their errors); "
+        "run the same command again once the cause is fixed"))
+
+
+def fetch_batch_when_allowed(job: Job, source: UrlSource, first: int, count: int,
+                             tail: Tail) -> tuple:
+    """``fetch_batch``, once a process with the run's credentials runs the run: one that
+    recovered it without them (another command's) waits, durably, and lets it go when
+    it exits; the same command or ``ingest resume --header`` then goes on."""
+    wait = 5.0
+    while True:
+        try:
+            return fetch_batch(job, source, first, count, tail)
+        except CredentialsNeeded:
+            DBOS.sleep(wait)
+            wait = min(wait * 2, 60.0)
+
+
 @DBOS.step(name="fetched_all")
-def fetched_all(run_id: str) -> None:
-    forget_markers(run_id)
+def fetched_all(job: Job) -> None:
+    forget_run(job.spool, job.run_id)
 
 
 def pages_per_step(policy: HttpPolicy) -> int:
@@ -236,12 +269,15 @@ def pages_per_step(policy: HttpPolicy) -> int:
     return min(64, max(8, 4 * policy.concurrency))
 
 
-@DBOS.step(name="fetch_pages")
-def fetch_batch(job: Job, source: UrlSource, first: int, count: int) -> list:
-    """Fetch, spool and scan pages ``first``..: the step's output is their plans (an HTTP
-    failure is a page's ``error``, not the step's)."""
+@DBOS.step(name="fetch_batch")
+def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail) -> tuple:
+    """Fetch, spool and scan pages ``first``..: ``(pages, ended)``. An HTTP failure is a
+    page's ``error``, not the step's; a process without the run's credentials raises
+    ``CredentialsNeeded`` before any request."""
+    creds = credentials_for(job.run_id, job.credentials_check, job.credential_names)
     scanning = Scanning(job.chunk_size, job.fmt, job.fingerprint_label)
-    return fetch_pages(job.run_id, source, first, count, job.http, scanning)
+    return fetch_pages(job.run_id, source, first, count, job.http, scanning, creds,
+                       job.spool or spool_dir(), tail)
 
 
 def record_pages(run_id: str, low: int, pages: list) -> Claimed:

@@ -40,7 +40,21 @@ class LoadOptions:
                    retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
                    on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
-                   fingerprint_label=self.identity)
+                   fingerprint_label=self.identity, **self.fetching(run_id))
+
+    def fetching(self, run_id: str) -> dict:
+        """What the run's page fetches need besides the policy: where to spool, and a check
+        (not the values) of this command's credentials."""
+        if not self.urls:
+            return {}
+        import os
+
+        from .sources.http import credentials
+        from .sources.spool import spool_dir
+
+        mine = credentials()
+        return {"spool": os.path.abspath(spool_dir()), "credentials_check": mine.check(run_id),
+                "credential_names": mine.names()}
 
     @property
     def identity(self) -> str:
@@ -246,17 +260,24 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
 
 
 def current_run(manifest) -> tuple:
-    """(run ID, its status or None) of these inputs. With URLs, the first run (generation)
-    not finished yet, else a new one: the same command fetches the pages again, and
-    stores only what no earlier run stored."""
-    generation = 1
-    while True:
-        run_id = manifest.identity.run_id(generation)
-        status = run_status(run_id)
-        if not manifest.identity.fetches or status != SUCCESS:
-            manifest.chosen = run_id
-            return run_id, status
-        generation += 1
+    """(run ID, its status or None) of these inputs. With URLs: the newest run (generation)
+    of the command if it is unfinished, else a new one: the same command fetches the pages
+    again, and stores only what no earlier run stored."""
+    from dbos import DBOS
+
+    from .contract import generation_of
+
+    identity = manifest.identity
+    if not identity.fetches:
+        run_id = identity.run_id()
+        return run_id, run_status(run_id)
+    newest = DBOS.list_workflows(workflow_id_prefix=identity.generations(), name="ingest_dataset",
+                                 sort_desc=True, limit=1, load_input=False, load_output=False)
+    if newest and newest[0].status not in (SUCCESS, ERROR):
+        manifest.chosen = newest[0].workflow_id
+        return manifest.chosen, newest[0].status
+    manifest.chosen = identity.run_id(generation_of(newest[0].workflow_id) + 1 if newest else 1)
+    return manifest.chosen, None
 
 
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
@@ -367,7 +388,8 @@ def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary
         if status == SUCCESS:
             return Summary.from_output(DBOS.retrieve_workflow(run_id).get_result())
         if status == ERROR:
-            raise RunFailed(f"run {run_id} failed; see `dbos workflow steps {run_id}`")
+            raise RunFailed(f"run {run_id} failed ({failure_of(run_id)}); see "
+                            f"`dbos workflow steps {run_id}`")
         if time.time() - checked > CHILDREN_SEC or status in GIVEN_UP:
             checked = time.time()
             children = DBOS.list_workflows(workflow_id_prefix=children_prefix(run_id),
@@ -379,6 +401,17 @@ def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary
             if (status in GIVEN_UP or stuck) and not busy:
                 raise RunIncomplete(incomplete_report(run_id, stuck))
         time.sleep(POLL_SEC)
+
+
+def failure_of(run_id: str) -> str:
+    """The first line of the error a failed workflow ended with."""
+    from dbos import DBOS
+
+    from .errors import one_line
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_input=False)
+    error = found[0].error if found else None
+    return one_line(error) if isinstance(error, BaseException) else str(error or "no error recorded")
 
 
 def needing_resume(children: list) -> list:

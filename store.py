@@ -318,8 +318,14 @@ def write_errors(session, rows: list, keyed: bool = False) -> None:
 
 def write_errors_once(session, rows: list) -> int:
     """Insert rows whose source key may already be there (a bad file seen again), one by
-    one (they are few); returns how many are new."""
-    statement = _insert_ignoring_conflicts(session, Error).returning(Error.id)
+    one (they are few); returns how many are new. A row resolved since (an API page that
+    loaded once, then failed again) is open again, with the new reason, and counts as new."""
+    statement = _dialect_insert(session, Error)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Error.source_key],
+        set_={"run_id": statement.excluded.run_id, "message": statement.excluded.message,
+              "resolved_at": None},
+        where=Error.resolved_at.is_not(None)).returning(Error.id)
     return sum(len(session.execute(statement, row).all()) for row in rows)
 
 

@@ -34,6 +34,7 @@ request, after which the page is served normally:
 - ``"reset:partial"``: send the headers and half the body, then reset the connection
 - ``"slow:SECONDS"``: wait that long, then answer normally (for client timeouts)
 - ``"never:STATUS"``: this and every later request of the page gets STATUS
+- ``"redirect:URL"``: answer 302 with ``Location: URL``
 """
 
 import argparse
@@ -93,7 +94,7 @@ class Action:
 
     ``kind`` is "status" (answer ``status``), "never" (the same, forever), "reset" (reset
     the connection, after half the body when ``partial``) or "slow" (sleep ``seconds``,
-    then serve normally).
+    then serve normally) or "redirect" (a 302 to ``location``).
     """
 
     kind: str
@@ -101,6 +102,7 @@ class Action:
     seconds: float = 0.0
     partial: bool = False
     retry_after: Optional[str] = None
+    location: Optional[str] = None
 
 
 def status_action(status: int, kind: str = "status",
@@ -124,11 +126,13 @@ def parse_action(action: Union[int, str]) -> Action:
                 return Action("slow", seconds=float(argument))
             if kind == "never":
                 return status_action(int(argument), kind="never")
+            if kind == "redirect":
+                return Action("redirect", status=302, location=argument)
             return status_action(int(action))
         except ValueError:
             pass
     raise ValueError(f"unknown script action {action!r}: expected an int status, 'reset', "
-                     "'reset:partial', 'slow:SECONDS' or 'never:STATUS'")
+                     "'reset:partial', 'slow:SECONDS', 'never:STATUS' or 'redirect:URL'")
 
 
 def parse_script(script: Optional[dict]) -> dict:
@@ -345,6 +349,8 @@ class PageHandler(BaseHTTPRequestHandler):
             self.reset(page if action.partial else None)
             return False
         headers = {"Retry-After": action.retry_after} if action.retry_after is not None else {}
+        if action.location is not None:
+            headers = {"Location": action.location}
         self.send_json(action.status, {"error": f"injected {action.status}", "page": page}, headers)
         return False
 

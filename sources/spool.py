@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import threading
 import zlib
 from typing import BinaryIO, Optional
 
@@ -32,7 +33,7 @@ def gunzip_to_spool(path: str, name: Optional[str] = None) -> str:
     final = os.path.join(spool_dir(), f"gunzip-{digest[:20]}.data")
     if os.path.exists(final):
         return final
-    partial = f"{final[:-len('.data')]}-{os.getpid()}.partial"
+    partial = f"{final[:-len('.data')]}-{os.getpid()}-{threading.get_ident()}.partial"
     try:
         os.makedirs(spool_dir(), exist_ok=True)
         with gzip.open(path, "rb") as source, open(partial, "wb") as out:

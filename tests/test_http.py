@@ -192,13 +192,84 @@ def test_usage_errors_are_one_line_before_any_work(cli, sqlite_backend, workdir)
         (["http://127.0.0.1:9/u?page={page}", "--pages", "3-1"], "END >= START"),
         (["http://127.0.0.1:9/u?page={page}", "--pages", "x"], "expected START-END"),
         (["http://127.0.0.1:9/u", "--header", "NoColon"], "expected 'Name: value'"),
+        (["http://127.0.0.1:9/u", "--header", "X-Key: ab\rcd"], "control character"),
+        (["http://bob:hun/ter22@127.0.0.1/u"], "must be percent-encoded"),
     ]
     for args, expected in cases:
         result = cli("load", *args, env=sqlite_backend.env())
         assert result.exit_code == 2, result.output
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("Error: ") and expected in line
+        assert "ab\rcd" not in line and "ter22" not in line
     assert not (workdir / "app.sqlite").exists()
+
+
+def test_redirects_keep_credentials_within_the_origin_only(cli, sqlite_backend):
+    with PageServer(pages=3, records=10) as elsewhere, \
+            PageServer(pages=3, records=10, require_headers={"X-Api-Key": API_KEY}, script={
+                2: [f"redirect:{elsewhere.url}/users?page=2"], 3: ["redirect:/users?page=3"]}) as api:
+        summary = load(cli, sqlite_backend, api.page_url, "--pages", "1-3",
+                       "--header", f"X-Api-Key: {API_KEY}")
+        assert api.requests_by_page == {1: 1, 2: 1, 3: 2} and api.statuses[401] == 0
+        assert elsewhere.requests_by_page == {2: 1}
+        assert all("X-Api-Key" not in headers for headers in elsewhere.seen_headers)
+
+    assert summary["pages"]["new"] == 3
+    sqlite_backend.assert_each_record_once(30, 0)
+
+
+def test_failing_pages_in_a_row_stop_a_range_and_the_rest_is_one_errors_row(cli, sqlite_backend):
+    script = {page: ["never:500"] for page in (2, 3, 4)}
+    with PageServer(pages=8, records=10, script=script) as server:
+        result = cli("load", server.page_url, "--pages", "1-8", "--http-attempts", "1",
+                     "--concurrency", "1", env=sqlite_backend.env())
+        assert set(server.requests_by_page) == {1, 2, 3, 4}
+
+    assert result.exit_code == 3, result.output
+    assert "pages: 5 fetched: 1 new, 0 already loaded, 4 failed" in result.stdout
+    titles = sorted(m["title"] for m in sqlite_backend.error_messages())
+    assert titles[-1] == f"{server.page_url} pages 5-8"
+    assert "not fetched: the 3 pages before them failed" in sqlite_backend.error_messages()[-1]["error"]
+    assert sqlite_backend.counts() == (10, 4)
+
+
+def test_an_api_that_ignores_the_page_number_ends_an_open_range(cli, sqlite_backend):
+    with PageServer(pages=3, records=10) as server:
+        summary = load(cli, sqlite_backend, server.url + "/users?page=1&p={page}", "--pages", "1-",
+                       "--concurrency", "1")
+
+    assert summary["pages"] == {"new": 1, "already": 0, "failed": 0, "empty": 1,
+                                "http_retries": 0, "records": 10, "fetched": 2}
+    sqlite_backend.assert_each_record_once(10, 0)
+
+
+@pytest.mark.slow
+def test_a_killed_run_with_credentials_waits_for_them(sqlite_backend, workdir):
+    """Another command recovers the killed run without its --header: it must neither fetch
+    without it nor hang on it; the same command then finishes the run exactly once."""
+    from conftest import people, write_records
+
+    env = sqlite_backend.env()
+    script = {page: ["slow:0.2"] for page in range(1, 31)}
+    with PageServer(pages=30, records=20, script=script,
+                    require_headers={"X-Api-Key": API_KEY}) as server:
+        args = ["load", server.page_url, "--pages", "1-", "--chunk-size", "50",
+                "--header", f"X-Api-Key: {API_KEY}"]
+        process = start_ingest(*args, env=env, cwd=workdir)
+        wait_until(lambda: sqlite_backend.rows_so_far() >= 50, 60, "the first chunks",
+                   process=process)
+        kill_9(process)
+        other = run_ingest("load", write_records(workdir / "other.json", people(5)), "--json",
+                           env=env, cwd=workdir, timeout=25)  # would hang 30 s on the run
+        again = run_ingest(*args, "--json", env=env, cwd=workdir)
+        unauthorised = server.statuses[401]
+
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["tasks"] == 5
+    assert again.returncode == 0, again.stderr
+    assert unauthorised == 0
+    assert json.loads(again.stdout)["pages"]["new"] == 30
+    sqlite_backend.assert_each_record_once(605, 0)
 
 
 # -- the pieces, in process ----------------------------------------------------------------
@@ -235,7 +306,8 @@ def test_retry_after_and_backoff_are_capped():
     assert http.retry_after(Answer(None)) is None and http.retry_after(Answer("soon")) is None
     in_a_minute = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 90))
     assert 80 < http.retry_after(Answer(in_a_minute)) <= 91
-    fetcher = http.Fetcher("ingest-x", HttpPolicy(backoff=1.0), http.Credentials())
+    assert http.retry_after(Answer("nan")) is None and http.retry_after(Answer("inf")) is None
+    fetcher = http.Fetcher("ingest-x", HttpPolicy(backoff=1.0), http.Credentials(), "/tmp/x")
     assert fetcher.backoff(1, 3600.0) == http.MAX_RETRY_AFTER_SEC
     assert fetcher.backoff(1, -5.0) == 0.0
     assert 0.5 <= fetcher.backoff(1, None) <= 1.0 and 4.0 <= fetcher.backoff(4, None) <= 8.0
