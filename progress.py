@@ -32,7 +32,7 @@ class Progress:
         elapsed = now - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
         total = self.total + (pages or {}).get("records", 0)
-        pct = 100.0 * done / total if total else 100.0
+        pct = 100.0 * done / total if total else (0.0 if self.pages else 100.0)
         eta = f"{(total - done) / rate:.0f} s" if rate > 0 and done < total and not self.pages else "-"
         files = f"files {files_done:,}/{self.files:,} | " if self.files > 1 else ""
         if self.pages:

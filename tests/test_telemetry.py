@@ -238,6 +238,28 @@ def test_chunks_are_timed_and_every_span_carries_the_run_id(sqlite_backend, work
     assert {s[1].get(telemetry.RUN_ID_ATTRIBUTE) for s in spans} == {summary["run_id"]}
 
 
+@pytest.mark.slow
+def test_page_requests_are_counted_by_status_class_and_timed(sqlite_backend, workdir, receiver):
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from page_server import PageServer
+
+    with PageServer(pages=3, records=5, script={1: [503], 2: [404]}) as server:
+        result = run_ingest("load", server.page_url, "--pages", "1-3", "--json", "--concurrency", "1",
+                            env={**sqlite_backend.env(), **receiver.env()}, cwd=workdir)
+        requests = dict(server.statuses)
+
+    assert result.returncode == 3, result.stderr
+    assert requests == {503: 1, 404: 1, 200: 2}
+    assert receiver.totals("ingest.http.requests") == {
+        (("status_class", "2xx"),): 2, (("status_class", "4xx"),): 1, (("status_class", "5xx"),): 1}
+    duration = receiver.last_metrics()["ingest.http.request.duration"]
+    assert duration.unit == "s"
+    assert sum(p.count for p in duration.histogram.data_points) == 4
+    assert tuple(duration.histogram.data_points[0].explicit_bounds) == telemetry.REQUEST_DURATION_BUCKETS
+
+
 # -- when there is no collector ------------------------------------------------------------
 @pytest.mark.slow
 def test_no_collector_one_warning_line_and_the_load_succeeds(sqlite_backend, workdir):
