@@ -232,30 +232,32 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     """Name and fingerprint every input file (no database is touched); URL inputs
     (``options.urls``) are named by what they ask for, and fetched by the run. A single
     file named alone that can't be loaded, or inputs of which none can, are an
-    ``InputError`` here, before anything is written."""
+    ``InputError`` here, before anything is written. A file named alone is scanned at
+    once (the scan is also its fingerprint): ``scanned`` is its plan."""
+    import os
+
     from .sources.http import is_url
-    from .sources.plan import Manifest, Skipped, expand, format_of, has_magic, identify
-    from .sources.scan import scan
-    from .sources.spool import remove_quietly
+    from .sources.plan import Manifest, Skipped, expand, has_magic, identify, scan_alone
 
     skipped, manifest = Skipped(), Manifest()
-    for name in expand([s for s in specs if not is_url(s)], skipped):
+    files = [s for s in specs if not is_url(s)]
+    if len(specs) == 1 and files and files[0] != "-" and not has_magic(files[0]) \
+            and not os.path.isdir(files[0]):
+        item, scanned = scan_alone(files[0], options.identity, options.chunk_size, options.fmt)
+        manifest.add(item)
+        return manifest, skipped, scanned
+    for name in expand(files, skipped):
         manifest.add(identify(name, options.identity, stdin))
     for source in options.urls:
         manifest.identity.add_url(source, options.identity)
-    scanned = None
     if manifest.bad == manifest.count and not options.urls:  # nothing to load at all
         more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
         raise InputError(manifest.first.error + more)
-    if len(specs) == 1 and manifest.count == 1 and not has_magic(specs[0]):
-        first = manifest.first
-        try:
-            scanned = scan(first.path, options.chunk_size, options.fmt or format_of(first.name),
-                           options.identity, name=first.scan_name)
-        except InputError:
-            if first.decompressed:
-                remove_quietly(first.path)  # its content can never load: don't keep it
-            raise
+    scanned = None
+    if specs == ["-"]:  # spooled by ``identify``: scanned now, to fail before any work
+        stdin_copy = manifest.first
+        _, scanned = scan_alone(stdin_copy.path, options.identity, options.chunk_size,
+                                options.fmt, name=stdin_copy.name)
     return manifest, skipped, scanned
 
 

@@ -194,6 +194,23 @@ def identify(name: str, label: str, stdin: Optional[BinaryIO] = None) -> Identif
         return Identified(name=name, error=str(exc))
 
 
+def scan_alone(path: str, label: str, chunk_size: int, fmt: Optional[str],
+               name: Optional[str] = None) -> tuple:
+    """``(Identified, Plan)`` of a file named alone: one pass over its bytes both scans and
+    fingerprints it (the scan hashes what ``identify`` hashes). ``InputError`` if it can't
+    be loaded. Messages call it ``name`` (default: its path)."""
+    name = name or path
+    path, decompressed = readable_copy(path, name)
+    item = Identified(name=name, path=os.path.abspath(path), decompressed=decompressed)
+    try:
+        plan = scan(path, chunk_size, fmt or format_of(name), label, name=item.scan_name)
+    except InputError:
+        if decompressed:
+            remove_quietly(path)  # its content can never load: don't keep it
+        raise
+    return Identified(item.name, item.path, plan.fingerprint, None, decompressed), plan
+
+
 def _identified(name: str, path: str, label: str, decompressed: bool) -> Identified:
     """The fingerprint hashes what ``scan`` hashes: the bytes after a UTF-8 byte-order mark."""
     hasher = hashlib.sha256()
