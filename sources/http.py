@@ -39,7 +39,7 @@ from .. import telemetry
 from ..contract import PAGE_PLACEHOLDER, FetchedPage, HttpPolicy, UrlSource
 from ..errors import InputError, IngestError, UsageError, one_line
 from .common import BLOCK_BYTES
-from .spool import remove_quietly
+from .spool import spool_blocks
 
 CREDENTIALS_ENV = "INGEST_HTTP_CREDENTIALS"
 MAX_RETRY_AFTER_SEC = 60.0  # a longer Retry-After is waited for this long, then retried
@@ -395,26 +395,10 @@ class Fetcher:
         short is a ``Retry``."""
         import requests
 
-        os.makedirs(self.spool, exist_ok=True)
-        partial = os.path.join(self.spool, f"page-{os.getpid()}-{threading.get_ident()}.partial")
-        hasher = hashlib.sha256()
         try:
-            with open(partial, "wb") as out:
-                for block in response.iter_content(BLOCK_BYTES):
-                    hasher.update(block)
-                    out.write(block)
+            return spool_blocks(response.iter_content(BLOCK_BYTES), "page", self.spool)
         except requests.RequestException as exc:
-            remove_quietly(partial)
             raise Retry(f"{connection_problem(exc)} while reading the body") from None
-        except BaseException:
-            remove_quietly(partial)
-            raise
-        final = os.path.join(self.spool, f"page-{hasher.hexdigest()[:20]}.data")
-        if os.path.exists(final):
-            remove_quietly(partial)  # the same content, spooled before: keep the first copy
-        else:
-            os.replace(partial, final)
-        return final
 
 
 def describe_status(response) -> str:

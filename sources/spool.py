@@ -1,5 +1,6 @@
 """Copies of inputs that can't be re-read in place, kept on disk under their content hash:
-standard input and decompressed gzip files. A chunk read after a crash finds the same copy."""
+standard input, decompressed gzip files and fetched API pages. A chunk read after a crash
+finds the same copy."""
 
 import gzip
 import hashlib
@@ -7,7 +8,7 @@ import os
 import shutil
 import threading
 import zlib
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from ..errors import InputError
 from .common import BLOCK_BYTES, open_input
@@ -70,16 +71,30 @@ def remove_quietly(path: str) -> None:
 
 def spool_stdin(stream: BinaryIO, name: str = "stdin") -> str:
     """Copy a stream to the spool under its hash, so chunks can be re-read after a crash."""
-    spool = spool_dir()
-    os.makedirs(spool, exist_ok=True)
+    return spool_blocks(iter(lambda: stream.read(BLOCK_BYTES), b""), name, spool_dir())
+
+
+def spool_blocks(blocks: Iterator[bytes], name: str, directory: str) -> str:
+    """Write ``blocks`` to ``directory`` as ``<name>-<SHA-256>.data``, renamed into place once
+    complete; returns its path. The same content spooled before keeps its first copy (whose
+    size and modification time a run's chunks check). Whatever ``blocks`` raises goes on,
+    with no partial file left."""
+    os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f"{name}-{os.getpid()}-{threading.get_ident()}.partial")
     hasher = hashlib.sha256()
-    partial = os.path.join(spool, f"{name}-{os.getpid()}.partial")
-    with open(partial, "wb") as out:
-        while block := stream.read(BLOCK_BYTES):
-            hasher.update(block)
-            out.write(block)
-    final = os.path.join(spool, f"{name}-{hasher.hexdigest()[:20]}.data")
-    os.replace(partial, final)
+    try:
+        with open(partial, "wb") as out:
+            for block in blocks:
+                hasher.update(block)
+                out.write(block)
+    except BaseException:
+        remove_quietly(partial)
+        raise
+    final = os.path.join(directory, f"{name}-{hasher.hexdigest()[:20]}.data")
+    if os.path.exists(final):
+        remove_quietly(partial)
+    else:
+        os.replace(partial, final)
     return final
 
 
