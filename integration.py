@@ -51,7 +51,6 @@ from .errors import PERMANENT_TYPES, InputChanged, is_permanent
 from .models import Error, Source
 from .sources.http import (CredentialsNeeded, Scanning, Tail, credentials_for, fetch_pages,
                            forget_run)
-from .sources.spool import spool_dir
 from .sources.read import RecordProblem, read_chunk
 from .transform import Faults, Shaper
 
@@ -276,8 +275,8 @@ def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail)
     ``CredentialsNeeded`` before any request."""
     creds = credentials_for(job.run_id, job.credentials_check, job.credential_names)
     scanning = Scanning(job.chunk_size, job.fmt, job.fingerprint_label)
-    return fetch_pages(job.run_id, source, first, count, job.http, scanning, creds,
-                       job.spool or spool_dir(), tail)
+    return fetch_pages(job.run_id, source, first, count, job.http, scanning, creds, job.spool,
+                       tail)
 
 
 def record_pages(run_id: str, low: int, pages: list) -> Claimed:
@@ -290,11 +289,10 @@ def record_pages(run_id: str, low: int, pages: list) -> Claimed:
 
 
 def page_row(run_id: str, ordinal: int, page: FetchedPage) -> dict:
-    return {"run_id": run_id, "ordinal": ordinal, "name": page.name, "path": page.path or page.name,
-            "fingerprint": page.fingerprint, "records": page.records,
-            "state": "bad" if page.error else "planned", "shape": page.shape, "size": page.size,
-            "mtime_ns": page.mtime_ns, "pieces": [list(p) for p in page.pieces] or None,
-            "error": page.error, "loaded_by": None}
+    return store.source_row(run_id, ordinal, page.name, page.path, fingerprint=page.fingerprint,
+                            records=page.records, state="bad" if page.error else "planned",
+                            shape=page.shape, size=page.size, mtime_ns=page.mtime_ns,
+                            pieces=[list(p) for p in page.pieces] or None, error=page.error)
 
 
 # -- 3. one chunk ---------------------------------------------------------------------------
@@ -344,10 +342,8 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
                 continue
             if data is None:
                 dropped += 1
-            elif key is None:
-                yield file.fingerprint, position, data
             else:
-                yield key, file.ordinal, position, data
+                yield task_row(file.fingerprint, key, file.ordinal, position, data)
 
     session = app_db().sql_session()
     written = write_rows(session, job, transformed_rows())
@@ -362,6 +358,13 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
 def shaper_of(job: Job) -> Shaper:
     """The run's transform, faults and key (its transform is imported once per process)."""
     return Shaper(job.transform, job.transform_dir, Faults.from_dict(job.faults), job.key)
+
+
+def task_row(fingerprint: str, key: Optional[str], ordinal: Optional[int], position: int,
+             data: bytes) -> tuple:
+    """A transformed record as ``write_rows`` takes it: under its file and position, or
+    (``--key``) under its own key, with where it came from."""
+    return (fingerprint, position, data) if key is None else (key, ordinal, position, data)
 
 
 def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
@@ -472,10 +475,9 @@ def transform_round(job: Job, pending: list, number: int) -> dict:
             continue
         if data is None:
             skipped += 1
-        elif failure.get("key") is None:
-            rescued.append((failure["fingerprint"], failure["position"], data))
         else:
-            rescued.append((failure["key"], failure["ordinal"], failure["position"], data))
+            rescued.append(task_row(failure["fingerprint"], failure.get("key"),
+                                    failure.get("ordinal"), failure["position"], data))
     return {"rescued": rescued, "failed": failed, "skipped": skipped}
 
 

@@ -344,6 +344,14 @@ def _dialect_insert(session_or_connection, model):
 
 
 # -- a run's files ---------------------------------------------------------------------------
+def source_row(run_id: str, ordinal: int, name: str, path: Optional[str], **columns) -> dict:
+    """A ``sources`` row of a file or an API page: ``planned``, with nothing known of its
+    content, except for ``columns``."""
+    return {"run_id": run_id, "ordinal": ordinal, "name": name, "path": path or name,
+            "fingerprint": None, "records": 0, "state": "planned", "shape": None, "size": None,
+            "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None, **columns}
+
+
 def write_sources(connection, rows: list) -> None:
     """Plan rows of a run's files; a row already written (a command run again) is kept."""
     if rows:

@@ -292,17 +292,15 @@ def _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, 
         return
     with engine.begin() as connection:
         owners = store.claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
-    rows = [_source_row(run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
+    rows = [_source_row(store, run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
                         label, scanned, counts) for ordinal, item in batch]
     with engine.begin() as connection:
         store.write_sources(connection, rows)
 
 
-def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
+def _source_row(store, run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
                 counts: PlanCounts) -> dict:
-    row = {"run_id": run_id, "ordinal": ordinal, "name": item.name, "path": item.path or item.name,
-           "fingerprint": item.fingerprint, "records": 0, "state": "planned", "shape": None,
-           "size": None, "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None}
+    row = store.source_row(run_id, ordinal, item.name, item.path, fingerprint=item.fingerprint)
     if item.error is None and owner is None:
         try:
             plan, stat = _scan_unchanged(item, chunk_size, fmt or format_of(item.name), label,
