@@ -173,14 +173,14 @@ def run_row(client, parent, children: Optional[list] = None,
 def pages_of(client, parent, plan) -> Optional[dict]:
     """A run's pages of URL inputs, fetched so far (None: it has no URL inputs): from its
     summary once done, else from the counts its workflow publishes as it goes."""
-    from .runs import pages_dict
+    from .runs import pages_dict, published_pages
 
     if plan is None or isinstance(plan, dict) or not getattr(plan, "urls", ()):
         return None
     if parent.status == SUCCESS and parent.output is not None:
         return pages_dict(Summary.from_output(parent.output).pages or PageCounts())
     published = client.get_event(parent.workflow_id, PAGES_EVENT, timeout_seconds=0)
-    return pages_dict(PageCounts(**published) if published else PageCounts())
+    return published_pages(published)
 
 
 def dataset_of(plan) -> Optional[str]:

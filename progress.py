@@ -43,9 +43,8 @@ class Progress:
 
     @staticmethod
     def pages_line(pages: dict) -> str:
-        fetched = sum(pages.get(k, 0) for k in ("new", "already", "failed", "empty"))
         failed = f" ({pages['failed']:,} failed)" if pages.get("failed") else ""
-        return f"{fetched:,} fetched{failed}"
+        return f"{pages.get('fetched', 0):,} fetched{failed}"
 
     def close(self) -> None:
         if self.enabled and self.drawn:

@@ -211,6 +211,13 @@ def pages_dict(counts) -> Optional[dict]:
     return None if counts is None else {**asdict(counts), "fetched": counts.fetched}
 
 
+def published_pages(published: Optional[dict]) -> dict:
+    """A running run's page counts, from what its workflow published (``PAGES_EVENT``)."""
+    from .contract import PageCounts
+
+    return pages_dict(PageCounts(**published) if published else PageCounts())
+
+
 @dataclass(frozen=True)
 class Detached:
     run_id: str
@@ -353,7 +360,8 @@ def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:
     def update(children: list) -> None:
         done = [c.input["args"][1] for c in children
                 if c.status == SUCCESS and c.name == "load_chunk" and c.input]
-        pages = DBOS.get_event(run_id, PAGES_EVENT, timeout_seconds=0) if bar.pages else None
+        pages = published_pages(DBOS.get_event(run_id, PAGES_EVENT, timeout_seconds=0)) \
+            if bar.pages else None
         bar.update(sum(c.records for c in done), sum(c.files_done for c in done), pages)
 
     return update
