@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 
 from . import APP_NAME, telemetry
 from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
-from .database import Databases
+from .database import Databases, is_postgres
 
 MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
@@ -252,9 +252,7 @@ class ExecutorLock:
 
     @property
     def _is_postgres(self) -> bool:
-        from sqlalchemy import make_url
-
-        return make_url(self.databases.system_url).get_backend_name() == "postgresql"
+        return is_postgres(self.databases.system_url)
 
     @property
     def _path(self) -> str:
