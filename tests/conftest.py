@@ -228,6 +228,14 @@ def cli(monkeypatch):
     return invoke
 
 
+def cli_load(cli, backend, *args, code=0) -> dict:
+    """``ingest load ARGS --json`` in-process into ``backend``: its summary, once it exited
+    with ``code``."""
+    result = cli("load", *args, "--json", env=backend.env())
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 INGEST = [sys.executable, "-m", "durable_ingest.cli"]
 
 

@@ -9,12 +9,7 @@ import pytest
 
 from conftest import (finish_on_workers, kill_9, people, run_ingest, start_ingest, wait_until,
                       write_records)
-
-
-def load(cli, backend, *args, code=0):
-    result = cli("load", *args, "--json", env=backend.env())
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from conftest import cli_load as load
 
 
 def landing(root, files=6, per_file=5, start=0):

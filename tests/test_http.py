@@ -8,18 +8,13 @@ import time
 import pytest
 
 from conftest import REPO, finish_on_workers, kill_9, run_ingest, start_ingest, wait_until
+from conftest import cli_load as load
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from page_server import PageServer  # noqa: E402
 
 API_KEY = "k3y-Very-Secret-0042"
 PASSWORD = "pa55-Also-Secret-0077"
-
-
-def load(cli, backend, *args, code=0) -> dict:
-    result = cli("load", *args, "--json", env=backend.env())
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_pages_with_an_end_then_until_the_first_empty_page(cli, backend):
