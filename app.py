@@ -5,7 +5,6 @@ left, and the lock that keeps one live process per executor id.
 The workflows themselves are in ``integration``; this module only runs them.
 """
 
-import hashlib
 import os
 import socket
 import sqlite3
@@ -16,27 +15,15 @@ from typing import Optional
 from dbos import DBOS, SQLAlchemyDatasource
 from sqlalchemy import Engine, event
 
-from . import APP_NAME, telemetry
+from . import APP_NAME, appdb, telemetry
 from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
-from .database import Databases, is_postgres
+from .database import Databases
+from .locks import ExecutorLock
 
-MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 QUEUE_POLLING_SEC = 0.05
 LOCAL_DRAIN_SEC = 30
 
-_app_db: Optional[SQLAlchemyDatasource] = None
 _lock = None  # the ExecutorLock of a local process
-
-
-def tx_options(name: str) -> dict:
-    """Inserts of distinct keys need no more than READ COMMITTED (SQLite has no such level)."""
-    postgres = app_db().engine.dialect.name == "postgresql"
-    return {"name": name, "isolation_level": "READ COMMITTED" if postgres else "SERIALIZABLE"}
-
-
-def app_db() -> SQLAlchemyDatasource:
-    assert _app_db is not None, "launch() first"
-    return _app_db
 
 
 def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict:
@@ -71,7 +58,7 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     live process has its executor id. A ``helper`` (of a command, see ``fleet``) works only
     chunks and retries: a queued run's own workflow stays with long-lived processes.
     """
-    global _app_db, _global_concurrency, _lock
+    global _global_concurrency, _lock
     _global_concurrency = global_concurrency
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
@@ -87,7 +74,7 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
         DBOS.listen_queues([])
     elif helper:
         DBOS.listen_queues([CHUNK_QUEUE, RETRY_QUEUE])
-    _app_db = SQLAlchemyDatasource.create(databases.app_url)
+    appdb.install(SQLAlchemyDatasource.create(databases.app_url))
     DBOS.launch()
     if role == "client":
         return
@@ -161,11 +148,11 @@ def start_recovery_mode(crashed: list, concurrency: int) -> None:
 def shutdown(drain_sec: int = 0) -> None:
     """Stop DBOS; with drain_sec, first let running workflows finish for that long (what
     is left stays PENDING for this executor to recover when it comes back)."""
-    global _app_db, _lock
+    global _lock
     if drain_sec:
         drain(drain_sec)
     DBOS.destroy(workflow_completion_timeout_sec=0)
-    _app_db = None
+    appdb.install(None)
     if _lock is not None:
         _lock.release()
         _lock = None
@@ -208,104 +195,6 @@ def taken_here() -> bool:
         return False
 
 
-class ExecutorLock:
-    """One live process per executor id and system database.
-
-    DBOS recovers, at launch, every unfinished workflow of its executor id, including those
-    another live process with the same id is running. Two ``ingest load`` processes on
-    one machine would take each other's work and could leave it orphaned when one exits;
-    so the second waits for the first (use ``ingest worker`` processes, each with its own
-    id, to load in parallel). The lock dies with its process, even on kill -9.
-    """
-
-    def __init__(self, databases: Databases, executor_id: str):
-        self.databases, self.executor_id = databases, executor_id
-        self._held = None
-
-    def acquire(self, on_wait) -> None:
-        if self._is_postgres:
-            self._held = self._postgres_lock(on_wait)
-        else:
-            self._held = self._file_lock(self._path, on_wait)
-
-    def held_elsewhere(self) -> bool:
-        """Whether a live process holds the lock (``ingest status``: is anyone running the
-        work of this executor?). Creates nothing: no lock file, no lock left held."""
-        if self._is_postgres:  # read pg_locks: a probe that took the lock would mislead another
-            key = self._key & 0xFFFFFFFFFFFFFFFF
-            with self._connect() as connection:
-                return connection.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = %s AND objid = %s AND objsubid = 1)",
-                    (key >> 32, key & 0xFFFFFFFF)).fetchone()[0]
-        import fcntl
-
-        try:
-            with open(self._path, "r") as handle:
-                # Shared: probes don't exclude each other, only a holder excludes them.
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released by close
-                return False
-        except FileNotFoundError:
-            return False
-        except BlockingIOError:
-            return True
-
-    @property
-    def _is_postgres(self) -> bool:
-        return is_postgres(self.databases.system_url)
-
-    @property
-    def _path(self) -> str:
-        from sqlalchemy import make_url
-
-        return f"{make_url(self.databases.system_url).database}.{self.executor_id}.lock"
-
-    @property
-    def _key(self) -> int:
-        from sqlalchemy import make_url
-
-        url = make_url(self.databases.system_url)
-        name = f"durable-ingest|{url.render_as_string(hide_password=True)}|{self.executor_id}"
-        return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-
-    def _connect(self):
-        import psycopg
-        from sqlalchemy import make_url
-
-        plain = make_url(self.databases.app_url).set(drivername="postgresql")
-        return psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True,
-                               connect_timeout=10)
-
-    def _postgres_lock(self, on_wait):
-        connection = self._connect()
-        if not connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]:
-            on_wait()
-            connection.execute("SELECT pg_advisory_lock(%s)", (self._key,))
-        return connection
-
-    @staticmethod
-    def _file_lock(path: str, on_wait):
-        import fcntl
-
-        handle = open(path, "a+")
-        for _ in range(5):  # a status probe holds it shared for an instant: no need to say so
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError:
-                time.sleep(0.02)
-        on_wait()
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        return handle
-
-    def release(self) -> None:
-        if self._held is not None:
-            self._held.close()
-            self._held = None
-
-
-
-
 def take_over(executor_ids: list) -> int:
     """Recover, in this process, the unfinished workflows of dead executors (a private DBOS
     API: fine while dbos stays pinned)."""
@@ -334,8 +223,10 @@ class App:
     def __enter__(self) -> "App":
         from sqlalchemy import create_engine
 
-        from . import database
-        from . import integration  # noqa: F401  registers the workflows before DBOS starts
+        from . import (
+            database,
+            integration,  # noqa: F401  registers the workflows before DBOS starts
+        )
         from .errors import IngestError, one_line
 
         self.databases = database.resolve(self.database_url)

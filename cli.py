@@ -108,7 +108,7 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
             http=http_policy(http_attempts, http_timeout, rate, concurrency),
             urls=runs.url_inputs(paths, pages, headers),
             **runs.shaping_options(transform_spec, key, on_conflict))
-        fleet = runs.helpers(database_url, workers, concurrency, detach, say)
+        fleet = runs.helpers(database_url, workers, concurrency, detach, say, entry=run_ingest)
         with fleet or nullcontext():
             manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
             run["manifest"] = manifest
@@ -355,6 +355,11 @@ def generate(count, seed, fmt, output) -> None:
         write_dataset(out, count, seed, fmt)
     if output != "-":
         click.echo(f"wrote {count} records to {output}", err=True)
+
+
+def run_ingest(arguments: list) -> None:
+    """``ingest ARGUMENTS`` in this process (a forked helper's life)."""
+    main.main(args=arguments, prog_name="ingest", standalone_mode=False)
 
 
 def entry_point() -> None:

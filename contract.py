@@ -8,6 +8,7 @@ another worker or by ``ingest status``: change a shape here only together with
 """
 
 import hashlib
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -16,6 +17,10 @@ from typing import Optional
 # (DBOS only recovers workflows of its own application version). Bump it when a shape below
 # changes, after draining runs in flight. v2: runs over sets of files.
 APPLICATION_VERSION = "ingest-v2"
+
+# How often a workflow whose process keeps dying is dispatched again before it is given up
+# (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"

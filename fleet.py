@@ -65,7 +65,7 @@ class Fleet:
         self.processes: dict = {}
         self._stopping = threading.Event()
         self._watcher: Optional[threading.Thread] = None
-        self.fork = False
+        self.fork_entry: Optional[Callable[[list], None]] = None
 
     def __enter__(self) -> "Fleet":
         return self
@@ -74,14 +74,15 @@ class Fleet:
         self.stop()
         return False
 
-    def start(self, fork: bool = False) -> None:
+    def start(self, fork_entry: Optional[Callable[[list], None]] = None) -> None:
         """Start the helpers (once). They may start before this process has launched DBOS,
         in parallel with its scan, where concurrent start-ups are safe (Postgres); then,
-        with ``fork``, as forks of this process (no thread runs yet), which saves each one
-        the half second of CPU its imports would cost."""
+        with ``fork_entry`` (what runs ``ingest ARGUMENTS``: the command line's entry), as
+        forks of this process (no thread runs yet), which saves each one the half second of
+        CPU its imports would cost."""
         if self.processes or not self.ids:
             return
-        self.fork = fork
+        self.fork_entry = fork_entry
         for executor_id in self.ids:
             self.processes[executor_id] = self._spawn(executor_id)
         self._watcher = threading.Thread(target=self._watch, name="ingest-fleet", daemon=True)
@@ -112,8 +113,8 @@ class Fleet:
     def _spawn(self, executor_id: str):
         arguments = ["worker", "--worker-id", executor_id, "--concurrency", str(self.concurrency),
                      "--drain-timeout", str(self.drain_sec), "--parent-pid", str(os.getpid())]
-        if self.fork and not self._watcher:  # restarts come from a thread: no fork there
-            return Forked(arguments, self.database_url)
+        if self.fork_entry and not self._watcher:  # restarts come from a thread: no fork there
+            return Forked(arguments, self.database_url, self.fork_entry)
         env = dict(os.environ)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url  # not on the command line: ps shows it
@@ -135,7 +136,8 @@ class Fleet:
         has those ids (a helper of a killed command may still be draining)."""
         from dbos import DBOS
 
-        from .app import ExecutorLock, take_over
+        from .app import take_over
+        from .locks import ExecutorLock
         from .contract import ACTIVE
 
         prefix = f"{self.parent_id}{HELPER_INFIX}"
@@ -155,14 +157,15 @@ class Forked:
     """A helper forked from this process, running ``ingest ARGUMENTS``; what ``Fleet`` needs
     of ``subprocess.Popen``. Fork only while this process runs no other thread."""
 
-    def __init__(self, arguments: list, database_url: Optional[str]):
+    def __init__(self, arguments: list, database_url: Optional[str],
+                 entry: Callable[[list], None]):
         self.returncode: Optional[int] = None
         self.pid = os.fork()
         if self.pid == 0:
-            self._run(arguments, database_url)
+            self._run(arguments, database_url, entry)
 
     @staticmethod
-    def _run(arguments: list, database_url: Optional[str]) -> None:
+    def _run(arguments: list, database_url: Optional[str], entry: Callable[[list], None]) -> None:
         code = 1
         try:
             quiet = os.open(os.devnull, os.O_RDWR)
@@ -170,9 +173,7 @@ class Forked:
             os.dup2(quiet, 1)
             if database_url:
                 os.environ["DATABASE_URL"] = database_url
-            from .cli import main
-
-            main.main(args=arguments, prog_name="ingest", standalone_mode=False)
+            entry(arguments)
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 0

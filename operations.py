@@ -173,7 +173,7 @@ def run_row(client, parent, children: Optional[list] = None,
 def pages_of(client, parent, plan) -> Optional[dict]:
     """A run's pages of URL inputs, fetched so far (None: it has no URL inputs): from its
     summary once done, else from the counts its workflow publishes as it goes."""
-    from .runs import pages_dict, published_pages
+    from .states import pages_dict, published_pages
 
     if plan is None or isinstance(plan, dict) or not getattr(plan, "urls", ()):
         return None
@@ -210,7 +210,7 @@ def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
     process holds the executor id of the run's own workflow (a killed command; other
     processes may still finish chunks it had queued, but only the same command, ``ingest
     resume`` or that executor's restart finishes the run)."""
-    from .runs import needing_resume
+    from .states import needing_resume
 
     status = parent.status
     if status == SUCCESS:
@@ -227,7 +227,7 @@ def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
 def executor_alive(database_url: Optional[str]) -> Callable[[str], bool]:
     """executor id -> whether a live process holds it (its ``ExecutorLock``), asked once each."""
     from . import database
-    from .app import ExecutorLock
+    from .locks import ExecutorLock
 
     databases = database.resolve(database_url)
     known: dict = {}

@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field
 from typing import BinaryIO, Callable, Iterator, Optional
 
 from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, HttpPolicy, Job,
-                       RunPlan, Summary, children_prefix, fork_id, is_run_id)
+                       RunPlan, Summary, children_prefix, is_run_id)
 from .errors import InputError, RunFailed, RunIncomplete, RunNotFound
 from .progress import Progress
+from .states import needing_resume, pages_dict, published_pages
 
 POLL_SEC = 0.25  # how often a waiting command looks at its run
 CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
@@ -96,7 +97,8 @@ def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
     ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
     installed in this process and its helpers, and kept nowhere else."""
     from .errors import UsageError
-    from .sources.http import Credentials, install, is_url, parse_pages, url_source
+    from .sources.common import is_url
+    from .sources.http import Credentials, install, parse_pages, url_source
 
     credentials = Credentials()
     for header in headers:
@@ -207,17 +209,6 @@ class LoadResult:
         return "\n".join(lines)
 
 
-def pages_dict(counts) -> Optional[dict]:
-    return None if counts is None else {**asdict(counts), "fetched": counts.fetched}
-
-
-def published_pages(published: Optional[dict]) -> dict:
-    """A running run's page counts, from what its workflow published (``PAGES_EVENT``)."""
-    from .contract import PageCounts
-
-    return pages_dict(PageCounts(**published) if published else PageCounts())
-
-
 @dataclass(frozen=True)
 class Detached:
     run_id: str
@@ -243,7 +234,7 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     once (the scan is also its fingerprint): ``scanned`` is its plan."""
     import os
 
-    from .sources.http import is_url
+    from .sources.common import is_url
     from .sources.plan import Manifest, Skipped, expand, has_magic, identify, scan_alone
 
     skipped, manifest = Skipped(), Manifest()
@@ -332,10 +323,11 @@ HELPER_DRAIN_SEC = 30
 
 
 def helpers(database_url: Optional[str], processes: int, concurrency: int, detach: bool,
-            say: Callable):
+            say: Callable, entry: Callable[[list], None]):
     """``load``'s helper processes (``--workers``), None when it has none to start. On
-    Postgres they start at once, so that their start-up overlaps the scan; on SQLite
-    only once this process has set the files up (``load``)."""
+    Postgres they start at once, forked (``entry`` runs ``ingest ARGUMENTS`` in them), so
+    that their start-up overlaps the scan; on SQLite only once this process has set the
+    files up (``load``)."""
     from . import database
     from .app import local_executor_id
     from .fleet import Fleet
@@ -346,7 +338,7 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
     if processes > 1 and database.is_postgres(database.app_database_url(database_url)):
         from . import integration  # noqa: F401  imported once, before the fork, for all
 
-        fleet.start(fork=True)
+        fleet.start(fork_entry=entry)
     return fleet
 
 
@@ -371,7 +363,7 @@ def describe_inputs(specs: list, urls: tuple = ()) -> str:
     """The inputs as typed, for people: paths made absolute, URLs without credentials."""
     import os
 
-    from .sources.http import is_url
+    from .sources.common import is_url
 
     bare = iter(source.describe() for source in urls)
     names = ["stdin" if s == "-" else next(bare) if is_url(s) else
@@ -424,17 +416,10 @@ def failure_of(run_id: str) -> str:
     return one_line(error) if isinstance(error, BaseException) else str(error or "no error recorded")
 
 
-def needing_resume(children: list) -> list:
-    """The children ``ingest resume`` must act on: given up, or failed and not forked yet."""
-    ids = {c.workflow_id for c in children}
-    return [c for c in children if c.status in GIVEN_UP
-            or (c.status == ERROR and fork_id(c.workflow_id) not in ids)]
-
-
 def incomplete_report(run_id: str, stuck: list) -> str:
     from dbos import DBOS
 
-    from .app import MAX_RECOVERY_ATTEMPTS
+    from .contract import MAX_RECOVERY_ATTEMPTS
 
     given_up, failed = [], []
     ids = [c.workflow_id for c in stuck]

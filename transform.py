@@ -267,7 +267,7 @@ class Shaper:
 
 
 def _stored(record: dict) -> bytes:
-    from .store import stored_json
+    from .codec import stored_json
 
     try:
         return stored_json(record)

@@ -53,10 +53,6 @@ MIN_SECRET_CHARS = 3  # shorter values are too common to mask without garbling m
 USER_AGENT = "durable-ingest"
 
 
-def is_url(spec: str) -> bool:
-    return spec.lower().startswith(("http://", "https://"))
-
-
 class CredentialsNeeded(IngestError):
     """This process has not the credentials the run was started with (they are never
     stored): the run waits for a process that has them."""

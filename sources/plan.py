@@ -19,6 +19,7 @@ import orjson
 
 from ..contract import RunIdentity, fingerprint_of
 from ..errors import InputError
+from ..store.files import claimed_by, source_row, write_sources
 from .common import BLOCK_BYTES, open_input
 from .scan import BOM, Plan, scan
 from .spool import readable_copy, remove_quietly, spool_stdin
@@ -274,33 +275,31 @@ def write_plan(engine, manifest: Manifest, run_id: str, chunk_size: int, fmt: Op
                label: str, scanned: Optional[Plan] = None) -> PlanCounts:
     """One ``sources`` row per file, a batch per transaction; files whose content is already
     claimed are not scanned again. ``scanned`` is a plan the command already made."""
-    from .. import store
-
     counts = PlanCounts()
     batch: list = []
     for ordinal, item in enumerate(manifest):
         batch.append((ordinal, item))
         if len(batch) == PLAN_BATCH:
-            _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts)
+            _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts)
             batch = []
-    _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts)
+    _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts)
     return counts
 
 
-def _write_batch(engine, store, run_id, batch, chunk_size, fmt, label, scanned, counts) -> None:
+def _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts) -> None:
     if not batch:
         return
     with engine.begin() as connection:
-        owners = store.claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
-    rows = [_source_row(store, run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
+        owners = claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
+    rows = [_source_row(run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
                         label, scanned, counts) for ordinal, item in batch]
     with engine.begin() as connection:
-        store.write_sources(connection, rows)
+        write_sources(connection, rows)
 
 
-def _source_row(store, run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
+def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
                 counts: PlanCounts) -> dict:
-    row = store.source_row(run_id, ordinal, item.name, item.path, fingerprint=item.fingerprint)
+    row = source_row(run_id, ordinal, item.name, item.path, fingerprint=item.fingerprint)
     if item.error is None and owner is None:
         try:
             plan, stat = _scan_unchanged(item, chunk_size, fmt or format_of(item.name), label,

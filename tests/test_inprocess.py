@@ -12,8 +12,10 @@ import pytest
 from dbos import DBOS, SetWorkflowID
 
 from conftest import people, wait_until
-from durable_ingest import integration, store
-from durable_ingest.app import app_db, tx_options
+from durable_ingest import chunks, claims, integration, packing
+from durable_ingest.appdb import app_db, tx_options
+from durable_ingest.codec import NUL_REASON
+from durable_ingest.store.error_rows import bad_file_row, error_row, write_errors_once
 from durable_ingest.contract import SUCCESS, Job, chunk_workflow_id, redrive_workflow_id, retry_workflow_id
 from durable_ingest.errors import InputChanged
 from durable_ingest.runs import LoadOptions, identify_inputs
@@ -38,8 +40,8 @@ def planned(inprocess, text: str, *, chunk_size: int = 5000, suffix: str = ".ndj
         write_plan(inprocess.engine, manifest, run_id, chunk_size, None, "", scanned)
     finally:
         manifest.close()
-    app_db().run_tx_step(tx_options("claim_page"), integration.claim_page, run_id, 0, 1000)
-    page = app_db().run_tx_step(tx_options("pack_chunks"), integration.pack_chunks, run_id,
+    app_db().run_tx_step(tx_options("claim_page"), claims.claim_page, run_id, 0, 1000)
+    page = app_db().run_tx_step(tx_options("pack_chunks"), packing.pack_chunks, run_id,
                                 chunk_size, {"after": -1, "open": None, "next_index": 0})
     return run_id, page["chunks"]
 
@@ -50,7 +52,7 @@ def job(run_id: str, *, max_attempts: int = 3, fail: tuple = (), chunk_size: int
 
 
 def write_chunk(job_: Job, chunk) -> dict:
-    return app_db().run_tx_step(tx_options("write_chunk"), integration.write_chunk, job_, chunk)
+    return app_db().run_tx_step(tx_options("write_chunk"), chunks.write_chunk, job_, chunk)
 
 
 def result_when_done(workflow_id: str, timeout: float = 60):
@@ -186,21 +188,21 @@ def test_redrive_rescues_what_can_load_and_keeps_the_audit_trail(inprocess):
 
 # -- store: the rows as they are stored ---------------------------------------------------------
 def test_error_row_keeps_the_record_storable_by_jsonb():
-    row = store.error_row("ingest-" + "0" * 20, "f" * 20, 7, "NulCharacter", store.NUL_REASON,
+    row = error_row("ingest-" + "0" * 20, "f" * 20, 7, "NulCharacter", NUL_REASON,
                           {"name": "a\x00b", "nested": ["\x00"]}, 0, True)
 
     assert (row["title"], row["source_key"], row["position"]) == ("task 7", "f" * 20 + ":7", 7)
     assert row["message"]["record"] == {"name": "a\ufffdb", "nested": ["\ufffd"]}
     assert row["message"]["permanent"] is True
-    assert store.error_row("r", "f", 0, "T", "m", None, 1, False)["message"]["record"] is None
+    assert error_row("r", "f", 0, "T", "m", None, 1, False)["message"]["record"] is None
 
 
 def test_a_bad_file_gets_one_errors_row_however_often_it_is_seen(inprocess):
     run_id = "ingest-" + "b" * 20
-    row = store.bad_file_row(run_id, "broken.json", None, "broken.json: is empty")
+    row = bad_file_row(run_id, "broken.json", None, "broken.json: is empty")
 
     def write_once() -> int:
-        return store.write_errors_once(app_db().sql_session(), [row])
+        return write_errors_once(app_db().sql_session(), [row])
 
     written = [app_db().run_tx_step(tx_options("bad_file"), write_once) for _ in range(2)]
 

@@ -1,0 +1,182 @@
+"""A chunk's records: read back from its byte ranges, sent through the run's transform, and
+written in one transaction (``write_chunk``): the successes to ``tasks``, the records that
+can never load to ``errors``; those whose transform failed are handed back for retrying.
+The retry rounds (``transform_round``) and their write (``write_retried``) share the same
+rows. Every function here runs inside a step or a datasource transaction of ``integration``.
+"""
+
+import os
+import time
+from typing import Optional
+
+from sqlalchemy import select
+
+from . import appdb
+from .contract import Chunk, Job
+from .errors import InputChanged, is_permanent
+from .models import Source
+from .sources.read import RecordProblem, read_chunk
+from .store.counting import count_on_commit
+from .store.error_rows import error_row, write_errors
+from .store.keyed import UPDATE, write_keyed_tasks
+from .store.tasks import write_tasks
+from .transform import Faults, Shaper
+
+
+def write_chunk(job: Job, chunk: Chunk) -> dict:
+    """Transform one chunk and write it: successes to ``tasks``, bad records to ``errors``;
+    records whose transform failed are returned for retrying."""
+    shaper = shaper_of(job)
+    retry_now = job.max_attempts > 1
+    problems: list = []
+    retry: list = []
+    dropped = 0  # records the transform skipped
+    files = chunk_files(job.run_id, chunk)  # before COPY takes the connection
+
+    def transformed_rows():
+        nonlocal dropped
+        for file, position, record in chunk_records(files, chunk):
+            if type(record) is RecordProblem:
+                problems.append(error_row(job.run_id, file.fingerprint, position, record.kind,
+                                                record.message, None, 0, True))
+                continue
+            key = None
+            try:
+                if job.keyed:
+                    key = shaper.key_of(record)
+                data = shaper.attempt(record, position, 1)
+            except Exception as exc:
+                failure = failure_of(file.fingerprint, position, record, 1, exc, key, file.ordinal)
+                if retry_now and not failure["permanent"]:
+                    retry.append(failure)
+                else:
+                    problems.append(final_error_row(job.run_id, failure))
+                continue
+            if data is None:
+                dropped += 1
+            else:
+                yield task_row(file.fingerprint, key, file.ordinal, position, data)
+
+    session = appdb.session()
+    written = write_rows(session, job, transformed_rows())
+    write_errors(session, problems, keyed=job.keyed)
+    process_faults(chunk.index)
+    count_on_commit(session, written["tasks"], len(problems), updated=written["updated"],
+                          skipped=written["skipped"] + dropped)
+    return {**written, "skipped": written["skipped"] + dropped, "errors": len(problems),
+            "retry": retry}
+
+
+def shaper_of(job: Job) -> Shaper:
+    """The run's transform, faults and key (its transform is imported once per process)."""
+    return Shaper(job.transform, job.transform_dir, Faults.from_dict(job.faults), job.key)
+
+
+def task_row(fingerprint: str, key: Optional[str], ordinal: Optional[int], position: int,
+             data: bytes) -> tuple:
+    """A transformed record as ``write_rows`` takes it: under its file and position, or
+    (``--key``) under its own key, with where it came from."""
+    return (fingerprint, position, data) if key is None else (key, ordinal, position, data)
+
+
+def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
+    """Write transformed records to ``tasks``: {"tasks": new rows, "updated": .., "skipped": ..}.
+    With a key, a record whose key is already stored updates it or is skipped (--on-conflict)."""
+    if not job.keyed:
+        return {"tasks": write_tasks(session, job.run_id, rows), "updated": 0, "skipped": 0}
+    inserted, existing = write_keyed_tasks(session, job.run_id, rows, job.on_conflict,
+                                                 redrive=redrive)
+    if job.on_conflict == UPDATE:
+        return {"tasks": inserted, "updated": existing, "skipped": 0}
+    return {"tasks": inserted, "updated": 0, "skipped": existing}
+
+
+def chunk_files(run_id: str, chunk: Chunk) -> list:
+    return appdb.session().execute(
+        select(Source.ordinal, Source.path, Source.shape, Source.fingerprint, Source.size,
+               Source.mtime_ns, Source.pieces)
+        .where(Source.run_id == run_id, Source.state == "new",
+               Source.ordinal >= chunk.first, Source.ordinal <= chunk.last)
+        .order_by(Source.ordinal)).all()
+
+
+def chunk_records(files: list, chunk: Chunk):
+    """Yield (file, position, record or RecordProblem) for the chunk's pieces."""
+    for file in files:
+        check_input(file)
+        first = chunk.first_piece if file.ordinal == chunk.first else 0
+        last = chunk.last_piece if file.ordinal == chunk.last else len(file.pieces) - 1
+        for start, end, position, _ in file.pieces[first:last + 1]:
+            for position, record in read_chunk(file.path, file.shape, start, end, position):
+                yield file, position, record
+
+
+def check_input(file) -> None:
+    """Refuse to read byte ranges of a file that changed since it was scanned (or that this
+    worker sees differently): its records would land under the wrong keys."""
+    try:
+        stat = os.stat(file.path)
+    except OSError as exc:
+        raise InputChanged(f"{file.path}: {exc.strerror}; every worker must see the input at "
+                           "this path (a shared volume)") from None
+    if (stat.st_size, stat.st_mtime_ns) != (file.size, file.mtime_ns):
+        raise InputChanged(f"{file.path} changed since it was scanned; load the new file as "
+                           "a new dataset (ingest load), it gets a new run id")
+
+
+def failure_of(fingerprint: str, position: int, record, attempts: int, exc: Exception,
+               key: Optional[str] = None, ordinal: Optional[int] = None) -> dict:
+    return {"fingerprint": fingerprint, "position": position, "record": record,
+            "attempts": attempts, "error_type": type(exc).__name__, "error": str(exc),
+            "permanent": is_permanent(exc), "key": key, "ordinal": ordinal}
+
+
+def final_error_row(run_id: str, failure: dict) -> dict:
+    return error_row(run_id, failure["fingerprint"], failure["position"],
+                           failure["error_type"], failure["error"], failure["record"],
+                           failure["attempts"], failure["permanent"], failure.get("key"),
+                           failure.get("ordinal"))
+
+
+def process_faults(index: int) -> None:
+    """Hidden test hooks, read from the environment, that act before a chunk commits:
+    ``INGEST_FAULT_CHUNK_DELAY_SEC`` slows every chunk down (room for a kill -9) and
+    ``INGEST_FAULT_CRASH_CHUNKS=3,7`` makes the process die on those chunks, every time
+    (a poison chunk). Unset, they cost one dictionary lookup each."""
+    delay = os.environ.get("INGEST_FAULT_CHUNK_DELAY_SEC")
+    if delay:
+        time.sleep(float(delay))
+    crash = os.environ.get("INGEST_FAULT_CRASH_CHUNKS")
+    if crash and str(index) in crash.split(","):
+        os._exit(86)
+
+
+# -- retry rounds ---------------------------------------------------------------------------------
+def transform_round(job: Job, pending: list, number: int) -> dict:
+    """One more attempt at each failed record of a chunk."""
+    shaper = shaper_of(job)
+    rescued, failed, skipped = [], [], 0
+    for failure in pending:
+        try:
+            data = shaper.attempt(failure["record"], failure["position"], number)
+        except Exception as exc:
+            failed.append(failure_of(failure["fingerprint"], failure["position"],
+                                     failure["record"], number, exc, failure.get("key"),
+                                     failure.get("ordinal")))
+            continue
+        if data is None:
+            skipped += 1
+        else:
+            rescued.append(task_row(failure["fingerprint"], failure.get("key"),
+                                    failure.get("ordinal"), failure["position"], data))
+    return {"rescued": rescued, "failed": failed, "skipped": skipped}
+
+
+def write_retried(job: Job, rescued: list, failed: list, retries: int, dropped: int = 0) -> dict:
+    session = appdb.session()
+    written = write_rows(session, job, iter(rescued))
+    write_errors(session, [final_error_row(job.run_id, f) for f in failed], keyed=job.keyed)
+    skipped = written["skipped"] + dropped
+    count_on_commit(session, written["tasks"], len(failed), retries,
+                          updated=written["updated"], skipped=skipped)
+    return {**written, "skipped": skipped, "errors": len(failed), "retries": retries}

@@ -1,0 +1,110 @@
+"""``ingest retry``: a run's unresolved ``errors`` rows through the run's transform once more,
+a page per transaction (``redrive_page``): successes go to ``tasks`` and their error rows are
+marked resolved (kept for audit); failures stay, with the new attempt recorded."""
+
+from dataclasses import replace
+from typing import Optional
+
+import orjson
+from sqlalchemy import func, select, update
+
+from . import appdb
+from .chunks import shaper_of
+from .contract import Job
+from .errors import PERMANENT_TYPES
+from .models import Error
+from .store.counting import count_on_commit
+from .store.keyed import UPDATE, key_holders, write_keyed_tasks
+from .store.tasks import write_tasks
+
+
+def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
+                 job: Optional[Job] = None) -> dict:
+    session = appdb.session()
+    # FOR UPDATE: a concurrent redrive waits, then no longer sees the rows resolved here.
+    rows = session.execute(
+        select(Error.id, Error.position, Error.source_key, Error.message)
+        .where(Error.run_id == run_id, Error.resolved_at.is_(None), Error.id > after_id)
+        .order_by(Error.id).limit(page_size).with_for_update()
+    ).all()
+    if not rows:
+        return {"last_id": None}
+    retriable = [(row, message) for row, message in map(_with_message, rows)
+                 if is_retriable(message)]
+    job = replace(job or Job(run_id, 1, 1, 0, 1), faults=faults)
+    rescued, keyed, resolved, failed = attempt_again(job, retriable)
+    tasks = write_tasks(session, run_id, iter(rescued))
+    tasks += redrive_keyed(session, job, keyed, resolved, failed)
+    if resolved:
+        session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
+    for change in failed:
+        session.execute(update(Error).where(Error.id == change["id"]).values(message=change["message"]))
+    count_on_commit(session, tasks, 0, retries=len(retriable), redriven=True)
+    return {"last_id": rows[-1].id, "retried": len(retriable), "tasks": tasks,
+            "errors": len(failed), "skipped": len(resolved) - tasks}
+
+
+def attempt_again(job: Job, retriable: list) -> tuple:
+    """One more attempt at each retriable row: (rescued rows, keyed rescues, ids resolved,
+    rows failing again)."""
+    shaper = shaper_of(job)
+    rescued, keyed, resolved, failed = [], [], [], []
+    for row, message in retriable:
+        number = int(message.get("attempts") or 0) + 1
+        try:
+            data = shaper.attempt(message["record"], row.position, number)
+        except Exception as exc:
+            failed.append(failed_again(row.id, message, number, type(exc).__name__, str(exc)))
+            continue
+        if data is None:
+            resolved.append(row.id)  # the transform skips it now: resolved, no row
+        elif message.get("key") is not None:
+            keyed.append((row, message, number, (message["key"], message.get("ordinal") or 0,
+                                                 row.position, data)))
+        else:
+            resolved.append(row.id)
+            rescued.append((row.source_key.split(":", 1)[0], row.position, data))
+    return rescued, keyed, resolved, failed
+
+
+def redrive_keyed(session, job: Job, keyed: list, resolved: list, failed: list) -> int:
+    """Write rescued records that have their own keys, by the run's ``--on-conflict``; returns
+    how many are now the stored row of their key. The others are resolved as skipped (the
+    rule kept another record), except an update that another run's row holds off: a retry
+    never replaces another run's row, so that error stays, saying how to apply it."""
+    if not keyed:
+        return 0
+    write_keyed_tasks(session, job.run_id, [k[3] for k in keyed], job.on_conflict, redrive=True)
+    holders = key_holders(session, [k[3][0] for k in keyed])
+    written = 0
+    for row, message, number, (key, ordinal, position, _) in keyed:
+        holder = holders.get(key)
+        if holder == (job.run_id, ordinal, position):
+            written += 1
+            resolved.append(row.id)
+        elif job.on_conflict == UPDATE and holder and holder[0] != job.run_id:
+            failed.append(failed_again(
+                row.id, {**message, "permanent": True}, number, "KeyHeldByAnotherRun",
+                f"key {key} holds a record of run {holder[0]}; ingest retry never replaces another "
+                f"run's row: load this record again with --key {job.key} --on-conflict update"))
+        else:
+            resolved.append(row.id)
+    return written
+
+
+def failed_again(error_id: int, message: dict, number: int, error_type: str, error: str) -> dict:
+    """An errors row's new message after one more failed attempt (the first error is kept)."""
+    return {"id": error_id, "message": {
+        **message, "attempts": number, "error_type": error_type, "error": error,
+        "first_error": message.get("first_error") or message.get("error")}}
+
+
+def _with_message(row) -> tuple:
+    return row, row.message if isinstance(row.message, dict) else orjson.loads(row.message)
+
+
+def is_retriable(message: dict) -> bool:
+    """A record that can never load (not JSON, not an object, too large or deep, a NUL, a
+    bad file) keeps its row and its reason: transforming it again can't help."""
+    permanent = message.get("permanent", message.get("error_type") in PERMANENT_TYPES)
+    return not permanent and type(message.get("record")) is dict

@@ -1,0 +1,88 @@
+"""Failures into ``errors``: a record that did not make it, with the reason and the original
+record as JSON, and the one row of a file or an API page that can't be loaded at all."""
+
+from typing import Any, Optional
+
+from sqlalchemy import func, insert, update
+
+from ..codec import storable
+from ..contract import BAD_FILE_POSITION, bad_file_key, source_key, title_of
+from ..models import Error
+from .dialect import dialect_insert
+
+
+def error_row(run_id: str, fingerprint: str, position: int, error_type: str, message: str,
+              record: Any, attempts: int, permanent: bool, key: Optional[str] = None,
+              ordinal: Optional[int] = None) -> dict:
+    """An ``errors`` row: the reason as JSON, with the original record for triage. A record
+    with its own key (``--key``) is filed under it, with the file it came from."""
+    stored_key = key if key is not None else source_key(fingerprint, position)
+    reason = {
+        "title": title_of(position),
+        "source_key": stored_key,
+        "position": position,
+        "error_type": error_type,
+        "error": message,
+        "attempts": attempts,
+        "permanent": permanent,
+        "record": storable(record),
+    }
+    if key is not None:
+        reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)
+    return {"title": title_of(position), "source_key": stored_key, "run_id": run_id,
+            "position": position, "message": reason}
+
+
+def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str) -> dict:
+    """The one ``errors`` row of a file (or an API page: ``BadPage``) that can't be loaded
+    at all."""
+    from ..sources.common import is_url
+
+    key = bad_file_key(fingerprint, name)
+    kind = "BadPage" if is_url(name) else "BadFile"
+    return {
+        "title": name,
+        "source_key": key,
+        "run_id": run_id,
+        "position": BAD_FILE_POSITION,
+        "message": {"title": name, "source_key": key, "position": BAD_FILE_POSITION,
+                    "error_type": kind, "error": reason, "attempts": 0, "permanent": True,
+                    "path": name, "fingerprint": fingerprint, "record": None},
+    }
+
+
+def resolve_bad_pages(session, names: list) -> None:
+    """A page that loads now marks the errors rows of its earlier failures resolved."""
+    keys = [bad_file_key(None, name) for name in names]
+    if keys:
+        session.execute(update(Error).where(Error.source_key.in_(keys), Error.resolved_at.is_(None))
+                        .values(resolved_at=func.now()))
+
+
+def write_errors(session, rows: list, keyed: bool = False) -> None:
+    """Insert ``errors`` rows. Under records' own keys (``keyed``), a key that failed before
+    keeps one row: the newest failure, unresolved again."""
+    if not rows:
+        return
+    if not keyed:
+        session.execute(insert(Error), rows)
+        return
+    statement = dialect_insert(session, Error)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Error.source_key],
+        set_={"title": statement.excluded.title, "run_id": statement.excluded.run_id,
+              "position": statement.excluded.position, "message": statement.excluded.message,
+              "resolved_at": None}), rows)
+
+
+def write_errors_once(session, rows: list) -> int:
+    """Insert rows whose source key may already be there (a bad file seen again), one by
+    one (they are few); returns how many are new. A row resolved since (an API page that
+    loaded once, then failed again) is open again, with the new reason, and counts as new."""
+    statement = dialect_insert(session, Error)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Error.source_key],
+        set_={"run_id": statement.excluded.run_id, "message": statement.excluded.message,
+              "resolved_at": None},
+        where=Error.resolved_at.is_not(None)).returning(Error.id)
+    return sum(len(session.execute(statement, row).all()) for row in rows)

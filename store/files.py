@@ -1,0 +1,57 @@
+"""A run's files: their ``sources`` rows (what chunks read back) and the claims of their
+contents (``contents``: one claim per fingerprint, ever)."""
+
+from typing import Optional
+
+from sqlalchemy import select, update
+
+from ..models import Content, Source
+from .dialect import insert_ignoring_conflicts
+
+
+def source_row(run_id: str, ordinal: int, name: str, path: Optional[str], **columns) -> dict:
+    """A ``sources`` row of a file or an API page: ``planned``, with nothing known of its
+    content, except for ``columns``."""
+    return {"run_id": run_id, "ordinal": ordinal, "name": name, "path": path or name,
+            "fingerprint": None, "records": 0, "state": "planned", "shape": None, "size": None,
+            "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None, **columns}
+
+
+def write_sources(connection, rows: list) -> None:
+    """Plan rows of a run's files; a row already written (a command run again) is kept."""
+    if rows:
+        connection.execute(insert_ignoring_conflicts(connection, Source), rows)
+
+
+def claimed_by(connection, fingerprints: list) -> dict:
+    """fingerprint -> the run that claimed it, for those already claimed."""
+    if not fingerprints:
+        return {}
+    rows = connection.execute(select(Content.fingerprint, Content.run_id)
+                              .where(Content.fingerprint.in_(fingerprints))).all()
+    return dict(rows)
+
+
+def claim(session, run_id: str, files: list) -> dict:
+    """Claim the contents of ``(ordinal, fingerprint)`` pairs for this run, in order; returns
+    fingerprint -> (owner run, owner ordinal), whoever won."""
+    if files:
+        statement = insert_ignoring_conflicts(session, Content)
+        session.execute(statement, [{"fingerprint": f, "run_id": run_id, "ordinal": o}
+                                    for o, f in files])
+    rows = session.execute(select(Content.fingerprint, Content.run_id, Content.ordinal)
+                           .where(Content.fingerprint.in_([f for _, f in files]))).all()
+    return {f: (r, o) for f, r, o in rows}
+
+
+def set_source_states(session, run_id: str, ordinals: list, state: str,
+                      loaded_by: Optional[dict] = None) -> None:
+    if not ordinals:
+        return
+    if loaded_by is None:
+        session.execute(update(Source).where(Source.run_id == run_id, Source.ordinal.in_(ordinals))
+                        .values(state=state))
+        return
+    for ordinal in ordinals:
+        session.execute(update(Source).where(Source.run_id == run_id, Source.ordinal == ordinal)
+                        .values(state=state, loaded_by=loaded_by[ordinal]))
