@@ -97,17 +97,17 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
-    from . import runs
+    from . import load_options, runs, waiting
 
     run: dict = {}
-    with one_line_errors(lambda: runs.interrupted_line(run["manifest"].run_id if run else None)):
-        load_options = runs.LoadOptions(
+    with one_line_errors(lambda: waiting.interrupted_line(run["manifest"].run_id if run else None)):
+        load_options = load_options.LoadOptions(
             chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
             retry_interval=retry_interval, backoff=backoff,
             faults=faults_of(fail_tasks, flaky_rate, seed),
             http=http_policy(http_attempts, http_timeout, rate, concurrency),
-            urls=runs.url_inputs(paths, pages, headers),
-            **runs.shaping_options(transform_spec, key, on_conflict))
+            urls=load_options.url_inputs(paths, pages, headers),
+            **load_options.shaping_options(transform_spec, key, on_conflict))
         fleet = runs.helpers(database_url, workers, concurrency, detach, say, entry=run_ingest)
         with fleet or nullcontext():
             manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
@@ -144,15 +144,15 @@ def resume(run_id, database_url, concurrency, as_json, headers) -> None:
     Example:
       ingest resume ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from . import runs
+    from . import load_options, resuming, waiting
 
-    with one_line_errors(lambda: runs.interrupted_line(run_id, resuming=True)):
-        runs.install_headers(headers)
-        if not runs.any_state(database_url, run_id):
+    with one_line_errors(lambda: waiting.interrupted_line(run_id, resuming=True)):
+        load_options.install_headers(headers)
+        if not resuming.any_state(database_url, run_id):
             click.echo("no unfinished runs")
             return
         with running_app(database_url, concurrency) as app:
-            results = runs.resume_all(app, run_id, say=say, quiet=as_json)
+            results = resuming.resume_all(app, run_id, say=say, quiet=as_json)
             for result in results:
                 click.echo(json.dumps(result.asdict()) if as_json else str(result))
             if results.count == 0:
@@ -233,12 +233,12 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     Example:
       ingest retry ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from . import runs
+    from . import resuming
 
     with one_line_errors():
-        runs.any_state(database_url, run_id)
+        resuming.any_state(database_url, run_id)
         with running_app(database_url, 1):
-            outcome = runs.redrive(run_id, faults_of(fail_tasks, flaky_rate, seed))
+            outcome = resuming.redrive(run_id, faults_of(fail_tasks, flaky_rate, seed))
     if as_json:
         click.echo(json.dumps(outcome))
     elif not outcome["retried"]:
@@ -279,17 +279,17 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     """
     import socket
 
-    from . import runs
+    from . import load_options, worker
 
     worker_id = worker_id or socket.gethostname()
     waiting = f"waiting: a live process already works as {worker_id}"
     with one_line_errors():
-        runs.install_headers(headers)
+        load_options.install_headers(headers)
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker",
                                         exclusive=True, helper=parent_pid is not None,
                                         on_wait=lambda: say(waiting)) as app:
-        runs.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
+        worker.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
                    parent_pid=parent_pid)
     if parent_pid is None:
         say(f"worker {worker_id} stopped")

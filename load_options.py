@@ -1,0 +1,109 @@
+"""What a load is asked to do, checked before any work: ``LoadOptions`` (chunking, retries,
+faults, transform, key, the API pages' policy) and the checks of ``--transform``, ``--key``,
+``--on-conflict``, URL inputs and ``--header``."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .contract import HttpPolicy, Job
+
+DEFAULT_CHUNK_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    fmt: Optional[str] = None
+    label: str = ""
+    max_attempts: int = 3
+    retry_interval: float = 0.1
+    backoff: float = 2.0
+    faults: dict = field(default_factory=dict)
+    transform: str = "uppercase"  # as recorded: see transform.recorded_spec
+    transform_dir: str = ""
+    key: str = ""
+    on_conflict: str = "skip"
+    http: HttpPolicy = HttpPolicy()
+    urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
+
+    def job(self, run_id: str) -> Job:
+        return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
+                   retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
+                   transform=self.transform, transform_dir=self.transform_dir, key=self.key,
+                   on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
+                   fingerprint_label=self.identity, **self.fetching(run_id))
+
+    def fetching(self, run_id: str) -> dict:
+        """What the run's page fetches need besides the policy: where to spool, and a check
+        (not the values) of this command's credentials."""
+        if not self.urls:
+            return {}
+        import os
+
+        from .sources.http import credentials
+        from .sources.spool import spool_dir
+
+        mine = credentials()
+        return {"spool": os.path.abspath(spool_dir()), "credentials_check": mine.check(run_id),
+                "credential_names": mine.names()}
+
+    @property
+    def identity(self) -> str:
+        """What names a file besides its bytes: the label and, for records with their own
+        keys, how they are keyed and shaped. A keyed load of the same bytes with other
+        settings is another run; a file already loaded unkeyed is not loaded again unkeyed
+        (with a new transform either: use --label, or --key)."""
+        if not self.key:
+            return self.label
+        return f"{self.label}\x1fkey={self.key};on-conflict={self.on_conflict};transform={self.transform}"
+
+
+def shaping_options(transform: str, key: Optional[str], on_conflict: Optional[str]) -> dict:
+    """``LoadOptions`` fields for ``--transform``, ``--key`` and ``--on-conflict``, checked
+    before any work: a transform that can't be imported or called is ``TransformNotFound``
+    (exit 2), a malformed key path a ``UsageError``."""
+    import os
+
+    from .errors import UsageError
+    from .transform import key_path, recorded_spec, resolve
+
+    if on_conflict and not key:
+        raise UsageError("--on-conflict needs --key: without a key, records are identified "
+                         "by file and position and never conflict")
+    recorded = recorded_spec(transform)
+    directory = os.getcwd()
+    resolve(recorded, directory)
+    if key is not None:
+        try:
+            key_path(key)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return {"transform": recorded, "transform_dir": directory, "key": key or "",
+            "on_conflict": on_conflict or "skip"}
+
+
+def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
+    """The ``UrlSource`` of each URL among ``specs``, checked before any work (a
+    ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
+    installed in this process and its helpers, and kept nowhere else."""
+    from .errors import UsageError
+    from .sources.common import is_url
+    from .sources.http import Credentials, install, parse_pages, url_source
+
+    credentials = Credentials()
+    for header in headers:
+        credentials.add_header(header)
+    page_range = parse_pages(pages) if pages is not None else None
+    sources = tuple(url_source(spec, page_range, credentials) for spec in specs if is_url(spec))
+    if pages is not None and not any(source.paginated for source in sources):
+        raise UsageError("--pages is for URL inputs with a {page} placeholder, e.g. "
+                         "'https://api.example.com/users?page={page}'")
+    install(credentials)
+    return sources
+
+
+def install_headers(headers: tuple) -> None:
+    """``--header`` of ``resume`` and ``worker``: the credentials a run's pages need (they
+    are never stored, so a process that fetches them must be given them again)."""
+    if headers:
+        url_inputs([], None, headers)

@@ -1,0 +1,114 @@
+"""What a load did, for people (``str``) and for scripts (``asdict``): ``LoadResult``, or
+``Detached`` for a run queued for workers."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from .contract import Summary
+from .states import pages_dict
+
+
+@dataclass
+class LoadResult:
+    """What a load did, for people (``str``) and for scripts (``asdict``)."""
+
+    run_id: str
+    dataset: str
+    records: int
+    tasks: int
+    errors: int
+    retries: int
+    chunks: int
+    files_loaded: int
+    files_already_loaded: int
+    files_bad: int
+    already_loaded: bool
+    elapsed_s: float
+    bad_files: list = field(default_factory=list)  # one line each (the first 20)
+    skipped_inputs: str = ""  # what folders and globs passed over, one line
+    skipped: int = 0  # records without a row on purpose (transform None, --key already there)
+    updated: int = 0  # (--key --on-conflict update) rows replaced
+    workers: int = 1  # processes that loaded chunks: this one and its helpers
+    pages: Optional[dict] = None  # with URL inputs: PageCounts, and "fetched"
+
+    @classmethod
+    def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
+                     bad_files: list, skipped_inputs: str = "", workers: int = 1) -> "LoadResult":
+        loaded, already = summary.files_new, summary.files_already
+        if already_loaded:
+            loaded, already = 0, loaded + already
+        return cls(run_id=summary.run_id, dataset=summary.inputs, records=summary.records,
+                   tasks=summary.tasks, errors=summary.errors, retries=summary.retries,
+                   chunks=summary.chunks, files_loaded=loaded, files_already_loaded=already,
+                   files_bad=summary.files_bad, already_loaded=already_loaded,
+                   elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
+                   skipped=summary.skipped, updated=summary.updated, workers=workers,
+                   pages=pages_dict(summary.pages))
+
+    @property
+    def has_errors(self) -> bool:
+        return self.errors > 0
+
+    @property
+    def bad_inputs(self) -> int:
+        """Files and pages that could not be loaded at all (exit 3)."""
+        return self.files_bad + (self.pages or {}).get("failed", 0)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / max(self.elapsed_s, 1e-9)
+
+    @property
+    def files(self) -> int:
+        return self.files_loaded + self.files_already_loaded + self.files_bad
+
+    def input_lines(self) -> list:
+        """One line per bad input (the first 20) and one for what folders skipped."""
+        lines = [f"bad input: {line}" for line in self.bad_files]
+        if self.bad_inputs > len(self.bad_files):
+            lines.append(f"... and {self.bad_inputs - len(self.bad_files)} more bad inputs: "
+                         f"ingest errors {self.run_id}")
+        return lines + ([self.skipped_inputs] if self.skipped_inputs else [])
+
+    def asdict(self) -> dict:
+        shown = asdict(self)
+        shown.pop("skipped_inputs")
+        return {**shown, "inserted": self.tasks, "elapsed_s": round(self.elapsed_s, 3),
+                "records_per_s": round(self.records_per_s, 1)}
+
+    def __str__(self) -> str:
+        lines = []
+        if self.already_loaded:
+            lines.append(f"{self.dataset}: already loaded by run {self.run_id}; nothing to do "
+                         "(use --label to load it again as a new dataset)")
+        lines += [f"run {self.run_id}  {self.dataset}"]
+        if self.files > 1 or self.files_bad or self.files_already_loaded and not self.already_loaded:
+            lines.append(f"  files: {self.files_loaded:,} new files loaded, "
+                         f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
+        if self.pages is not None:
+            from .tables import describe_pages
+
+            lines.append(describe_pages(self.pages))
+        shaped = (f" | updated {self.updated}" if self.updated else "") + \
+            (f" | skipped {self.skipped}" if self.skipped else "")
+        lines.append(
+            f"  records {self.records} | tasks {self.tasks}{shaped} | errors {self.errors}"
+            f" | retries {self.retries} | elapsed {self.elapsed_s:.2f} s"
+            f" | {self.records_per_s:,.0f} records/s")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Detached:
+    run_id: str
+    dataset: str
+    records: int
+    state: str
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        state = "queued" if self.state == "ENQUEUED" else f"already {self.state}"
+        return (f"{self.run_id}  {self.dataset}: {state} ({self.records} records); "
+                f"follow it with: ingest status {self.run_id}")

@@ -1,0 +1,119 @@
+"""Finishing what was interrupted: ``ingest resume`` (a run's given-up or failed parts back
+to work, or every unfinished run of this machine) and ``ingest retry`` (a run's errors
+through its transform again), each with the transform the run recorded."""
+
+from typing import Callable, Iterator, Optional
+
+from .contract import ACTIVE, GIVEN_UP, Job, RunPlan, is_run_id
+from .errors import RunNotFound
+from .results import LoadResult
+from .runs import tune_gc
+from .waiting import POLL_SEC, run_status, wait_for_run
+
+
+def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool:
+    """Whether DBOS's system database exists: where it doesn't, no run ever started, and
+    a command that only finishes runs has nothing to do (and creates nothing). With a
+    ``run_id``: ``RunNotFound`` instead of False."""
+    from . import database
+    from .operations import system_database_exists
+
+    exists = system_database_exists(database.resolve(database_url).system_url)
+    if not exists and run_id:
+        raise RunNotFound(run_id)
+    return exists
+
+
+def check_run(run_id: str) -> None:
+    if not is_run_id(run_id) or run_status(run_id) is None:
+        raise RunNotFound(run_id)
+
+
+def unfinished_runs() -> tuple:
+    """(this executor's unfinished runs, other executors' unfinished runs)."""
+    from dbos import DBOS
+
+    runs = DBOS.list_workflows(name="ingest_dataset", status=[*ACTIVE, *GIVEN_UP],
+                               load_input=False, load_output=False)
+    mine = [w.workflow_id for w in runs if w.executor_id == DBOS.executor_id]
+    theirs = [(w.workflow_id, w.executor_id) for w in runs if w.executor_id != DBOS.executor_id]
+    return mine, theirs
+
+
+class resume_all:
+    """Finish one run, or every unfinished run of this executor: iterate for their results
+    (``count`` says how many runs there are)."""
+
+    def __init__(self, app, run_id: Optional[str], say: Callable, quiet: bool = False):
+        self.app, self.say, self.quiet = app, say, quiet
+        tune_gc()
+        take_over_helpers(app, say)
+        if run_id:
+            check_run(run_id)
+            self.run_ids = [run_id]
+        else:
+            self.run_ids, theirs = unfinished_runs()
+            for other, owner in theirs:
+                say(f"{other} belongs to executor {owner}: restart that worker, or "
+                    f"`ingest worker --take-over {owner}`")
+        self.count = len(self.run_ids)
+
+    def __iter__(self) -> Iterator[LoadResult]:
+        for rid in self.run_ids:
+            yield resume(self.app, rid, on_resumed=None if self.quiet else lambda r, n: self.say(
+                f"resumed {n} given-up workflow(s) of {r}"))
+
+
+def take_over_helpers(app, say: Callable) -> None:
+    """Chunks a killed ``load --workers`` left with its helpers come back to this process
+    (once no live process has their ids): ``resume`` finishes what they had taken."""
+    from dbos import DBOS
+
+    from .fleet import Fleet
+
+    Fleet(DBOS.executor_id, 1, app.concurrency, app.database_url, 0, say).take_over_others(app.databases)
+
+
+def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResult:
+    """Put a run's given-up or failed parts back to work and wait for it."""
+    from . import integration
+
+    job = run_job(run_id)
+    if job is not None:
+        load_transform(job)
+    resumed = integration.resume_run(run_id)
+    if resumed and on_resumed:
+        on_resumed(run_id, len(resumed))
+    summary = wait_for_run(run_id)
+    return LoadResult.from_summary(summary, False, summary.finished_at - summary.started_at,
+                                   app.bad_files(run_id))
+
+
+def redrive(run_id: str, faults: dict) -> dict:
+    """``ingest retry``: the run's errors through the run's own transform again."""
+    from . import integration
+
+    check_run(run_id)
+    job = run_job(run_id)
+    if job is not None:
+        load_transform(job)
+    return integration.start_redrive(run_id, faults, job=job).get_result(
+        polling_interval_sec=POLL_SEC)
+
+
+def run_job(run_id: str) -> Optional[Job]:
+    """The job a run was started with (None for a version-1 run: the defaults)."""
+    from dbos import DBOS
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
+    args = found[0].input.get("args") if found and found[0].input else None
+    plan = args[0] if args else None
+    return plan.job if isinstance(plan, RunPlan) else None
+
+
+def load_transform(job: Job) -> None:
+    """Import the run's transform here and now: ``TransformNotFound`` (exit 2) before any
+    work if this process can't."""
+    from .transform import resolve
+
+    resolve(job.transform, job.transform_dir)

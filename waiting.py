@@ -1,0 +1,116 @@
+"""Waiting for a run: the one place a command polls DBOS while its run goes on (its status,
+its chunks for the progress line and for given-up parts), and the lines that say why a run
+did not finish."""
+
+import time
+from typing import Callable, Optional
+
+from .contract import ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Summary, children_prefix
+from .errors import RunFailed, RunIncomplete
+from .progress import Progress
+from .states import needing_resume, published_pages
+
+POLL_SEC = 0.25  # how often a waiting command looks at its run
+CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
+
+
+def run_status(run_id: str) -> Optional[str]:
+    from dbos import DBOS
+
+    status = DBOS.get_workflow_status(run_id)
+    return status.status if status else None
+
+
+def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary:
+    """The run's summary once it finishes; ``RunIncomplete`` if part of it was given up or
+    failed and nothing is left running, ``RunFailed`` if the run itself failed."""
+    from dbos import DBOS
+
+    checked = 0.0
+    while True:
+        status = run_status(run_id)
+        if status == SUCCESS:
+            return Summary.from_output(DBOS.retrieve_workflow(run_id).get_result())
+        if status == ERROR:
+            raise RunFailed(f"run {run_id} failed ({failure_of(run_id)}); see "
+                            f"`dbos workflow steps {run_id}`")
+        if time.time() - checked > CHILDREN_SEC or status in GIVEN_UP:
+            checked = time.time()
+            children = DBOS.list_workflows(workflow_id_prefix=children_prefix(run_id),
+                                           load_input=on_children is not None, load_output=False)
+            if on_children:
+                on_children(children)
+            stuck = needing_resume(children)
+            busy = [c for c in children if c.status in ACTIVE]
+            if (status in GIVEN_UP or stuck) and not busy:
+                raise RunIncomplete(incomplete_report(run_id, stuck))
+        time.sleep(POLL_SEC)
+
+
+def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:
+    """Turns the run's finished chunk workflows (and its pages so far) into files, pages and
+    records done."""
+    if not bar.enabled:
+        return None
+    from dbos import DBOS
+
+    def update(children: list) -> None:
+        done = [c.input["args"][1] for c in children
+                if c.status == SUCCESS and c.name == "load_chunk" and c.input]
+        pages = published_pages(DBOS.get_event(run_id, PAGES_EVENT, timeout_seconds=0)) \
+            if bar.pages else None
+        bar.update(sum(c.records for c in done), sum(c.files_done for c in done), pages)
+
+    return update
+
+
+def failure_of(run_id: str) -> str:
+    """The first line of the error a failed workflow ended with."""
+    from dbos import DBOS
+
+    from .errors import one_line
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_input=False)
+    error = found[0].error if found else None
+    return one_line(error) if isinstance(error, BaseException) else str(error or "no error recorded")
+
+
+def incomplete_report(run_id: str, stuck: list) -> str:
+    from dbos import DBOS
+
+    from .contract import MAX_RECOVERY_ATTEMPTS
+
+    given_up, failed = [], []
+    ids = [c.workflow_id for c in stuck]
+    for child in DBOS.list_workflows(workflow_ids=ids) if ids else []:
+        args = child.input["args"] if child.input else ()
+        chunk = args[1] if len(args) == 2 and isinstance(args[1], Chunk) else None
+        what = chunk.describe() if chunk else child.workflow_id
+        if child.status == ERROR:
+            failed.append(f"{what} failed ({error_line(child.error)})")
+        else:
+            given_up.append(what)
+    parts = failed
+    if given_up:
+        verb = "was" if len(given_up) == 1 else "were"
+        parts = [f"{', '.join(given_up)} {verb} given up after repeated crashes "
+                 f"(max_recovery_attempts {MAX_RECOVERY_ATTEMPTS})"] + failed
+    what = "; ".join(parts) or "the run itself was given up"
+    return (f"run {run_id} is incomplete: {what}; the rest is loaded. "
+            f"Fix the cause, then run: ingest resume {run_id}")
+
+
+def error_line(error) -> str:
+    reason = (str(error).strip().splitlines() or ["an error"])[0]
+    return f"{type(error).__name__}: {reason}" if isinstance(error, BaseException) else reason
+
+
+def interrupted_line(run_id: Optional[str], resuming: bool = False) -> str:
+    """What a Ctrl-C during ``load`` or ``resume`` says: the run, and how to finish it."""
+    if run_id is None and not resuming:
+        return "interrupted before the run started; nothing was loaded: run the same command again"
+    if run_id is None:
+        return "interrupted; what was running stops where it is: run ingest resume again to finish it"
+    again = "the same command, or " if not resuming else ""
+    return (f"interrupted: run {run_id} stops where it is (what is committed stays); "
+            f"finish it with {again}ingest resume {run_id}")
