@@ -171,7 +171,7 @@ def drain(seconds: float) -> None:
     the next process."""
     from dbos._dbos import _get_dbos_instance
 
-    from .sources.http import waiting
+    from .sources.credentials import waiting
 
     dbos = _get_dbos_instance()
     for stop in dbos.background_thread_stop_events:

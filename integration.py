@@ -39,39 +39,14 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from . import appdb, chunks, claims, packing, redrive, telemetry
-from .contract import (
-    ACTIVE,
-    CHUNK_QUEUE,
-    ERROR,
-    GIVEN_UP,
-    MAX_RECOVERY_ATTEMPTS,
-    PAGES_EVENT,
-    RETRY_QUEUE,
-    RUN_QUEUE,
-    Chunk,
-    ChunkResult,
-    Claimed,
-    FetchedPage,
-    HttpPolicy,
-    Job,
-    PageCounts,
-    RunPlan,
-    Summary,
-    UrlSource,
-    chunk_workflow_id,
-    fork_id,
-    redrive_prefix,
-    redrive_workflow_id,
-    retry_workflow_id,
-)
-from .sources.http import (
-    CredentialsNeeded,
-    Scanning,
-    Tail,
-    credentials_for,
-    fetch_pages,
-    forget_run,
-)
+from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
+                       RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
+                       HttpPolicy, Job, PageCounts, RunPlan, Summary, UrlSource,
+                       chunk_workflow_id, fork_id, redrive_prefix, redrive_workflow_id,
+                       retry_workflow_id)
+from .sources.credentials import CredentialsNeeded, credentials_for
+from .sources.fetcher import forget_run
+from .sources.http import Scanning, Tail, fetch_pages
 
 CLAIM_PAGE = 1000  # files claimed per transaction
 AWAIT_BATCH = 64  # chunks awaited per step

@@ -40,7 +40,7 @@ class LoadOptions:
             return {}
         import os
 
-        from .sources.http import credentials
+        from .sources.credentials import credentials
         from .sources.spool import spool_dir
 
         mine = credentials()
@@ -88,7 +88,8 @@ def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
     installed in this process and its helpers, and kept nowhere else."""
     from .errors import UsageError
     from .sources.common import is_url
-    from .sources.http import Credentials, install, parse_pages, url_source
+    from .sources.credentials import Credentials, install
+    from .sources.http import parse_pages, url_source
 
     credentials = Credentials()
     for header in headers:

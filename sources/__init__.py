@@ -1,9 +1,13 @@
 """Inputs into chunks, and chunks back into records.
 
 - ``plan``: files, folders and globs named on the command line into one stream of files,
-  each identified by its bytes, and the packing of their records into chunks;
-- ``scan``: validate one file and cut it into byte ranges of records;
-- ``spool``: standard input and gzip files copied to disk under their content hash;
-- ``http``: URL inputs, their credentials, and fetching their pages into the spool;
-- ``read``: a chunk's byte ranges back into records.
+  each identified by its bytes, and the rows that plan a run;
+- ``scan`` (with ``document`` for JSON documents): validate one file and cut it into byte
+  ranges of records;
+- ``spool``: standard input, gzip files and fetched pages copied to disk under their
+  content hash;
+- ``http`` (URL inputs and their paging), ``fetcher`` (one page with its retry policy) and
+  ``credentials`` (never stored): API pages;
+- ``read``: a chunk's byte ranges back into records;
+- ``common``: what they share (limits, opening a file, lines, value ends).
 """

@@ -269,7 +269,8 @@ def test_a_killed_run_with_credentials_waits_for_them(sqlite_backend, workdir):
 
 # -- the pieces, in process ----------------------------------------------------------------
 def test_pages_and_urls_parse_with_credentials_kept_apart():
-    from durable_ingest.sources.http import Credentials, parse_pages, url_source
+    from durable_ingest.sources.credentials import Credentials
+    from durable_ingest.sources.http import parse_pages, url_source
 
     assert parse_pages("1-100") == (1, 100) and parse_pages("0-") == (0, None)
     assert parse_pages("7") == (7, 7)
@@ -291,28 +292,28 @@ def test_pages_and_urls_parse_with_credentials_kept_apart():
 
 def test_retry_after_and_backoff_are_capped():
     from durable_ingest.contract import HttpPolicy
-    from durable_ingest.sources import http
+    from durable_ingest.sources import fetcher as fetching
 
     class Answer:
         def __init__(self, value):
             self.headers = {"Retry-After": value} if value is not None else {}
 
-    assert http.retry_after(Answer("3")) == 3.0
-    assert http.retry_after(Answer(None)) is None and http.retry_after(Answer("soon")) is None
+    assert fetching.retry_after(Answer("3")) == 3.0
+    assert fetching.retry_after(Answer(None)) is None and fetching.retry_after(Answer("soon")) is None
     in_a_minute = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 90))
-    assert 80 < http.retry_after(Answer(in_a_minute)) <= 91
-    assert http.retry_after(Answer("nan")) is None and http.retry_after(Answer("inf")) is None
-    fetcher = http.Fetcher("ingest-x", HttpPolicy(backoff=1.0), http.Credentials(), "/tmp/x")
-    assert fetcher.backoff(1, 3600.0) == http.MAX_RETRY_AFTER_SEC
+    assert 80 < fetching.retry_after(Answer(in_a_minute)) <= 91
+    assert fetching.retry_after(Answer("nan")) is None and fetching.retry_after(Answer("inf")) is None
+    fetcher = fetching.Fetcher("ingest-x", HttpPolicy(backoff=1.0), fetching.Credentials(), "/tmp/x")
+    assert fetcher.backoff(1, 3600.0) == fetching.MAX_RETRY_AFTER_SEC
     assert fetcher.backoff(1, -5.0) == 0.0
     assert 0.5 <= fetcher.backoff(1, None) <= 1.0 and 4.0 <= fetcher.backoff(4, None) <= 8.0
-    assert fetcher.backoff(30, None) <= http.MAX_BACKOFF_SEC
+    assert fetcher.backoff(30, None) <= fetching.MAX_BACKOFF_SEC
 
 
 def test_the_rate_limiter_spaces_requests_across_threads():
     from concurrent.futures import ThreadPoolExecutor
 
-    from durable_ingest.sources.http import Limiter
+    from durable_ingest.sources.fetcher import Limiter
 
     limiter, times = Limiter(rate=20.0), []
     with ThreadPoolExecutor(4) as pool:
