@@ -12,16 +12,16 @@ import json
 import os
 import signal
 import sys
-import traceback
 from contextlib import nullcontext
 
 import click
 
 from . import __version__, progress
-from .errors import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_RECORD_ERRORS
+from .errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, fault_options, faults_of,
-                      header_option, http_options, http_policy, json_option, one_line_errors,
-                      shaping_options, workers_option)
+                      generate_command_options, header_option, json_option,
+                      load_command_options, load_options_of, one_line_errors, report_unexpected,
+                      worker_command_options)
 
 
 def say(line: str) -> None:
@@ -52,35 +52,8 @@ def main() -> None:
 # -- ingest load --------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH|URL...")
-@click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
-              help="Input format (default: detected from the content).")
-@database_option
-@click.option("--chunk-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
-              help="Records per chunk workflow.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Chunk workflows run at once by this process, and pages in flight.")
-@click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Transform tries per record, the first included.")
-@click.option("--retry-interval", type=click.FloatRange(0, 3600), default=0.1, show_default=True,
-              help="Seconds before the first retry.")
-@click.option("--backoff", type=click.FloatRange(1, 100), default=2.0, show_default=True,
-              help="Each retry waits this many times longer than the one before.")
-@fault_options
-@click.option("--label", default="", metavar="TEXT",
-              help="Load the same bytes again as a new dataset: a new label is a new run.")
-@shaping_options
-@json_option
-@click.option("--fail-on-errors", is_flag=True,
-              help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors.")
-@click.option("--detach", is_flag=True,
-              help="Queue the run for `ingest worker` processes, print its id and return.")
-@click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
-@workers_option()
-@http_options
-def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_interval,
-         backoff, fail_tasks, flaky_rate, seed, label, transform_spec, key, on_conflict, as_json,
-         fail_on_errors, detach, no_progress, workers, pages, headers, http_attempts,
-         http_timeout, rate) -> None:
+@load_command_options
+def load(paths, **given) -> None:
     """Load JSON files, folders, globs and API pages: every record ends in tasks or errors,
     exactly once.
 
@@ -97,34 +70,30 @@ def load(paths, fmt, database_url, chunk_size, concurrency, max_attempts, retry_
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
-    from . import load_options, runs, waiting
+    from . import runs, waiting
 
     run: dict = {}
+    database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
     with one_line_errors(lambda: waiting.interrupted_line(run["manifest"].run_id if run else None)):
-        load_options = load_options.LoadOptions(
-            chunk_size=chunk_size, fmt=fmt, label=label, max_attempts=max_attempts,
-            retry_interval=retry_interval, backoff=backoff,
-            faults=faults_of(fail_tasks, flaky_rate, seed),
-            http=http_policy(http_attempts, http_timeout, rate, concurrency),
-            urls=load_options.url_inputs(paths, pages, headers),
-            **load_options.shaping_options(transform_spec, key, on_conflict))
-        fleet = runs.helpers(database_url, workers, concurrency, detach, say, entry=run_ingest)
+        options = load_options_of(paths, given)
+        fleet = runs.helpers(database_url, given["workers"], concurrency, detach, say,
+                             entry=run_ingest)
         with fleet or nullcontext():
-            manifest, skipped, scanned = runs.identify_inputs(list(paths), load_options, sys.stdin.buffer)
+            manifest, skipped, scanned = runs.identify_inputs(list(paths), options, sys.stdin.buffer)
             run["manifest"] = manifest
             with running_app(database_url, concurrency, role="client" if detach else "local") as app:
                 runs.tune_gc()
-                result = runs.load(app, list(paths), load_options, manifest, skipped, scanned,
-                                   detach=detach, show_progress=progress.wanted(not no_progress),
-                                   fleet=fleet)
-    click.echo(json.dumps(result.asdict()) if as_json else str(result))
+                result = runs.load(app, list(paths), options, manifest, skipped, scanned,
+                                   detach=detach, fleet=fleet,
+                                   show_progress=progress.wanted(not given["no_progress"]))
+    click.echo(json.dumps(result.asdict()) if given["as_json"] else str(result))
     if detach:
         return
     for line in result.input_lines():
         say(line)
     if result.bad_inputs:
         sys.exit(EXIT_BAD_INPUT)
-    if fail_on_errors and result.has_errors:
+    if given["fail_on_errors"] and result.has_errors:
         sys.exit(EXIT_RECORD_ERRORS)
 
 
@@ -251,19 +220,7 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
 # -- ingest worker ------------------------------------------------------------------------------
 @main.command()
 @database_option
-@click.option("--worker-id", default=None, metavar="ID",
-              help="This worker's DBOS executor id (default: the host name). Restarted with "
-                   "the same id, it picks its unfinished work up again.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Chunk workflows at once per worker.")
-@click.option("--global-concurrency", type=click.IntRange(1, 1024), default=None,
-              help="Chunk workflows at once across all workers.")
-@click.option("--take-over", "take_over", multiple=True, metavar="ID",
-              help="Also recover the unfinished work of these dead workers (repeatable).")
-@click.option("--drain-timeout", type=click.IntRange(0, 3600), default=30, show_default=True,
-              help="On SIGINT/SIGTERM, seconds to let running chunks finish.")
-@workers_option("--processes")
-@click.option("--parent-pid", type=int, default=None, hidden=True)  # a helper of that process
+@worker_command_options
 @header_option
 def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
            processes, parent_pid, headers) -> None:
@@ -335,13 +292,7 @@ def migrate(database_url) -> None:
 
 # -- ingest generate ----------------------------------------------------------------------
 @main.command()
-@click.option("--count", type=click.IntRange(0, 100_000_000), required=True, help="Records to write.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
-              help="The same seed writes a byte-identical file.")
-@click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]), default="json",
-              show_default=True, help="A randomuser.me envelope, or one record per line.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
-              help="File to write (default: stdout).")
+@generate_command_options
 def generate(count, seed, fmt, output) -> None:
     """Write randomuser.me-shaped records, reproducibly.
 
@@ -383,19 +334,6 @@ def entry_point() -> None:
         except (OSError, ValueError):  # a closed pipe (ingest ... | head)
             pass
     os._exit(code)
-
-
-def report_unexpected(exc: Exception) -> int:
-    from .database import environment_urls
-    from .errors import one_line, scrub
-
-    urls = list(environment_urls()) + [a.removeprefix("--database-url=") for a in sys.argv[1:]]
-    urls = [u for u in urls if u]
-    if os.environ.get("INGEST_DEBUG"):
-        click.echo(scrub("".join(traceback.format_exception(exc)), *urls), err=True)
-    click.echo(f"Error: {type(exc).__name__}: {one_line(exc, *urls)} "
-               f"(INGEST_DEBUG=1 shows the traceback, INGEST_LOG_LEVEL=INFO DBOS's log)", err=True)
-    return EXIT_FATAL
 
 
 def _interrupt(signum, frame):

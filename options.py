@@ -2,11 +2,14 @@
 or that come in groups, declared once; and how a failure becomes one line and an exit code."""
 
 import functools
+import os
+import sys
+import traceback
 from contextlib import contextmanager
 
 import click
 
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_RECORD_ERRORS
 
 
 class Failure(click.ClickException):
@@ -109,3 +112,91 @@ def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int)
 
     return HttpPolicy(attempts=http_attempts, timeout=http_timeout, rate=rate,
                       concurrency=concurrency)
+
+
+load_command_options = options(
+    click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
+                 help="Input format (default: detected from the content)."),
+    database_option,
+    click.option("--chunk-size", type=click.IntRange(1, 1_000_000), default=5000,
+                 show_default=True, help="Records per chunk workflow."),
+    click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+                 help="Chunk workflows run at once by this process, and pages in flight."),
+    click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True,
+                 help="Transform tries per record, the first included."),
+    click.option("--retry-interval", type=click.FloatRange(0, 3600), default=0.1,
+                 show_default=True, help="Seconds before the first retry."),
+    click.option("--backoff", type=click.FloatRange(1, 100), default=2.0, show_default=True,
+                 help="Each retry waits this many times longer than the one before."),
+    fault_options,
+    click.option("--label", default="", metavar="TEXT",
+                 help="Load the same bytes again as a new dataset: a new label is a new run."),
+    shaping_options,
+    json_option,
+    click.option("--fail-on-errors", is_flag=True,
+                 help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors."),
+    click.option("--detach", is_flag=True,
+                 help="Queue the run for `ingest worker` processes, print its id and return."),
+    click.option("--no-progress", is_flag=True, help="No progress line on stderr."),
+    workers_option(),
+    http_options,
+)
+
+
+def load_options_of(paths: tuple, given: dict):
+    """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
+    from .load_options import LoadOptions, shaping_options as shaping, url_inputs
+
+    return LoadOptions(
+        chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],
+        max_attempts=given["max_attempts"], retry_interval=given["retry_interval"],
+        backoff=given["backoff"],
+        faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),
+        http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
+                         given["concurrency"]),
+        urls=url_inputs(paths, given["pages"], given["headers"]),
+        **shaping(given["transform_spec"], given["key"], given["on_conflict"]))
+
+
+def report_unexpected(exc: Exception) -> int:
+    """A bug or an unexpected failure as one line (the traceback with ``INGEST_DEBUG=1``),
+    with the passwords of the database URLs in play scrubbed; returns the exit code."""
+    from .database import environment_urls
+    from .errors import one_line, scrub
+
+    urls = list(environment_urls()) + [a.removeprefix("--database-url=") for a in sys.argv[1:]]
+    urls = [u for u in urls if u]
+    if os.environ.get("INGEST_DEBUG"):
+        click.echo(scrub("".join(traceback.format_exception(exc)), *urls), err=True)
+    click.echo(f"Error: {type(exc).__name__}: {one_line(exc, *urls)} "
+               f"(INGEST_DEBUG=1 shows the traceback, INGEST_LOG_LEVEL=INFO DBOS's log)", err=True)
+    return EXIT_FATAL
+
+
+worker_command_options = options(
+    click.option("--worker-id", default=None, metavar="ID",
+                 help="This worker's DBOS executor id (default: the host name). Restarted with "
+                      "the same id, it picks its unfinished work up again."),
+    click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+                 help="Chunk workflows at once per worker."),
+    click.option("--global-concurrency", type=click.IntRange(1, 1024), default=None,
+                 help="Chunk workflows at once across all workers."),
+    click.option("--take-over", "take_over", multiple=True, metavar="ID",
+                 help="Also recover the unfinished work of these dead workers (repeatable)."),
+    click.option("--drain-timeout", type=click.IntRange(0, 3600), default=30, show_default=True,
+                 help="On SIGINT/SIGTERM, seconds to let running chunks finish."),
+    workers_option("--processes"),
+    click.option("--parent-pid", type=int, default=None, hidden=True),  # a helper of that process
+)
+
+
+generate_command_options = options(
+    click.option("--count", type=click.IntRange(0, 100_000_000), required=True,
+                 help="Records to write."),
+    click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                 help="The same seed writes a byte-identical file."),
+    click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]), default="json",
+                 show_default=True, help="A randomuser.me envelope, or one record per line."),
+    click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
+                 help="File to write (default: stdout)."),
+)

@@ -45,9 +45,7 @@ line and exports nothing; if the collector goes away later, OpenTelemetry's own 
 (retries, failed exports, tracebacks) are condensed into one line.
 """
 
-import logging
 import os
-import re
 import socket
 import sys
 import threading
@@ -57,6 +55,7 @@ from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from . import APP_NAME, __version__
+from .telemetry_logs import condense_opentelemetry_logs, warn_once
 
 METER_NAME = "durable_ingest"
 RUN_ID_ATTRIBUTE = "ingest.run_id"
@@ -163,7 +162,7 @@ def start(warn: Callable[[str], None], extra_readers: tuple = ()) -> None:
     """Build this process's MeterProvider (never the global one) and its instruments, and
     the tracer provider DBOS's spans go to when traces are exported. Call ``stop`` at the end."""
     global _meters, _provider, _unreachable, _exporting
-    _condense_opentelemetry_logs(warn)
+    condense_opentelemetry_logs(warn)
     _unreachable, _exporting = set(), set()
     exporters = configured_exporters()
     unknown = exporters - {"otlp", "console"}
@@ -258,7 +257,7 @@ def stop() -> None:
     _exporting = set()
     if gone:
         budget = 0.2
-        _warn_once(f"warning: the OTLP collector at {_describe(gone)} went away; the last "
+        warn_once(f"warning: the OTLP collector at {_describe(gone)} went away; the last "
                    "telemetry was not exported")
     deadline = time.monotonic() + budget
     try:
@@ -272,7 +271,7 @@ def stop() -> None:
             flush.start()
             flush.join(max(0.0, deadline - time.monotonic()))
     except Exception as exc:  # an exporter failing at exit must not hide the load's result
-        _warn_once(f"warning: telemetry could not be flushed: {exc}")
+        warn_once(f"warning: telemetry could not be flushed: {exc}")
 
 
 # -- what the app reports -----------------------------------------------------------------
@@ -394,62 +393,3 @@ def _start_tracing() -> None:
     provider.add_span_processor(InheritRunId())
     trace.set_tracer_provider(provider)
     _tracer_provider = provider
-
-
-# -- OpenTelemetry's own logging ----------------------------------------------------------
-class _OneLine(logging.Handler):
-    """OpenTelemetry's warnings (each retry, each failed export, tracebacks) as one line."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.warn: Optional[Callable[[str], None]] = None
-        self.shown = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.say(f"warning: {_condense(record)}; the load goes on (further telemetry "
-                 "warnings are not shown)")
-
-    def say(self, line: str) -> None:
-        if self.shown or self.warn is None:
-            return
-        self.shown = True
-        try:
-            self.warn(line)
-        except Exception:
-            pass
-
-
-def _condense(record: logging.LogRecord) -> str:
-    try:
-        text = record.getMessage()
-    except Exception:
-        text = str(record.msg)
-    errno = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
-    if errno and "export" in text:
-        return f"telemetry export failed ({errno.group(0).strip()})"
-    first = text.strip().splitlines()[0] if text.strip() else record.levelname
-    return "telemetry: " + (first if len(first) <= 160 else first[:157] + "...")
-
-
-def _condense_opentelemetry_logs(warn: Callable[[str], None]) -> None:
-    """From now on, OpenTelemetry's log records go to ``warn`` as one line, once."""
-    logger = logging.getLogger("opentelemetry")
-    handler = _one_line()
-    if handler is None:
-        handler = _OneLine()
-        logger.addHandler(handler)
-    logger.propagate = False
-    handler.warn, handler.shown = warn, False
-
-
-def _one_line() -> Optional[_OneLine]:
-    return next((h for h in logging.getLogger("opentelemetry").handlers if isinstance(h, _OneLine)), None)
-
-
-def _warn_once(line: str) -> None:
-    """A telemetry warning, unless one was shown already."""
-    handler = _one_line()
-    if handler is not None and handler.warn is not None:
-        handler.say(line)
-    else:
-        print(line, file=sys.stderr)
