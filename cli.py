@@ -146,18 +146,18 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
     """
-    from . import operations, tables
+    from . import operations, render
 
     with one_line_errors():
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
-            click.echo(json.dumps(runs) if as_json else tables.runs(runs))
+            click.echo(json.dumps(runs) if as_json else render.runs(runs))
         elif files_page:
             files = operations.run_files(database_url, run_id, files_page)
-            click.echo(json.dumps(files) if as_json else tables.files(files))
+            click.echo(json.dumps(files) if as_json else render.files(files))
         else:
             detail = operations.run_detail(database_url, run_id)
-            click.echo(json.dumps(detail) if as_json else tables.detail(detail))
+            click.echo(json.dumps(detail) if as_json else render.detail(detail))
 
 
 # -- ingest errors ------------------------------------------------------------------------------
@@ -179,11 +179,11 @@ def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
     """
-    from . import operations, tables
+    from . import operations, render
 
     with one_line_errors():
         groups = operations.error_groups(database_url, run_id, limit, include_resolved)
-    click.echo(json.dumps(groups) if as_json else tables.error_groups(groups, run_id))
+    click.echo(json.dumps(groups) if as_json else render.error_groups(groups, run_id))
 
 
 # -- ingest retry -------------------------------------------------------------------------------

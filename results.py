@@ -86,7 +86,7 @@ class LoadResult:
             lines.append(f"  files: {self.files_loaded:,} new files loaded, "
                          f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
         if self.pages is not None:
-            from .tables import describe_pages
+            from .render import describe_pages
 
             lines.append(describe_pages(self.pages))
         shaped = (f" | updated {self.updated}" if self.updated else "") + \
