@@ -261,6 +261,13 @@ class App:
         return write_plan(self.engine, manifest, run_id, options.chunk_size, options.fmt,
                           options.identity, scanned)
 
+    def check_table(self, table: str, key: str) -> None:
+        """``UsageError`` if the dataset table exists with another key than this load's."""
+        from .tables.catalog import check_key, read_schema
+
+        with self.engine.connect() as connection:
+            check_key(read_schema(connection, table), key)
+
     def bad_files(self, run_id: str, limit: int = 20) -> list:
         """Why the run's bad files could not be loaded, one line each (the first ``limit``)."""
         from sqlalchemy import select

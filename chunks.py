@@ -12,7 +12,7 @@ from typing import Optional
 from sqlalchemy import select
 
 from . import appdb
-from .contract import Chunk, Job
+from .contract import TASKS, Chunk, Job
 from .errors import InputChanged, is_permanent
 from .models import Source
 from .sources.read import RecordProblem, read_chunk
@@ -20,7 +20,8 @@ from .store.counting import count_on_commit
 from .store.error_rows import error_row, write_errors
 from .store.keyed import UPDATE, write_keyed_tasks
 from .store.tasks import write_tasks
-from .transform import Faults, Shaper
+from .tables.write import write_rows as write_table_rows
+from .transform import Faults, Shaper, stored
 
 
 def write_chunk(job: Job, chunk: Chunk) -> dict:
@@ -38,24 +39,25 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
         for file, position, record in chunk_records(files, chunk):
             if type(record) is RecordProblem:
                 problems.append(error_row(job.run_id, file.fingerprint, position, record.kind,
-                                                record.message, None, 0, True))
+                                          record.message, None, 0, True, table=target_of(job)))
                 continue
             key = None
             try:
                 if job.keyed:
                     key = shaper.key_of(record)
-                data = shaper.attempt(record, position, 1)
+                row = shaped_row(shaper, job, file.fingerprint, key, file.ordinal, position,
+                                 record, 1)
             except Exception as exc:
                 failure = failure_of(file.fingerprint, position, record, 1, exc, key, file.ordinal)
                 if retry_now and not failure["permanent"]:
                     retry.append(failure)
                 else:
-                    problems.append(final_error_row(job.run_id, failure))
+                    problems.append(final_error_row(job, failure))
                 continue
-            if data is None:
+            if row is None:
                 dropped += 1
             else:
-                yield task_row(file.fingerprint, key, file.ordinal, position, data)
+                yield row
 
     session = appdb.session()
     written = write_rows(session, job, transformed_rows())
@@ -72,16 +74,40 @@ def shaper_of(job: Job) -> Shaper:
     return Shaper(job.transform, job.transform_dir, Faults.from_dict(job.faults), job.key)
 
 
+def target_of(job: Job) -> str:
+    """The table a run's records go to: its ``--table``, else the demo's ``tasks``."""
+    return job.table or TASKS
+
+
+def shaped_row(shaper: Shaper, job: Job, fingerprint: str, key: Optional[str],
+               ordinal: Optional[int], position: int, record: dict, number: int):
+    """Attempt ``number`` at a record: the row it becomes (see ``task_row``), or None when
+    the transform skips it. A dataset table's row keeps the shaped record, for its columns."""
+    if not job.table:
+        data = shaper.attempt(record, position, number)
+        return None if data is None else task_row(fingerprint, key, ordinal, position, data)
+    shaped = shaper.shape(record, position, number)
+    if shaped is None:
+        return None
+    return task_row(fingerprint, key, ordinal, position, stored(shaped), shaped)
+
+
 def task_row(fingerprint: str, key: Optional[str], ordinal: Optional[int], position: int,
-             data: bytes) -> tuple:
+             data: bytes, record: Optional[dict] = None) -> tuple:
     """A transformed record as ``write_rows`` takes it: under its file and position, or
-    (``--key``) under its own key, with where it came from."""
-    return (fingerprint, position, data) if key is None else (key, ordinal, position, data)
+    (``--key``) under its own key, with where it came from; for a dataset table, the record
+    last."""
+    row = (fingerprint, position, data) if key is None else (key, ordinal, position, data)
+    return row if record is None else row + (record,)
 
 
 def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
-    """Write transformed records to ``tasks``: {"tasks": new rows, "updated": .., "skipped": ..}.
-    With a key, a record whose key is already stored updates it or is skipped (--on-conflict)."""
+    """Write transformed records to the run's table: {"tasks": new rows, "updated": ..,
+    "skipped": ..}. With a key, a record whose key is already stored updates it or is
+    skipped (--on-conflict)."""
+    if job.table:
+        return write_table_rows(session, job.table, job.run_id, rows, job.key, job.on_conflict,
+                                redrive)
     if not job.keyed:
         return {"tasks": write_tasks(session, job.run_id, rows), "updated": 0, "skipped": 0}
     inserted, existing = write_keyed_tasks(session, job.run_id, rows, job.on_conflict,
@@ -131,11 +157,11 @@ def failure_of(fingerprint: str, position: int, record, attempts: int, exc: Exce
             "permanent": is_permanent(exc), "key": key, "ordinal": ordinal}
 
 
-def final_error_row(run_id: str, failure: dict) -> dict:
-    return error_row(run_id, failure["fingerprint"], failure["position"],
-                           failure["error_type"], failure["error"], failure["record"],
-                           failure["attempts"], failure["permanent"], failure.get("key"),
-                           failure.get("ordinal"))
+def final_error_row(job: Job, failure: dict) -> dict:
+    return error_row(job.run_id, failure["fingerprint"], failure["position"],
+                     failure["error_type"], failure["error"], failure["record"],
+                     failure["attempts"], failure["permanent"], failure.get("key"),
+                     failure.get("ordinal"), table=target_of(job))
 
 
 def process_faults(index: int) -> None:
@@ -158,24 +184,25 @@ def transform_round(job: Job, pending: list, number: int) -> dict:
     rescued, failed, skipped = [], [], 0
     for failure in pending:
         try:
-            data = shaper.attempt(failure["record"], failure["position"], number)
+            row = shaped_row(shaper, job, failure["fingerprint"], failure.get("key"),
+                             failure.get("ordinal"), failure["position"], failure["record"],
+                             number)
         except Exception as exc:
             failed.append(failure_of(failure["fingerprint"], failure["position"],
                                      failure["record"], number, exc, failure.get("key"),
                                      failure.get("ordinal")))
             continue
-        if data is None:
+        if row is None:
             skipped += 1
         else:
-            rescued.append(task_row(failure["fingerprint"], failure.get("key"),
-                                    failure.get("ordinal"), failure["position"], data))
+            rescued.append(row)
     return {"rescued": rescued, "failed": failed, "skipped": skipped}
 
 
 def write_retried(job: Job, rescued: list, failed: list, retries: int, dropped: int = 0) -> dict:
     session = appdb.session()
     written = write_rows(session, job, iter(rescued))
-    write_errors(session, [final_error_row(job.run_id, f) for f in failed], keyed=job.keyed)
+    write_errors(session, [final_error_row(job, f) for f in failed], keyed=job.keyed)
     skipped = written["skipped"] + dropped
     count_on_commit(session, written["tasks"], len(failed), retries,
                           updated=written["updated"], skipped=skipped)

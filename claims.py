@@ -6,16 +6,16 @@ are fetched (``record_pages``)."""
 from sqlalchemy import select
 
 from . import appdb
-from .contract import Claimed, FetchedPage
+from .contract import TASKS, Claimed, FetchedPage
 from .models import Source
 from .store.counting import count_on_commit
 from .store.error_rows import bad_file_row, resolve_bad_pages, write_errors_once
 from .store.files import claim, set_source_states, source_row, write_sources
 
 
-def claim_page(run_id: str, low: int, high: int) -> Claimed:
+def claim_page(run_id: str, low: int, high: int, table: str = TASKS) -> Claimed:
     """Claim the contents of files ``low..high-1`` of the run, in order. Bad files get their
-    ``errors`` row (once, however often they are seen)."""
+    ``errors`` row (once, however often they are seen), filed under the run's ``table``."""
     session = appdb.session()
     rows = session.execute(
         select(Source.ordinal, Source.fingerprint, Source.state, Source.records, Source.name,
@@ -30,7 +30,7 @@ def claim_page(run_id: str, low: int, high: int) -> Claimed:
     set_source_states(session, run_id, list(duplicates), "duplicate", duplicates)
     bad = [r for r in rows if r.state == "bad"]
     written = write_errors_once(
-        session, [bad_file_row(run_id, r.name, r.fingerprint, r.error) for r in bad])
+        session, [bad_file_row(run_id, r.name, r.fingerprint, r.error, table) for r in bad])
     count_on_commit(session, 0, written)
     new_set = set(new)
     claimed_rows = [r for r in rows if r.ordinal in new_set]
@@ -39,13 +39,13 @@ def claim_page(run_id: str, low: int, high: int) -> Claimed:
                    records=sum(r.records for r in claimed_rows))
 
 
-def record_pages(run_id: str, low: int, pages: list) -> Claimed:
+def record_pages(run_id: str, low: int, pages: list, table: str = TASKS) -> Claimed:
     """The pages' ``sources`` rows (ordinals ``low``..), claimed as a file's are; a page
     that failed in an earlier run and loads now resolves that run's ``errors`` row."""
     session = appdb.session()
     write_sources(session, [page_row(run_id, low + n, page) for n, page in enumerate(pages)])
-    resolve_bad_pages(session, [page.name for page in pages if not page.error])
-    return claim_page(run_id, low, low + len(pages))
+    resolve_bad_pages(session, [page.name for page in pages if not page.error], table)
+    return claim_page(run_id, low, low + len(pages), table)
 
 
 def page_row(run_id: str, ordinal: int, page: FetchedPage) -> dict:

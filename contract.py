@@ -22,6 +22,8 @@ APPLICATION_VERSION = "ingest-v2"
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
 
+TASKS = "tasks"  # the demo's table of JSON records, where records go without --table
+
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"
 RETRY_QUEUE = "ingest-retries"
@@ -213,6 +215,7 @@ class Job:
     spool: str = ""  # where its pages are spooled (absolute)
     credentials_check: str = ""  # of the credentials its pages are fetched with ("": none)
     credential_names: tuple = ()  # their names (headers; Authorization for a URL's userinfo)
+    table: str = ""  # --table: the dataset table its records go to ("": the demo's tasks)
 
     @property
     def keyed(self) -> bool:

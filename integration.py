@@ -39,6 +39,8 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from . import appdb, chunks, claims, packing, redrive, telemetry
+from .chunks import target_of
+from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
                        RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
                        HttpPolicy, Job, PageCounts, RunPlan, Summary, UrlSource,
@@ -59,7 +61,9 @@ def ingest_run(plan: RunPlan) -> Summary:
     job = plan.job
     telemetry.tag_run(job.run_id)
     started = clock()
-    claimed = claim_files(job.run_id, plan.files)
+    if job.table:
+        prepare_table(job)
+    claimed = claim_files(job, plan.files)
     packed = enqueue_chunks(job, final=not plan.urls)
     fetched = Fetched(claimed=Claimed(), pages=PageCounts(), ordinal=plan.files, packing=packed)
     for source in plan.urls:
@@ -83,10 +87,17 @@ def clock() -> float:
     return time.time()
 
 
-def claim_files(run_id: str, files: int) -> Claimed:
+def prepare_table(job: Job) -> None:
+    """The run's dataset table, created if it is not there yet (its columns come with the
+    records that need them)."""
+    appdb.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id)
+
+
+def claim_files(job: Job, files: int) -> Claimed:
     total = Claimed()
     for low in range(0, files, CLAIM_PAGE):
-        total += appdb.run_tx("claim_page", claims.claim_page, run_id, low, low + CLAIM_PAGE)
+        total += appdb.run_tx("claim_page", claims.claim_page, job.run_id, low, low + CLAIM_PAGE,
+                              target_of(job))
     return total
 
 
@@ -142,7 +153,7 @@ def record_batch(job: Job, fetched: Fetched, pages: list) -> Fetched:
     """A batch's pages into ``sources``, claimed and packed, its counts published."""
     kept = [p for p in pages if p.loads]
     claimed = appdb.run_tx("record_pages", claims.record_pages, job.run_id, fetched.ordinal,
-                           kept)
+                           kept, target_of(job))
     counts = fetched.pages + PageCounts(
         new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
         empty=len(pages) - len(kept), http_retries=sum(max(p.attempts - 1, 0) for p in pages),

@@ -25,13 +25,14 @@ class LoadOptions:
     on_conflict: str = "skip"
     http: HttpPolicy = HttpPolicy()
     urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
+    table: str = ""  # --table: a dataset table ("": the demo's tasks)
 
     def job(self, run_id: str) -> Job:
         return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
                    retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
                    on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
-                   fingerprint_label=self.identity, **self.fetching(run_id))
+                   fingerprint_label=self.identity, table=self.table, **self.fetching(run_id))
 
     def fetching(self, run_id: str) -> dict:
         """What the run's page fetches need besides the policy: where to spool, and a check
@@ -49,23 +50,32 @@ class LoadOptions:
 
     @property
     def identity(self) -> str:
-        """What names a file besides its bytes: the label and, for records with their own
-        keys, how they are keyed and shaped. A keyed load of the same bytes with other
-        settings is another run; a file already loaded unkeyed is not loaded again unkeyed
-        (with a new transform either: use --label, or --key)."""
+        """What names a file besides its bytes: the label, the dataset table and, for records
+        with their own keys, how they are keyed and shaped. The same bytes load once per
+        table; a keyed load of them with other settings is another run; a file already
+        loaded unkeyed is not loaded again unkeyed (with a new transform either: use
+        --label, or --key)."""
+        identity = self.label + (f"\x1ftable={self.table}" if self.table else "")
         if not self.key:
-            return self.label
-        return f"{self.label}\x1fkey={self.key};on-conflict={self.on_conflict};transform={self.transform}"
+            return identity
+        return f"{identity}\x1fkey={self.key};on-conflict={self.on_conflict};transform={self.transform}"
 
 
-def shaping_options(transform: str, key: Optional[str], on_conflict: Optional[str]) -> dict:
-    """``LoadOptions`` fields for ``--transform``, ``--key`` and ``--on-conflict``, checked
-    before any work: a transform that can't be imported or called is ``TransformNotFound``
-    (exit 2), a malformed key path a ``UsageError``."""
+def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: Optional[str],
+                    table: Optional[str] = None) -> dict:
+    """``LoadOptions`` fields for ``--transform``, ``--key``, ``--on-conflict`` and
+    ``--table``, checked before any work: a transform that can't be imported or called is
+    ``TransformNotFound`` (exit 2), a malformed key path or table name a ``UsageError``. The
+    transform is ``uppercase`` (the demo's) into ``tasks``, ``identity`` into a table."""
     import os
 
     from .errors import UsageError
+    from .tables.names import check_table_name
     from .transform import key_path, recorded_spec, resolve
+
+    if table is not None:
+        check_table_name(table)
+    transform = transform or ("identity" if table else "uppercase")
 
     if on_conflict and not key:
         raise UsageError("--on-conflict needs --key: without a key, records are identified "
@@ -79,7 +89,7 @@ def shaping_options(transform: str, key: Optional[str], on_conflict: Optional[st
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return {"transform": recorded, "transform_dir": directory, "key": key or "",
-            "on_conflict": on_conflict or "skip"}
+            "on_conflict": on_conflict or "skip", "table": table or ""}
 
 
 def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:

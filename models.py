@@ -16,6 +16,8 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Index, Integer, MetaData, St
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .contract import TASKS
+
 # Stable constraint names on every database, so migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -53,14 +55,18 @@ class Task(Base):
 
 
 class Error(Base):
-    """A record that did not make it, with the reason (``message``) as JSON."""
+    """A record that did not make it, with the reason (``message``) as JSON and the record's
+    text as it was in the input (``source``); ``table_name`` is the table it was bound for
+    (``tasks``, or a dataset table of ``--table``), and its key is unique there."""
 
     __tablename__ = "errors"
-    __table_args__ = (Index("ix_errors_run_id", "run_id"),)
+    __table_args__ = (Index("ix_errors_run_id", "run_id"),
+                      UniqueConstraint("table_name", "source_key"))
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
-    source_key: Mapped[str] = mapped_column(Text, unique=True)
+    table_name: Mapped[str] = mapped_column(Text, server_default=TASKS)
+    source_key: Mapped[str] = mapped_column(Text)
     run_id: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(BigInteger)
     message: Mapped[Any] = mapped_column(PortableJSON)
@@ -68,6 +74,7 @@ class Error(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    source: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class Source(Base):
@@ -107,5 +114,39 @@ class Content(Base):
     run_id: Mapped[str] = mapped_column(String(64))
     ordinal: Mapped[int] = mapped_column(BigInteger)
     claimed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class DatasetTable(Base):
+    """A dataset table (``ingest load --table NAME``), created at run time: its key, if
+    records are identified by a field (``--key``), and the run that created it."""
+
+    __tablename__ = "ingest_tables"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    key_path: Mapped[Optional[str]] = mapped_column(Text)  # as given: login.uuid
+    key_column: Mapped[Optional[str]] = mapped_column(Text)  # its column: login__uuid
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class DatasetColumn(Base):
+    """A column of a dataset table, added when a record first had its field: the field's path
+    (a JSON array of keys), its type (``tables.types``), the column whose values of another
+    type it holds (a variant), and the run that added it."""
+
+    __tablename__ = "ingest_columns"
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer)  # order of addition
+    path: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    variant_of: Mapped[Optional[str]] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

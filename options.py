@@ -79,9 +79,13 @@ def faults_of(fail_tasks, flaky_rate, seed) -> dict:
 
 
 shaping_options = options(
-    click.option("--transform", "transform_spec", default="uppercase", show_default=True,
-                 metavar="MODULE:FUNCTION", help="The function each record goes through: "
-                 "MODULE:FUNCTION, path/to/file.py:FUNCTION, uppercase or identity."),
+    click.option("--table", default=None, metavar="NAME",
+                 help="Load into the dataset table NAME, a typed column per field (created "
+                      "and extended as needed), instead of tasks."),
+    click.option("--transform", "transform_spec", default=None, metavar="MODULE:FUNCTION",
+                 help="The function each record goes through: MODULE:FUNCTION, "
+                      "path/to/file.py:FUNCTION, uppercase or identity  [default: uppercase "
+                      "into tasks, identity into a --table]"),
     click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
                  "(a dotted path, e.g. login.uuid): one row per key, across files and runs."),
     click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
@@ -155,7 +159,7 @@ def load_options_of(paths: tuple, given: dict):
         http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
                          given["concurrency"]),
         urls=url_inputs(paths, given["pages"], given["headers"]),
-        **shaping(given["transform_spec"], given["key"], given["on_conflict"]))
+        **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"]))
 
 
 def report_unexpected(exc: Exception) -> int:

@@ -9,13 +9,13 @@ import orjson
 from sqlalchemy import func, select, update
 
 from . import appdb
-from .chunks import shaper_of
+from .chunks import shaped_row, shaper_of, write_rows
 from .contract import Job
 from .errors import PERMANENT_TYPES
 from .models import Error
 from .store.counting import count_on_commit
-from .store.keyed import UPDATE, key_holders, write_keyed_tasks
-from .store.tasks import write_tasks
+from .store.keyed import UPDATE, key_holders
+from .tables.write import key_holders as table_key_holders
 
 
 def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
@@ -33,7 +33,7 @@ def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
                  if is_retriable(message)]
     job = replace(job or Job(run_id, 1, 1, 0, 1), faults=faults)
     rescued, keyed, resolved, failed = attempt_again(job, retriable)
-    tasks = write_tasks(session, run_id, iter(rescued))
+    tasks = write_rows(session, job, iter(rescued))["tasks"]
     tasks += redrive_keyed(session, job, keyed, resolved, failed)
     if resolved:
         session.execute(update(Error).where(Error.id.in_(resolved)).values(resolved_at=func.now()))
@@ -51,19 +51,21 @@ def attempt_again(job: Job, retriable: list) -> tuple:
     rescued, keyed, resolved, failed = [], [], [], []
     for row, message in retriable:
         number = int(message.get("attempts") or 0) + 1
+        key = message.get("key")
+        fingerprint = message.get("fingerprint") or row.source_key.split(":", 1)[0]
         try:
-            data = shaper.attempt(message["record"], row.position, number)
+            shaped = shaped_row(shaper, job, fingerprint, key, message.get("ordinal") or 0,
+                                row.position, message["record"], number)
         except Exception as exc:
             failed.append(failed_again(row.id, message, number, type(exc).__name__, str(exc)))
             continue
-        if data is None:
+        if shaped is None:
             resolved.append(row.id)  # the transform skips it now: resolved, no row
-        elif message.get("key") is not None:
-            keyed.append((row, message, number, (message["key"], message.get("ordinal") or 0,
-                                                 row.position, data)))
+        elif key is not None:
+            keyed.append((row, message, number, shaped))
         else:
             resolved.append(row.id)
-            rescued.append((row.source_key.split(":", 1)[0], row.position, data))
+            rescued.append(shaped)
     return rescued, keyed, resolved, failed
 
 
@@ -74,10 +76,10 @@ def redrive_keyed(session, job: Job, keyed: list, resolved: list, failed: list) 
     never replaces another run's row, so that error stays, saying how to apply it."""
     if not keyed:
         return 0
-    write_keyed_tasks(session, job.run_id, [k[3] for k in keyed], job.on_conflict, redrive=True)
-    holders = key_holders(session, [k[3][0] for k in keyed])
+    write_rows(session, job, [k[3] for k in keyed], redrive=True)
+    holders = holders_of(session, job, [k[3][0] for k in keyed])
     written = 0
-    for row, message, number, (key, ordinal, position, _) in keyed:
+    for row, message, number, (key, ordinal, position, *_) in keyed:
         holder = holders.get(key)
         if holder == (job.run_id, ordinal, position):
             written += 1
@@ -90,6 +92,15 @@ def redrive_keyed(session, job: Job, keyed: list, resolved: list, failed: list) 
         else:
             resolved.append(row.id)
     return written
+
+
+def holders_of(session, job: Job, keys: list) -> dict:
+    """key -> (run, ordinal, position) of the record the run's table holds for it."""
+    if not job.table:
+        return key_holders(session, keys)
+    from .tables.names import key_column
+
+    return table_key_holders(session.connection(), job.table, key_column(job.key), keys)
 
 
 def failed_again(error_id: int, message: dict, number: int, error_type: str, error: str) -> dict:

@@ -4,7 +4,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from .contract import Summary
+from .contract import TASKS, Summary
 from .states import pages_dict
 
 
@@ -30,10 +30,12 @@ class LoadResult:
     updated: int = 0  # (--key --on-conflict update) rows replaced
     workers: int = 1  # processes that loaded chunks: this one and its helpers
     pages: Optional[dict] = None  # with URL inputs: PageCounts, and "fetched"
+    table: str = TASKS  # where the records went: tasks, or a dataset table (--table)
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
-                     bad_files: list, skipped_inputs: str = "", workers: int = 1) -> "LoadResult":
+                     bad_files: list, skipped_inputs: str = "", workers: int = 1,
+                     table: str = TASKS) -> "LoadResult":
         loaded, already = summary.files_new, summary.files_already
         if already_loaded:
             loaded, already = 0, loaded + already
@@ -43,7 +45,7 @@ class LoadResult:
                    files_bad=summary.files_bad, already_loaded=already_loaded,
                    elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
                    skipped=summary.skipped, updated=summary.updated, workers=workers,
-                   pages=pages_dict(summary.pages))
+                   pages=pages_dict(summary.pages), table=table)
 
     @property
     def has_errors(self) -> bool:
@@ -81,7 +83,8 @@ class LoadResult:
         if self.already_loaded:
             lines.append(f"{self.dataset}: already loaded by run {self.run_id}; nothing to do "
                          "(use --label to load it again as a new dataset)")
-        lines += [f"run {self.run_id}  {self.dataset}"]
+        into = f"  -> table {self.table}" if self.table != TASKS else ""
+        lines += [f"run {self.run_id}  {self.dataset}{into}"]
         if self.files > 1 or self.files_bad or self.files_already_loaded and not self.already_loaded:
             lines.append(f"  files: {self.files_loaded:,} new files loaded, "
                          f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")

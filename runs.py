@@ -9,7 +9,7 @@ it shows and turns an ``IngestError`` into its exit code.
 import time
 from typing import BinaryIO, Callable, Optional
 
-from .contract import ERROR, SUCCESS, RunPlan
+from .contract import ERROR, SUCCESS, TASKS, RunPlan
 from .errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
@@ -81,6 +81,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     began = time.time()
     run_id, status = current_run(manifest)
     dataset = describe_inputs(specs, options.urls)
+    if options.table and status is None:
+        app.check_table(options.table, options.key)
     if fleet is not None:
         fleet.take_over_others(app.databases)
         if status != SUCCESS:
@@ -107,7 +109,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     # its whole duration, from its first start to its end, not this command's part.
     elapsed = time.time() - began if status is None else summary.finished_at - summary.started_at
     return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
-                                   skipped.describe(), workers=fleet.size if fleet else 1)
+                                   skipped.describe(), workers=fleet.size if fleet else 1,
+                                   table=options.table or TASKS)
 
 
 HELPER_DRAIN_SEC = 30

@@ -255,18 +255,23 @@ class Shaper:
         return key_of(record, self.key_parts, self.key)
 
     def attempt(self, record: dict, position: int, number: int) -> Optional[bytes]:
+        """The JSON to store, or None."""
+        shaped = self.shape(record, position, number)
+        return None if shaped is None else stored(shaped)
+
+    def shape(self, record: dict, position: int, number: int) -> Optional[dict]:
+        """The record to store (not yet checked storable: see ``stored``), or None."""
         if self.faults.any:
             self.faults.check(position, number)
         shaped = self.function(record)
-        if type(shaped) is dict:
-            return _stored(shaped)
-        if shaped is None:
-            return None
+        if type(shaped) is dict or shaped is None:
+            return shaped
         raise BadTransformResult(f"transform {self.spec} returned {type(shaped).__name__}, "
                                  "not a dict (or None to skip the record)")
 
 
-def _stored(record: dict) -> bytes:
+def stored(record: dict) -> bytes:
+    """The record's JSON as the app database stores it; a ``RecordError`` if it can't be."""
     from .codec import stored_json
 
     try:

@@ -6,16 +6,19 @@ from typing import Any, Optional
 from sqlalchemy import func, insert, update
 
 from ..codec import storable
-from ..contract import BAD_FILE_POSITION, bad_file_key, source_key, title_of
+from ..contract import BAD_FILE_POSITION, TASKS, bad_file_key, source_key, title_of
 from ..models import Error
 from .dialect import dialect_insert
 
 
 def error_row(run_id: str, fingerprint: str, position: int, error_type: str, message: str,
               record: Any, attempts: int, permanent: bool, key: Optional[str] = None,
-              ordinal: Optional[int] = None) -> dict:
-    """An ``errors`` row: the reason as JSON, with the original record for triage. A record
-    with its own key (``--key``) is filed under it, with the file it came from."""
+              ordinal: Optional[int] = None, table: str = TASKS,
+              source: Optional[str] = None) -> dict:
+    """An ``errors`` row: the reason as JSON, with the original record for triage, and the
+    record's text as it was in the input (``source``, when known). A record with its own key
+    (``--key``) is filed under it, with the file it came from; ``table`` is the table the
+    record was bound for."""
     stored_key = key if key is not None else source_key(fingerprint, position)
     reason = {
         "title": title_of(position),
@@ -29,11 +32,12 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
     }
     if key is not None:
         reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)
-    return {"title": title_of(position), "source_key": stored_key, "run_id": run_id,
-            "position": position, "message": reason}
+    return {"title": title_of(position), "table_name": table, "source_key": stored_key,
+            "run_id": run_id, "position": position, "message": reason, "source": source}
 
 
-def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str) -> dict:
+def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str,
+                 table: str = TASKS) -> dict:
     """The one ``errors`` row of a file (or an API page: ``BadPage``) that can't be loaded
     at all."""
     from ..sources.common import is_url
@@ -42,20 +46,23 @@ def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str
     kind = "BadPage" if is_url(name) else "BadFile"
     return {
         "title": name,
+        "table_name": table,
         "source_key": key,
         "run_id": run_id,
         "position": BAD_FILE_POSITION,
         "message": {"title": name, "source_key": key, "position": BAD_FILE_POSITION,
                     "error_type": kind, "error": reason, "attempts": 0, "permanent": True,
                     "path": name, "fingerprint": fingerprint, "record": None},
+        "source": None,
     }
 
 
-def resolve_bad_pages(session, names: list) -> None:
+def resolve_bad_pages(session, names: list, table: str = TASKS) -> None:
     """A page that loads now marks the errors rows of its earlier failures resolved."""
     keys = [bad_file_key(None, name) for name in names]
     if keys:
-        session.execute(update(Error).where(Error.source_key.in_(keys), Error.resolved_at.is_(None))
+        session.execute(update(Error).where(Error.table_name == table, Error.source_key.in_(keys),
+                                            Error.resolved_at.is_(None))
                         .values(resolved_at=func.now()))
 
 
@@ -69,10 +76,10 @@ def write_errors(session, rows: list, keyed: bool = False) -> None:
         return
     statement = dialect_insert(session, Error)
     session.execute(statement.on_conflict_do_update(
-        index_elements=[Error.source_key],
+        index_elements=[Error.table_name, Error.source_key],
         set_={"title": statement.excluded.title, "run_id": statement.excluded.run_id,
               "position": statement.excluded.position, "message": statement.excluded.message,
-              "resolved_at": None}), rows)
+              "source": statement.excluded.source, "resolved_at": None}), rows)
 
 
 def write_errors_once(session, rows: list) -> int:
@@ -81,7 +88,7 @@ def write_errors_once(session, rows: list) -> int:
     loaded once, then failed again) is open again, with the new reason, and counts as new."""
     statement = dialect_insert(session, Error)
     statement = statement.on_conflict_do_update(
-        index_elements=[Error.source_key],
+        index_elements=[Error.table_name, Error.source_key],
         set_={"run_id": statement.excluded.run_id, "message": statement.excluded.message,
               "resolved_at": None},
         where=Error.resolved_at.is_not(None)).returning(Error.id)

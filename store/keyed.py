@@ -11,8 +11,6 @@ from ..models import Task
 from .tasks import COPY_BATCH_ROWS
 
 UPDATE, SKIP = "update", "skip"
-
-
 KEYED_BATCH_ROWS = 1000
 
 
@@ -27,11 +25,11 @@ def write_keyed_tasks(session, run_id: str, rows: Iterable[tuple], on_conflict: 
     chunks commit. A redrive (``ingest retry``) never replaces another run's row. Error rows
     of the keys written are resolved: the key is in ``tasks`` now.
     """
-    batch, duplicates = _one_per_key(rows, on_conflict)
+    batch, duplicates = one_per_key(rows, on_conflict)
     if not batch:
         return 0, duplicates
     connection = session.connection()
-    condition = _replace_condition(on_conflict, redrive)
+    condition = replace_condition(on_conflict, redrive)
     if connection.dialect.name == "postgresql":
         inserted = _upsert_postgres(connection, run_id, batch, condition)
     else:
@@ -41,7 +39,7 @@ def write_keyed_tasks(session, run_id: str, rows: Iterable[tuple], on_conflict: 
     return inserted, len(batch) + duplicates - inserted
 
 
-def _one_per_key(rows: Iterable[tuple], on_conflict: str) -> tuple:
+def one_per_key(rows: Iterable[tuple], on_conflict: str) -> tuple:
     """(the rows that can win, one per key, how many others): the last in input order wins
     for ``update``, the first for ``skip``."""
     chosen: dict = {}
@@ -58,13 +56,17 @@ def _one_per_key(rows: Iterable[tuple], on_conflict: str) -> tuple:
     return list(chosen.values()), duplicates
 
 
-def _replace_condition(on_conflict: str, redrive: bool) -> str:
-    """When an incoming row replaces the stored one (t: stored, EXCLUDED: incoming)."""
-    same_run = "t.run_id = EXCLUDED.run_id"
-    order = "(COALESCE(t.ordinal, -1), t.position) {} (EXCLUDED.ordinal, EXCLUDED.position)"
+def replace_condition(on_conflict: str, redrive: bool,
+                      columns: tuple = ("run_id", "ordinal", "position")) -> str:
+    """When an incoming row replaces the stored one (t: stored, EXCLUDED: incoming), by the
+    table's columns of run, ordinal and position."""
+    run, ordinal, position = columns
+    same_run = f"t.{run} = EXCLUDED.{run}"
+    order = (f"(COALESCE(t.{ordinal}, -1), t.{position}) {{}} "
+             f"(EXCLUDED.{ordinal}, EXCLUDED.{position})")
     if on_conflict == UPDATE:
         later = f"{same_run} AND {order.format('<')}"
-        return later if redrive else f"t.run_id <> EXCLUDED.run_id OR ({later})"
+        return later if redrive else f"t.{run} <> EXCLUDED.{run} OR ({later})"
     return f"{same_run} AND {order.format('>')}"
 
 
@@ -97,8 +99,8 @@ def _upsert_postgres(connection, run_id: str, batch: list, condition: str) -> in
     connection.exec_driver_sql(
         f"UPDATE errors AS e SET resolved_at = now() FROM {INCOMING} AS i JOIN tasks AS t "
         "ON t.source_key = i.source_key AND t.run_id = i.run_id AND t.ordinal = i.ordinal "
-        "AND t.position = i.position WHERE e.source_key = i.source_key AND e.resolved_at IS NULL "
-        f"AND {older}")
+        "AND t.position = i.position WHERE e.table_name = 'tasks' AND e.source_key = i.source_key "
+        f"AND e.resolved_at IS NULL AND {older}")
     connection.exec_driver_sql(f"TRUNCATE {INCOMING}")  # a redrive page may write twice
     return inserted
 
@@ -130,8 +132,6 @@ def _upsert_sqlite(connection, run_id: str, batch: list, condition: str) -> int:
 
 # An errors row of a key is resolved when a record of its key is stored that comes after the
 # failed one: in a later run, or later in this run's input (file ordinal, then position).
-
-
 ERROR_IS_OLDER = ("(e.run_id <> i.run_id OR (COALESCE({ordinal}, -1), e.position) "
                   "< (i.ordinal, i.position))")
 
@@ -142,10 +142,10 @@ def resolve_errors(session, run_id: str, batch: list) -> None:
     older = ERROR_IS_OLDER.format(ordinal="json_extract(e.message, '$.ordinal')")
     session.connection().exec_driver_sql(
         "UPDATE errors AS e SET resolved_at = CURRENT_TIMESTAMP FROM (SELECT ? AS source_key, "
-        "? AS run_id, ? AS ordinal, ? AS position) AS i WHERE e.source_key = i.source_key "
-        f"AND e.resolved_at IS NULL AND {older} AND EXISTS (SELECT 1 FROM tasks AS t WHERE "
-        "t.source_key = i.source_key AND t.run_id = i.run_id AND t.ordinal = i.ordinal "
-        "AND t.position = i.position)",
+        "? AS run_id, ? AS ordinal, ? AS position) AS i WHERE e.table_name = 'tasks' "
+        f"AND e.source_key = i.source_key AND e.resolved_at IS NULL AND {older} AND EXISTS "
+        "(SELECT 1 FROM tasks AS t WHERE t.source_key = i.source_key AND t.run_id = i.run_id "
+        "AND t.ordinal = i.ordinal AND t.position = i.position)",
         [(key, run_id, ordinal, position) for key, ordinal, position, _ in batch])
 
 

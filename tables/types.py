@@ -1,0 +1,145 @@
+"""The types of dataset columns, how a value's type is told, which values a column takes,
+and how a value is written to it, on Postgres (COPY text) and on SQLite (a bound value).
+
+Types: ``bigint`` (integers of 64 bits), ``double`` (floats), ``decimal`` (exact numbers: an
+integer beyond 64 bits, a decimal beyond a double), ``bool``, ``text``, ``timestamp`` (an
+RFC 3339 date-time with a zone and at most microseconds: Postgres keeps it as the same
+instant; SQLite keeps the text as written) and ``json`` (lists). A column takes the values of
+its type and those it holds exactly (a ``double`` column an integer up to 2^53, a ``decimal``
+column any number, a ``text`` column a timestamp's text); any other value goes to a variant
+column of its own type (``__v_text``). Nothing is coerced: every value lands as written.
+"""
+
+import datetime
+import re
+from decimal import Decimal
+
+import orjson
+
+BIGINT, DOUBLE, DECIMAL, BOOL, TEXT, TIMESTAMP, JSON = (
+    "bigint", "double", "decimal", "bool", "text", "timestamp", "json")
+TYPES = (BIGINT, DOUBLE, DECIMAL, BOOL, TEXT, TIMESTAMP, JSON)
+SQL_TYPES = {
+    "postgresql": {BIGINT: "bigint", DOUBLE: "double precision", DECIMAL: "numeric",
+                   BOOL: "boolean", TEXT: "text", TIMESTAMP: "timestamp with time zone",
+                   JSON: "jsonb"},
+    # TEXT affinity for decimal: SQLite would round a NUMERIC column's long digits to a REAL.
+    "sqlite": {BIGINT: "INTEGER", DOUBLE: "REAL", DECIMAL: "DECIMAL_TEXT", BOOL: "BOOLEAN",
+               TEXT: "TEXT", TIMESTAMP: "TIMESTAMP", JSON: "JSON"},
+}
+INT64 = (-(1 << 63), (1 << 63) - 1)
+EXACT_IN_DOUBLE = 1 << 53
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:[Zz]|[+-]\d\d:\d\d)")
+NUMBERS = (BIGINT, DOUBLE, DECIMAL)
+
+
+def type_of(value):
+    """The type a value asks for; None for null (no column needed)."""
+    kind = type(value)
+    if kind is str:
+        return TIMESTAMP if is_timestamp(value) else TEXT
+    if kind is int:
+        return BIGINT if INT64[0] <= value <= INT64[1] else DECIMAL
+    if kind is float:
+        return DOUBLE
+    if kind is bool:
+        return BOOL
+    if kind is list:
+        return JSON
+    if kind is Decimal:
+        return DECIMAL
+    return None if value is None else TEXT
+
+
+def is_timestamp(text: str) -> bool:
+    """An RFC 3339 date-time with a zone and at most microseconds, a real one (no 30 Feb)."""
+    if not 20 <= len(text) <= 32 or text[4:5] != "-" or not _RFC3339.fullmatch(text):
+        return False
+    try:
+        datetime.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
+
+
+def fits(column_type: str, value_type: str, value) -> bool:
+    """Whether a column of ``column_type`` holds this value exactly."""
+    if column_type == value_type:
+        return True
+    if column_type == DECIMAL:
+        return value_type in NUMBERS
+    if column_type == DOUBLE:
+        return value_type == BIGINT and -EXACT_IN_DOUBLE <= value <= EXACT_IN_DOUBLE
+    return column_type == TEXT and value_type == TIMESTAMP
+
+
+def new_column_type(seen: list) -> str:
+    """The type of a new column, from the value types a chunk saw for it, the first first:
+    the first value's kind decides (number, text, other), then the widest of that kind that
+    every such value fits (integers and floats: double; any decimal: decimal; timestamps and
+    other text: text). The other kinds go to variant columns."""
+    first = seen[0]
+    kinds = set(seen)
+    if first in NUMBERS:
+        if DECIMAL in kinds:
+            return DECIMAL
+        return DOUBLE if DOUBLE in kinds else BIGINT
+    if first in (TEXT, TIMESTAMP):
+        return TEXT if TEXT in kinds else TIMESTAMP
+    return first
+
+
+# -- writing a value ---------------------------------------------------------------------------
+def copy_text(column_type: str):
+    """A function writing a value of the column in COPY's text format."""
+    return _COPY[column_type]
+
+
+def _copy_string(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return value
+
+
+def _copy_number(value) -> str:
+    return repr(value) if type(value) is float else str(value)
+
+
+def _copy_json(value) -> str:
+    # orjson's JSON has no raw tab, newline or carriage return: only backslashes to escape.
+    return json_text(value).replace("\\", "\\\\")
+
+
+_COPY = {BIGINT: str, DOUBLE: _copy_number, DECIMAL: _copy_number,
+         BOOL: lambda value: "t" if value else "f", TEXT: _copy_string, TIMESTAMP: str,
+         JSON: _copy_json}
+
+
+def sqlite_value(column_type: str):
+    """A function turning a value of the column into what SQLite stores."""
+    return _SQLITE[column_type]
+
+
+def _identity(value):
+    return value
+
+
+_SQLITE = {BIGINT: _identity, DOUBLE: float, DECIMAL: _copy_number, BOOL: int, TEXT: _identity,
+           TIMESTAMP: _identity, JSON: lambda value: json_text(value)}
+
+
+def json_text(value) -> str:
+    from ..codec import dumps_exact
+
+    return dumps_exact(value).decode()
+
+
+def sql_type(dialect: str, column_type: str) -> str:
+    return SQL_TYPES[dialect][column_type]
+
+
+def sample(value) -> str:
+    """A value as shown in a message: short."""
+    text = orjson.dumps(value, default=str).decode() if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
