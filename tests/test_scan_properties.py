@@ -24,7 +24,7 @@ TRICKY = '{}[],:"\\/ \t\n\r\x00\x1f\x7fé€\u2028\U0001F600\U0001D11E'
 TEXT = st.text(alphabet=st.one_of(st.sampled_from(TRICKY), st.characters(codec="utf-8")), max_size=8)
 SCALARS = st.one_of(
     st.none(), st.booleans(), TEXT,
-    st.integers(-(1 << 63), (1 << 63) - 1),  # orjson's range (the README's limit)
+    st.integers(-(1 << 63), (1 << 63) - 1),  # orjson's range (the limit in docs/sources.md)
     st.floats(allow_nan=False, allow_infinity=False),
 )
 # Nested three levels deep, built by hand: st.recursive retries a lot, and that is slow.
