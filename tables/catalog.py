@@ -59,10 +59,10 @@ class Schema:
         return self.variants.get((path, value_type))
 
     def key_columns(self) -> list:
-        """The table's own columns, in the order rows are written."""
+        """The table's own columns but ``data`` (written last), in the order rows have them."""
         first = [self.key_column, names.RUN_ID, names.ORDINAL] if self.key_column \
             else [names.SOURCE_KEY, names.RUN_ID]
-        return first + [names.POSITION, names.DATA]
+        return first + [names.POSITION]
 
 
 def read_schema(connection, table: str) -> Schema:

@@ -10,7 +10,7 @@ column any number, a ``text`` column a timestamp's text); any other value goes t
 column of its own type (``__v_text``). Nothing is coerced: every value lands as written.
 """
 
-import datetime
+import calendar
 import re
 from decimal import Decimal
 
@@ -29,7 +29,11 @@ SQL_TYPES = {
 }
 INT64 = (-(1 << 63), (1 << 63) - 1)
 EXACT_IN_DOUBLE = 1 << 53
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:[Zz]|[+-]\d\d:\d\d)")
+# RFC 3339 date-times that Postgres's timestamptz takes as written: year 0001 on, a zone
+# offset within +-15:59 (Postgres refuses more), at most microseconds (it would round more).
+_RFC3339 = re.compile(r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
+                      r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
+                      r"(?:[Zz]|[+-](?:0\d|1[0-5]):[0-5]\d)")
 NUMBERS = (BIGINT, DOUBLE, DECIMAL)
 
 
@@ -53,12 +57,14 @@ def type_of(value):
 
 def is_timestamp(text: str) -> bool:
     """An RFC 3339 date-time with a zone and at most microseconds, a real one (no 30 Feb)."""
-    if not 20 <= len(text) <= 32 or text[4:5] != "-" or not _RFC3339.fullmatch(text):
+    if not 20 <= len(text) <= 32 or text[4:5] != "-":
         return False
-    try:
-        datetime.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    except ValueError:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
         return False
+    if match.group(1) > "28":  # days 29-31 exist in some months of some years
+        year, month = int(text[:4]), int(text[5:7])
+        return int(match.group(1)) <= calendar.monthrange(year, month)[1]
     return True
 
 

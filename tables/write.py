@@ -8,6 +8,7 @@ position, JSON bytes, record)``: the JSON is the ``data`` column, the record is 
 the typed ones.
 """
 
+import itertools
 from typing import Iterable
 
 from ..store.keyed import UPDATE, one_per_key, replace_condition
@@ -32,18 +33,19 @@ def write_rows(session, table: str, run_id: str, rows: Iterable[tuple], key_path
     schema = catalog.read_schema(connection, table)
     if not schema.exists:
         schema = catalog.create_table(session, table, key_path, run_id)
-    duplicates = 0
-    if key_path:
-        rows, duplicates = one_per_key(rows, on_conflict)
-    built = build(session, schema, run_id, rows)
-    if not built.rows:
-        return counts(0, duplicates, on_conflict, key_path)
     if not key_path:
-        return counts(insert(connection, built), 0, on_conflict, key_path)
-    inserted = upsert(connection, built, replace_condition(
-        on_conflict, redrive, (names.RUN_ID, names.ORDINAL, names.POSITION)))
-    resolve_errors(connection, built, table)
-    return counts(inserted, len(built.rows) + duplicates - inserted, on_conflict, key_path)
+        return counts(stream(session, schema, run_id, rows), 0, on_conflict, key_path)
+    rows, duplicates = one_per_key(rows, on_conflict)
+    built = build(session, schema, run_id, rows)
+    try:
+        if not built.rows:
+            return counts(0, duplicates, on_conflict, key_path)
+        inserted = upsert(connection, built, replace_condition(
+            on_conflict, redrive, (names.RUN_ID, names.ORDINAL, names.POSITION)))
+        resolve_errors(connection, built, table)
+        return counts(inserted, len(built.rows) + duplicates - inserted, on_conflict, key_path)
+    finally:
+        built.close()
 
 
 def counts(inserted: int, existing: int, on_conflict: str, key_path: str) -> dict:
@@ -52,48 +54,122 @@ def counts(inserted: int, existing: int, on_conflict: str, key_path: str) -> dic
     return {"tasks": inserted, "updated": 0, "skipped": existing}
 
 
-def build(session, schema: Schema, run_id: str, rows: Iterable[tuple]) -> Rows:
-    """The rows, every value in its column, the columns new fields need added first."""
+def stream(session, schema: Schema, run_id: str, rows: Iterable[tuple]) -> int:
+    """Rows keyed by position, a batch at a time: each batch's new columns added before it
+    is sent, and on Postgres one COPY for as long as the columns stay the same, so the server
+    parses a batch while the next is built; returns how many rows."""
     connection = session.connection()
-    copy = connection.dialect.name == "postgresql"
     built = Rows(schema, connection.dialect.name)
-    keyed = schema.key_column is not None
+    own = _own_values(connection.dialect.name == "postgresql", False, run_id)
+    data = _data_value(connection.dialect.name == "postgresql")
+    written, copy = 0, Copier(connection)
+    rows = iter(rows)
+    try:
+        while True:
+            for row in itertools.islice(rows, COPY_BATCH_ROWS):
+                built.add(own(row), row[-1], data(row[-2]))
+            if not built.rows:
+                return written
+            if built.pending:
+                copy.close()  # the schema changes between two COPY commands, never in one
+                evolve(session, built, run_id)
+            written += copy.send(built)
+    finally:
+        copy.close()
+        built.close()
+
+
+def build(session, schema: Schema, run_id: str, rows: Iterable[tuple]) -> Rows:
+    """All the rows, every value in its column, the columns new fields need added first."""
+    connection = session.connection()
+    built = Rows(schema, connection.dialect.name)
+    copy = connection.dialect.name == "postgresql"
+    own, data = _own_values(copy, schema.key_column is not None, run_id), _data_value(copy)
     for row in rows:
-        data = row[-2].decode()
-        if keyed:
-            key, ordinal, position = row[0], row[1], row[2]
-            own = [_copy_string(key) if copy else key, run_id, ordinal, position]
-        else:
-            key, position = f"{row[0]}:{row[1]}", row[1]
-            own = [key, run_id, position]
-        if copy:
-            own = [str(v) if type(v) is int else v for v in own]
-            data = data.replace("\\", "\\\\")
-        built.add(own + [data], row[-1])
+        built.add(own(row), row[-1], data(row[-2]))
     if built.pending:
-        catalog.lock(session, schema.table)
-        schema = catalog.read_schema(connection, schema.table)
-        schema = catalog.add_columns(session, schema, built.wanted_bases(schema), run_id)
-        schema = catalog.add_columns(session, schema, built.wanted_variants(schema), run_id)
-        built.fill(schema)
+        evolve(session, built, run_id)
     return built
 
 
-def insert(connection, built: Rows, target: str = "") -> int:
-    """The rows into the table (or into ``target``, a name as SQL writes it); how many."""
-    target = target or quoted(built.schema.table)
-    columns = ", ".join(quoted(c) for c in built.columns())
+def evolve(session, built: Rows, run_id: str) -> None:
+    """Add the columns the kept values need (under the table's lock, the catalog read again
+    under it), then place those values."""
+    table = built.schema.table
+    catalog.lock(session, table)
+    schema = catalog.read_schema(session.connection(), table)
+    schema = catalog.add_columns(session, schema, built.wanted_bases(schema), run_id)
+    schema = catalog.add_columns(session, schema, built.wanted_variants(schema), run_id)
+    built.fill(schema)
+
+
+class Copier:
+    """The rows of ``Rows`` into its table, a batch at a time: COPY on Postgres (one, open for
+    as long as the columns stay the same), executemany on SQLite."""
+
+    def __init__(self, connection):
+        self.connection, self.copy, self.context, self.columns = connection, None, None, None
+
+    def send(self, built: Rows) -> int:
+        (rows, datas), columns = built.take(), built.columns()
+        if self.connection.dialect.name != "postgresql":
+            return insert(self.connection, columns, quoted(built.schema.table), rows, datas)
+        if columns != self.columns:
+            self.close()
+            listed = ", ".join(quoted(c) for c in columns)
+            cursor = self.connection.connection.driver_connection.cursor()
+            self.context = cursor.copy(f"COPY {quoted(built.schema.table)} ({listed}) FROM STDIN")
+            self.copy, self.columns = self.context.__enter__(), columns
+        self.copy.write(copy_lines(rows, datas))
+        return len(rows)
+
+    def close(self) -> None:
+        if self.context is not None:
+            context, self.context, self.copy, self.columns = self.context, None, None, None
+            context.__exit__(None, None, None)
+
+
+def _own_values(copy: bool, keyed: bool, run_id: str):
+    """A function giving a row's values of the table's own columns (key or source key, run,
+    [ordinal,] position), as COPY text on Postgres."""
+    if copy and keyed:
+        return lambda row: [_copy_string(row[0]), run_id, str(row[1]), str(row[2])]
+    if copy:
+        return lambda row: [f"{row[0]}:{row[1]}", run_id, str(row[1])]
+    if keyed:
+        return lambda row: [row[0], run_id, row[1], row[2]]
+    return lambda row: [f"{row[0]}:{row[1]}", run_id, row[1]]
+
+
+def _data_value(copy: bool):
+    """A function giving a row's ``data`` (its JSON bytes) as written: COPY bytes on Postgres
+    (orjson's JSON has no raw tab or newline: only backslashes to escape), text on SQLite."""
+    if copy:
+        return lambda data: data.replace(b"\\", b"\\\\")
+    return bytes.decode
+
+
+def copy_lines(rows: list, datas: list) -> bytes:
+    """COPY text of rows whose ``data`` comes last, apart (bytes: never decoded)."""
+    return b"".join([("\t".join(row) + "\t").encode() + data + b"\n"
+                     for row, data in zip(rows, datas)])
+
+
+def insert(connection, columns: list, target: str, rows: list, datas: list) -> int:
+    """``rows`` with their ``datas`` into ``target`` (a name as SQL writes it: COPY on
+    Postgres, an executemany on SQLite); how many."""
+    listed = ", ".join(quoted(c) for c in columns)
     if connection.dialect.name != "postgresql":
-        marks = ", ".join("?" * len(built.columns()))
-        connection.exec_driver_sql(f"INSERT INTO {target} ({columns}) VALUES ({marks})",
-                                   [tuple(row) for row in built.rows])
-        return len(built.rows)
+        marks = ", ".join("?" * len(columns))
+        connection.exec_driver_sql(f"INSERT INTO {target} ({listed}) VALUES ({marks})",
+                                   [(*row, data) for row, data in zip(rows, datas)])
+        return len(rows)
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-        for low in range(0, len(built.rows), COPY_BATCH_ROWS):
-            copy.write("".join("\t".join(row) + "\n"
-                               for row in built.rows[low:low + COPY_BATCH_ROWS]))
-    return len(built.rows)
+    with cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
+        for low in range(0, len(rows), COPY_BATCH_ROWS):
+            high = low + COPY_BATCH_ROWS
+            copy.write(copy_lines(rows[low:high], datas[low:high]))
+    return len(rows)
 
 
 def upsert(connection, built: Rows, condition: str) -> int:
@@ -107,13 +183,13 @@ def upsert(connection, built: Rows, condition: str) -> int:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {INCOMING}")
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {INCOMING.split('.')[1]} ON COMMIT "
                                    f"DROP AS SELECT {listed} FROM {table} WITH NO DATA")
-        insert(connection, built, INCOMING)
+        insert(connection, built.columns(), INCOMING, built.rows, built.datas)
         result = connection.exec_driver_sql(
             f"INSERT INTO {table} AS t ({listed}) SELECT {listed} FROM {INCOMING} "
             f"ON CONFLICT ({key}) DO UPDATE SET {replaced} WHERE {condition} RETURNING (xmax = 0)")
         return sum(1 for (new,) in result if new)
     marks = ", ".join("?" * len(columns))
-    rows = [tuple(row) for row in built.rows]
+    rows = [(*row, data) for row, data in zip(built.rows, built.datas)]
     inserted = connection.exec_driver_sql(
         f"INSERT INTO {table} ({listed}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING",
         rows).rowcount
