@@ -26,7 +26,8 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     import os
 
     from .sources.common import is_url
-    from .sources.plan import Manifest, Skipped, expand, has_magic, identify, scan_alone
+    from .sources.globs import has_magic
+    from .sources.plan import Manifest, Skipped, expand, identify, scan_alone
 
     skipped, manifest = Skipped(), Manifest()
     files = [s for s in specs if not is_url(s)]

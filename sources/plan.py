@@ -21,10 +21,10 @@ from ..contract import RunIdentity, fingerprint_of
 from ..errors import InputError
 from ..store.files import claimed_by, source_row, write_sources
 from .common import BLOCK_BYTES, open_input
+from .globs import glob_regex, has_magic, is_data_file
 from .scan import BOM, Plan, scan
 from .spool import readable_copy, remove_quietly, spool_stdin
 
-DATA_SUFFIXES = (".json", ".ndjson", ".jsonl")
 PLAN_BATCH = 1000  # files looked up, scanned and written together
 
 
@@ -43,20 +43,11 @@ class Skipped:
             if parts else ""
 
 
-def is_data_file(name: str) -> bool:
-    base = name[:-3] if name.lower().endswith(".gz") else name
-    return base.lower().endswith(DATA_SUFFIXES)
-
-
 def format_of(name: str) -> Optional[str]:
     """NDJSON for a file named .ndjson or .jsonl (a one-record file looks like a document);
     else detected from the content."""
     base = name[:-3] if name.lower().endswith(".gz") else name
     return "ndjson" if base.lower().endswith((".ndjson", ".jsonl")) else None
-
-
-def has_magic(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
 
 
 def expand(specs: list, skipped: Skipped) -> Iterator[str]:
@@ -117,7 +108,7 @@ def glob_files(pattern: str) -> Iterator[str]:
     while fixed < len(parts) - 1 and not has_magic(parts[fixed]):
         fixed += 1
     root = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
-    matcher = re.compile(_glob_regex(parts[fixed:]))
+    matcher = re.compile(glob_regex(parts[fixed:]))
     for path in _walk_all(root):
         relative = os.path.relpath(path, root)
         if matcher.fullmatch(relative):
@@ -134,36 +125,6 @@ def _walk_all(directory: str) -> Iterator[str]:
             yield from _walk_all(entry.path)
         else:
             yield entry.path
-
-
-def _glob_regex(parts: list) -> str:
-    regex = ""
-    for number, part in enumerate(parts):
-        last = number == len(parts) - 1
-        if part == "**":
-            regex += "(?:[^/]+/)*" if not last else ".*"
-            continue
-        regex += _component_regex(part) + ("" if last else "/")
-    return regex
-
-
-def _component_regex(part: str) -> str:
-    out, i = "" if part.startswith(".") else "(?!\\.)", 0
-    while i < len(part):
-        c = part[i]
-        if c == "*":
-            out += "[^/]*"
-        elif c == "?":
-            out += "[^/]"
-        elif c == "[" and part.find("]", i + 2) > 0:
-            end = part.find("]", i + 2)
-            body = part[i + 1:end]
-            out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
-            i = end
-        else:
-            out += re.escape(c)
-        i += 1
-    return out
 
 
 # -- identifying them ----------------------------------------------------------------------------
