@@ -18,24 +18,11 @@ import click
 
 from . import __version__, progress
 from .errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
-from .options import (concurrency_option, database_option, fault_options, faults_of,
-                      generate_command_options, header_option, json_option,
-                      load_command_options, load_options_of, one_line_errors, report_unexpected,
+from .options import (concurrency_option, database_option, errors_command_options,
+                      fault_options, faults_of, generate_command_options, header_option,
+                      json_option, load_command_options, load_options_of, one_line_errors,
+                      report_unexpected, running_app, say, status_command_options,
                       worker_command_options)
-
-
-def say(line: str) -> None:
-    """A line for the person at the terminal, on stderr."""
-    click.echo(line, err=True)
-
-
-def running_app(database_url, concurrency: int, **kwargs):
-    from .app import App
-
-    kwargs.setdefault("on_wait", lambda: say(
-        "waiting for another ingest process on this machine to finish (run "
-        "`ingest worker` processes to load in parallel)"))
-    return App(database_url, concurrency, warn=say, **kwargs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,10 +119,7 @@ def resume(run_id, database_url, concurrency, as_json, headers) -> None:
 @main.command()
 @click.argument("run_id", required=False)
 @database_option
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
-              help="Runs to list.")
-@click.option("--files", "files_page", type=click.IntRange(1), default=None, metavar="PAGE",
-              help="With RUN_ID: list the run's files, 100 per page (1 is the first).")
+@status_command_options
 @json_option
 def status(run_id, database_url, limit, files_page, as_json) -> None:
     """List runs, newest first; with RUN_ID, one run and the state of each chunk.
@@ -146,14 +130,14 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
     """
-    from . import operations, render
+    from . import appviews, operations, render
 
     with one_line_errors():
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
             click.echo(json.dumps(runs) if as_json else render.runs(runs))
         elif files_page:
-            files = operations.run_files(database_url, run_id, files_page)
+            files = appviews.run_files(database_url, run_id, files_page)
             click.echo(json.dumps(files) if as_json else render.files(files))
         else:
             detail = operations.run_detail(database_url, run_id)
@@ -164,11 +148,9 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
 @main.command()
 @click.argument("run_id", required=False)
 @database_option
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
-              help="Groups to show.")
-@click.option("--all", "include_resolved", is_flag=True, help="Include resolved (redriven) rows.")
+@errors_command_options
 @json_option
-def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
+def errors(run_id, database_url, limit, include_resolved, table, as_json) -> None:
     """Group error rows by exception type and message, with counts and a sample title.
 
     Files that could not be loaded at all show as error type BadFile, titled by their path;
@@ -179,11 +161,31 @@ def errors(run_id, database_url, limit, include_resolved, as_json) -> None:
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
     """
-    from . import operations, render
+    from . import appviews, render
 
     with one_line_errors():
-        groups = operations.error_groups(database_url, run_id, limit, include_resolved)
+        groups = appviews.error_groups(database_url, run_id, limit, include_resolved, table)
     click.echo(json.dumps(groups) if as_json else render.error_groups(groups, run_id))
+
+
+# -- ingest schema ------------------------------------------------------------------------------
+@main.command()
+@click.argument("table", required=False)
+@database_option
+@json_option
+def schema(table, database_url, as_json) -> None:
+    """The dataset tables (--table): each column's type and the run that added it.
+
+    \b
+    Example:
+      ingest schema
+      ingest schema users --json
+    """
+    from . import appviews, render
+
+    with one_line_errors():
+        tables = appviews.table_schemas(database_url, table)
+    click.echo(json.dumps(tables) if as_json else render.schemas(tables))
 
 
 # -- ingest retry -------------------------------------------------------------------------------

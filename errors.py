@@ -78,6 +78,14 @@ class RunNotFound(IngestError):
         super().__init__(f"no run {run_id}; `ingest status` lists the runs")
 
 
+class TableNotFound(IngestError):
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, table: str):
+        super().__init__(f"no dataset table {ascii(table)[1:-1][:80]}; `ingest schema` lists them "
+                         "(a table is made by its first load: ingest load FILE --table NAME)")
+
+
 class RunIncomplete(IngestError):
     """Part of a run was given up or failed; the message says which and how to finish it."""
 

@@ -1,9 +1,10 @@
-"""Read-only views for operators: runs, their chunks and files (``ingest status``) and error
-triage (``ingest errors``).
+"""Read-only views for operators: runs and their chunks (``ingest status``, the ``ui``), and
+how the views reach the databases (``appviews`` has the app database's files, errors and
+tables).
 
 Run state comes from DBOS's system database through a ``DBOSClient``, which reads it
-without launching DBOS (no recovery, no queue workers); files and errors from the app
-database. Looking never changes anything, and never creates a database that is not there.
+without launching DBOS (no recovery, no queue workers). Looking never changes anything, and
+never creates a database that is not there.
 """
 
 import os
@@ -11,11 +12,9 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, Chunk, PageCounts,
-                       Summary, children_prefix, is_run_id, redrive_prefix)
+from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, TASKS, Chunk,
+                       PageCounts, Summary, children_prefix, is_run_id, redrive_prefix)
 from .errors import RunNotFound
-
-FILES_PAGE = 100
 
 
 # -- reaching the databases ---------------------------------------------------------------------
@@ -167,6 +166,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "duration_s": round(duration, 3) if duration is not None else None,
         "records_per_s": round((tasks + updated + skipped + errors) / duration, 1) if duration else None,
         "pages": pages,
+        "table": table_of(plan),
     }
 
 
@@ -278,80 +278,6 @@ def chunk_row(run_id: str, workflow, by_id: dict) -> dict:
     }
 
 
-# -- files --------------------------------------------------------------------------------------
-def run_files(database_url: Optional[str], run_id: str, page: int) -> dict:
-    """One page of a run's files: state, records, and the rows each has in tasks and errors."""
-    from sqlalchemy import func, select
-
-    from .models import Source
-
-    with app_engine(database_url) as engine:
-        if engine is None or not is_run_id(run_id):
-            raise RunNotFound(run_id)
-        with engine.connect() as connection:
-            total = connection.execute(select(func.count()).select_from(Source)
-                                       .where(Source.run_id == run_id)).scalar()
-            if not total:
-                raise RunNotFound(run_id)
-            rows = connection.execute(
-                select(Source).where(Source.run_id == run_id).order_by(Source.ordinal)
-                .offset((page - 1) * FILES_PAGE).limit(FILES_PAGE)).all()
-            files = [file_row(connection, row) for row in rows]
-    first = (page - 1) * FILES_PAGE + 1
-    return {"run_id": run_id, "total": total, "first": first, "last": first + len(files) - 1,
-            "next_page": page + 1 if first + len(files) <= total else None, "files": files}
-
-
-def file_row(connection, source) -> dict:
-    tasks = errors = 0
-    if source.state == "new":
-        tasks, errors = rows_of(connection, source.fingerprint)
-    return {"ordinal": source.ordinal, "name": source.name, "state": source.state,
-            "fingerprint": source.fingerprint, "records": source.records, "tasks": tasks,
-            "errors": errors, "loaded_by": source.loaded_by, "error": source.error}
-
-
-def rows_of(connection, fingerprint: str) -> tuple:
-    """The rows of one file's records: a range of the unique source-key index."""
-    from sqlalchemy import func, select
-
-    from .models import Error, Task
-
-    low, high = f"{fingerprint}:", f"{fingerprint};"  # ';' follows ':'
-    count = [connection.execute(select(func.count()).select_from(model).where(
-        model.source_key >= low, model.source_key < high)).scalar() for model in (Task, Error)]
-    return count[0], count[1]
-
-
-# -- error triage -------------------------------------------------------------------------------
-def error_groups(database_url: Optional[str], run_id: Optional[str], limit: int,
-                 include_resolved: bool) -> list:
-    """Error rows grouped by exception type and message: count and a sample title each."""
-    from sqlalchemy import text
-
-    if run_id:
-        require_known_run(database_url, run_id)
-    with app_engine(database_url) as engine:
-        if engine is None:
-            return []
-        error_type, message = json_fields(engine.dialect.name)
-        where = ["1 = 1"]
-        params: dict = {"limit": limit}
-        if run_id:
-            where.append("run_id = :run_id")
-            params["run_id"] = run_id
-        if not include_resolved:
-            where.append("resolved_at IS NULL")
-        sql = text(
-            f"SELECT {error_type} AS error_type, {message} AS error, count(*) AS n, min(title) AS sample "
-            f"FROM errors WHERE {' AND '.join(where)} "
-            f"GROUP BY {error_type}, {message} ORDER BY n DESC, error_type LIMIT :limit"
-        )
-        with engine.connect() as connection:
-            rows = connection.execute(sql, params).fetchall()
-    return [{"error_type": r[0], "error": r[1], "count": r[2], "sample_title": r[3]} for r in rows]
-
-
 def require_known_run(database_url: Optional[str], run_id: str) -> None:
     with system_client(database_url) as client:
         if client is None or not is_run_id(run_id) or not client.list_workflows(
@@ -359,9 +285,14 @@ def require_known_run(database_url: Optional[str], run_id: str) -> None:
             raise RunNotFound(run_id)
 
 
-def json_fields(dialect: str) -> tuple:
-    """The SQL that reads ``message.error_type`` and ``message.error``: the one place that
-    knows each database's JSON operators."""
-    if dialect == "postgresql":
-        return "message->>'error_type'", "message->>'error'"
-    return "json_extract(message, '$.error_type')", "json_extract(message, '$.error')"
+def run_table(database_url: Optional[str], run_id: str) -> str:
+    """The table a run writes (``tasks`` for a run without ``--table``, or unknown)."""
+    with system_client(database_url) as client:
+        found = client.list_workflows(workflow_ids=[run_id], load_output=False) \
+            if client is not None and is_run_id(run_id) else []
+    return table_of(found[0].input["args"][0] if found and found[0].input else None)
+
+
+def table_of(plan) -> str:
+    job = getattr(plan, "job", None)
+    return getattr(job, "table", "") or TASKS

@@ -20,6 +20,21 @@ class Failure(click.ClickException):
         self.exit_code = exit_code
 
 
+def say(line: str) -> None:
+    """A line for the person at the terminal, on stderr."""
+    click.echo(line, err=True)
+
+
+def running_app(database_url, concurrency: int, **kwargs):
+    """The command's ``App`` (DBOS started on the databases), speaking to the terminal."""
+    from .app import App
+
+    kwargs.setdefault("on_wait", lambda: say(
+        "waiting for another ingest process on this machine to finish (run "
+        "`ingest worker` processes to load in parallel)"))
+    return App(database_url, concurrency, warn=say, **kwargs)
+
+
 @contextmanager
 def one_line_errors(interrupted=lambda: "interrupted"):
     """An ``IngestError`` (every failure a user can act on) becomes its line and exit code;
@@ -203,4 +218,22 @@ generate_command_options = options(
                  show_default=True, help="A randomuser.me envelope, or one record per line."),
     click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
                  help="File to write (default: stdout)."),
+)
+
+
+status_command_options = options(
+    click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+                 help="Runs to list."),
+    click.option("--files", "files_page", type=click.IntRange(1), default=None, metavar="PAGE",
+                 help="With RUN_ID: list the run's files, 100 per page (1 is the first)."),
+)
+
+
+errors_command_options = options(
+    click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+                 help="Groups to show."),
+    click.option("--all", "include_resolved", is_flag=True,
+                 help="Include resolved (redriven) rows."),
+    click.option("--table", default=None, metavar="NAME",
+                 help="Only the errors of records bound for this table (tasks, or a --table)."),
 )

@@ -22,6 +22,8 @@ def runs(runs: list) -> str:
 
 def detail(detail: dict) -> str:
     lines = [runs([detail])]
+    if detail.get("table", "tasks") != "tasks":
+        lines.append(f"  into table {detail['table']} (its columns: ingest schema {detail['table']})")
     if detail.get("updated") or detail.get("skipped"):
         lines.append(f"  {detail.get('updated', 0)} record(s) updated a stored row, "
                      f"{detail.get('skipped', 0)} skipped (no row: the transform dropped them "
@@ -69,3 +71,24 @@ def describe_pages(pages: dict) -> str:
     return (f"  pages: {pages['fetched']:,} fetched: {pages['new']:,} new, "
             f"{pages['already']:,} already loaded, {pages['failed']:,} failed{empty}"
             f" | http retries {pages['http_retries']:,}")
+
+
+def schemas(tables: list) -> str:
+    """``ingest schema``: each dataset table's columns, types and the run that added them."""
+    if not tables:
+        return "no dataset tables yet; make one with: ingest load FILE --table NAME"
+    blocks = []
+    for table in tables:
+        key = f"key {table['key']} (column {table['key_column']})" if table["key"] \
+            else "keyed by file and position (_source_key)"
+        lines = [f"table {table['table']}: {table['rows']:,} rows, {key}, "
+                 f"created by {table['created_by']}",
+                 f"  {'column':<40} {'type':<10} {'added by':<28} field"]
+        for column in table["columns"]:
+            field = ".".join(column["path"])
+            if column["variant_of"]:
+                field += f" (values that don't fit {column['variant_of']})"
+            lines.append(f"  {column['name']:<40} {column['type']:<10} {column['added_by']:<28} "
+                         f"{field}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

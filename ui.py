@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from . import operations
+from . import appviews, operations
 from .errors import IngestError, RunNotFound
 
 DEFAULT_PORT = 8787
@@ -85,11 +85,11 @@ class Views:
         with self.client() as client:
             return operations.detail_of(client, self.database_url, run_id)
 
-    def files(self, run_id: str, page: int) -> dict:
-        return operations.run_files(self.database_url, run_id, page)
+    def files(self, run_id: str, page: int, table: Optional[str] = None) -> dict:
+        return appviews.run_files(self.database_url, run_id, page, table)
 
     def errors(self, run_id: str) -> list:
-        return operations.error_groups(self.database_url, run_id, 20, False)
+        return appviews.error_groups(self.database_url, run_id, 20, False)
 
     def close(self) -> None:
         if self._client is not None:
@@ -128,7 +128,8 @@ def run_fragment(detail: dict, files: dict, errors: list) -> str:
                         ("records", "tasks", "updated", "skipped", "errors", "retries"))
     return (f"<div data-live='{int(state in LIVE_STATES)}'><h1>{e(run_id)}</h1>"
             f"<p><span class='state-{e(state)}' id=state>{e(state)}</span> · {counts} · "
-            f"{e(detail['dataset'])}</p>{pages_line(detail.get('pages'))}"
+            f"{e(detail['dataset'])} → table <b id=table>{e(detail.get('table', 'tasks'))}</b></p>"
+            f"{pages_line(detail.get('pages'))}"
             f"{actions(run_id, state, detail['errors'])}"
             f"<h2>Throughput</h2>{throughput_chart(detail['chunks'])}"
             f"<h2>Chunks by worker</h2>{timeline(detail['chunks'])}"
@@ -274,7 +275,8 @@ class Handler(BaseHTTPRequestHandler):
             if not files_page.isdigit() or not 1 <= int(files_page) <= 10**9:
                 return 400, "text/plain", "files: a page number from 1"
             files_page = int(files_page)
-            body = run_fragment(self.views.run(run_id), self.views.files(run_id, files_page),
+            detail = self.views.run(run_id)
+            body = run_fragment(detail, self.views.files(run_id, files_page, detail["table"]),
                                 self.views.errors(run_id))
             src = f"/fragment/runs/{run_id}?files={files_page}"
             return 200, "text/html", body if fragment else page(run_id, src, body, self.where)

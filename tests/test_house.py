@@ -18,7 +18,7 @@ LAYERS = (
     ("command line", ["cli", "options"]),
     ("web page", ["ui"]),
     ("commands", ["runs", "resuming", "worker", "waiting", "results", "load_options", "fleet"]),
-    ("read-only views", ["operations", "render"]),
+    ("read-only views", ["appviews", "operations", "render"]),
     ("start and stop DBOS", ["app"]),
     ("the DBOS story", ["integration"]),
     ("the steps' work", ["chunks", "claims", "packing", "redrive", "sources.plan"]),
