@@ -17,8 +17,9 @@ accepts it, so the record, not the file, goes to errors), ``NumberOutOfRange`` (
 longer than the int↔str limit, an exponent beyond ``Decimal``'s ±10**18) and
 ``NestedTooDeep`` (past the parser's recursion limit, about 1,000 levels).
 
-Writing (``dumps``, orjson): a ``Decimal`` is written as its own digits, an int beyond 64
-bits by a slower exact path for just that value; NaN, infinities, sets, datetimes and
+Writing (``dumps``, orjson): a ``Decimal`` is written as its own digits (``.0`` added to an
+integral one, so it is read back as a non-integer again), an int beyond 64 bits by a slower
+exact path for just that value; NaN, infinities, sets, datetimes and
 anything else JSON has no number or type for raise TypeError or ValueError.
 
 ``number_problem`` names the first number Postgres numeric can't hold (131,072 digits before
@@ -278,7 +279,10 @@ def _fragment(item):
         if not item.is_finite():
             raise ValueError(f"{item} is not a JSON number")
         next(_dumped_exotics)
-        return orjson.Fragment(str(item))
+        text = str(item)
+        # "12345678901234567890123e0" is read as a Decimal: write it so that it is read again
+        # as one (a non-integer), not as an int
+        return orjson.Fragment(text + ".0" if text.lstrip("-").isdigit() else text)
     raise TypeError(f"{type(item).__name__} is not a JSON type")
 
 
