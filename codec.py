@@ -19,12 +19,12 @@ longer than the int↔str limit, an exponent beyond ``Decimal``'s ±10**18) and
 
 Writing (``dumps``, orjson): a ``Decimal`` is written as its own digits (``.0`` added to an
 integral one, so it is read back as a non-integer again), an int beyond 64 bits by a slower
-exact path for just that value; NaN, infinities, sets, datetimes and
-anything else JSON has no number or type for raise TypeError or ValueError.
+exact path for just that value; NaN, infinities, sets, datetimes and anything else JSON has
+no number or type for raise TypeError or ValueError.
 
 ``number_problem`` names the first number Postgres numeric can't hold (131,072 digits before
 the point, 16,383 after, as written) or that is no JSON number; ``loads_checked`` and
-``dumps_checked`` call it only for values holding a ``Decimal`` or an int beyond 64 bits.
+``dumps_checked`` walk a value for it only when they met such a number.
 ``key_text`` is a number's text as a record key; a ``Decimal`` is keyed by its value, in the
 style orjson writes floats in (``1e+400``; ``1.10`` and ``1.1`` are one key).
 
@@ -39,7 +39,6 @@ import math
 import re
 import sys
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any, Iterator, Optional
 
 import msgspec
@@ -104,8 +103,7 @@ class LoneSurrogate(JSONError):
 
 
 class NumberOutOfRange(JSONError):
-    """A number no Python value holds exactly: an integer over the int↔str limit, or an
-    exponent beyond ``Decimal``'s."""
+    """An integer over the int↔str limit, or an exponent beyond ``Decimal``'s."""
 
 
 class NestedTooDeep(JSONError):
@@ -117,11 +115,11 @@ class NestedTooDeep(JSONError):
 PG_DIGITS_BEFORE, PG_DIGITS_AFTER = 131072, 16383
 PG_LIMITS = f"what Postgres numeric holds ({PG_DIGITS_BEFORE} digits before the point, {PG_DIGITS_AFTER} after)"
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1  # orjson's integers
-# Every Decimal the hook below returns (and dumps meets) takes one number from these: two
-# readings around a call tell whether it made any. next() is atomic under the GIL, so
-# another thread's call can only add numbers (a needless check), never hide one.
-_loaded_decimals = itertools.count()
-_dumped_exotics = itertools.count()
+# Every number beyond Postgres that loads reads (or dumps writes) takes one number from
+# these: two readings around a call tell whether it met any. next() is atomic under the GIL,
+# so another thread's call can only add numbers (a needless check), never hide one.
+_loaded_problems = itertools.count()
+_dumped_problems = itertools.count()
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -138,8 +136,14 @@ def _number(text: str):
         raise ValueError(text) from None
     if math.isfinite(value) and Decimal(repr(value)) == exact:
         return value
-    next(_loaded_decimals)
+    _count_if_beyond(exact, text, _loaded_problems)
     return exact
+
+
+def _count_if_beyond(number: Decimal, text: str, counter) -> None:
+    # A short text with a small exponent is within Postgres's limits: no digit counting
+    if (len(text) > 200 or not -200 < number.adjusted() < 200) and _decimal_reason(number):
+        next(counter)
 
 
 _DECODER = msgspec.json.Decoder(float_hook=_number)
@@ -156,10 +160,11 @@ def loads(data):
 
 
 def loads_checked(data) -> tuple:
-    """(value, ``number_problem(value)``), the check made only if a Decimal was read."""
-    before = next(_loaded_decimals)
+    """(value, ``number_problem(value)``), the walk made only for a value that holds a
+    number beyond Postgres (ints from loads never are)."""
+    before = next(_loaded_problems)
     value = loads(data)
-    if next(_loaded_decimals) - before == 1:
+    if next(_loaded_problems) - before == 1:
         return value, None
     return value, number_problem(value)
 
@@ -218,6 +223,7 @@ def _no_constant(name: str):
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE = "a lone surrogate escape (\\u{:04x}) is no Unicode character; neither database can store it"
 
 
 def _surrogate_in(path: tuple, item) -> Optional[str]:
@@ -226,17 +232,13 @@ def _surrogate_in(path: tuple, item) -> Optional[str]:
         for key in item:
             found = _SURROGATE.search(key)
             if found:
-                return f"{where(path + (key,))} (its name): {_surrogate_reason(found.group())}"
+                return f"{where(path + (key,))} (its name): {_LONE.format(ord(found.group()))}"
     elif isinstance(item, str):
         found = _SURROGATE.search(item)
         if found:
-            return f"{where(path)}: {_surrogate_reason(found.group())}"
+            return f"{where(path)}: {_LONE.format(ord(found.group()))}"
     return None
 
-
-def _surrogate_reason(char: str) -> str:
-    return (f"a lone surrogate escape (\\u{ord(char):04x}) is no Unicode character; "
-            "neither database can store it")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -244,31 +246,34 @@ def _surrogate_reason(char: str) -> str:
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def dumps(value) -> bytes:
+def dumps(value, *, nan_check: bool = True) -> bytes:
     """The JSON text of ``value``, exact for every number; TypeError or ValueError for a
-    value JSON can't hold (NaN, an infinity, a set, a datetime, a key that isn't a str...)."""
+    value JSON can't hold (NaN, an infinity, a set, a datetime, a key that isn't a str...).
+
+    orjson writes a NaN or infinite float as null, so they are looked for when the text has
+    a null, at a cost close to orjson's own; ``nan_check=False`` skips that, for a value
+    whose floats all came from ``loads`` (which never makes one)."""
     try:
         data = orjson.dumps(value, default=_fragment, option=_OPTIONS)
     except orjson.JSONEncodeError as exc:
         if "64-bit" not in str(exc):
             raise (exc.__cause__ or exc) from None  # our own ValueError, or orjson's TypeError
-        next(_dumped_exotics)
         try:
             written = _big_ints_written(value, 0)
         except ValueError:  # an int longer than the int↔str limit
             raise ValueError(number_problem(value)) from None
         data = orjson.dumps(written, default=_fragment, option=_OPTIONS)
-    if b"null" in data and _has_non_finite(value):  # orjson writes NaN and infinities as null
+    if nan_check and b"null" in data and _has_non_finite(value):
         raise ValueError(number_problem(value))
     return data
 
 
-def dumps_checked(value) -> tuple:
-    """(``dumps(value)``, ``number_problem(value)``), the check made only if ``value`` holds a
-    Decimal or an int beyond 64 bits."""
-    before = next(_dumped_exotics)
-    data = dumps(value)
-    if next(_dumped_exotics) - before == 1:
+def dumps_checked(value, *, nan_check: bool = True) -> tuple:
+    """(``dumps(value)``, ``number_problem(value)``), the walk made only for a value that
+    holds a number beyond Postgres."""
+    before = next(_dumped_problems)
+    data = dumps(value, nan_check=nan_check)
+    if next(_dumped_problems) - before == 1:
         return data, None
     return data, number_problem(value)
 
@@ -278,8 +283,8 @@ def _fragment(item):
     if isinstance(item, Decimal):
         if not item.is_finite():
             raise ValueError(f"{item} is not a JSON number")
-        next(_dumped_exotics)
         text = str(item)
+        _count_if_beyond(item, text, _dumped_problems)
         # "12345678901234567890123e0" is read as a Decimal: write it so that it is read again
         # as one (a non-integer), not as an int
         return orjson.Fragment(text + ".0" if text.lstrip("-").isdigit() else text)
@@ -295,7 +300,10 @@ def _big_ints_written(value, depth: int):
     if isinstance(value, (list, tuple)):
         return [_big_ints_written(child, depth + 1) for child in value]
     if isinstance(value, int) and not _INT64_MIN <= value <= _UINT64_MAX:
-        return orjson.Fragment(str(int(value)))
+        text = str(int(value))  # ValueError beyond the int↔str limit
+        if len(text.lstrip("-")) > PG_DIGITS_BEFORE:  # only with set_int_max_str_digits(0)
+            next(_dumped_problems)
+        return orjson.Fragment(text)
     return value
 
 
@@ -355,17 +363,12 @@ def _decimal_reason(number: Decimal) -> Optional[str]:
 
 def _int_reason(number: int) -> Optional[str]:
     limit = sys.get_int_max_str_digits()
-    if limit and abs(number) >= _ten_to(limit):
+    if limit and abs(number) >= 10**limit:
         return (f"an integer of more than {limit} digits is longer than Python's int↔str "
                 "limit (sys.set_int_max_str_digits)")
-    if abs(number) >= _ten_to(PG_DIGITS_BEFORE):
+    if abs(number) >= 10**PG_DIGITS_BEFORE:
         return f"an integer of more than {PG_DIGITS_BEFORE} digits is beyond {PG_LIMITS}"
     return None
-
-
-@lru_cache(maxsize=4)
-def _ten_to(power: int) -> int:
-    return 10 ** power
 
 
 def _walk(value) -> Iterator[tuple]:

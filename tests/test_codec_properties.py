@@ -258,13 +258,15 @@ def test_loads_refuses_nesting_past_the_parser():
         codec.loads(b"[" * 5000 + b"]" * 5000)
 
 
-def test_loads_checked_checks_only_records_with_a_decimal():
-    assert codec.loads_checked(b'{"a": 1.5, "b": 123456789012345678901234567890}') == (
-        {"a": 1.5, "b": 123456789012345678901234567890}, None)
-    assert codec.loads_checked(b'{"a": 1e400}')[1] is None
+def test_loads_checked_walks_only_records_with_a_number_beyond_postgres(monkeypatch):
     value, problem = codec.loads_checked(b'{"a": {"b": [1, 1e200000]}}')
     assert problem == ("field a.b[1]: 1e200000 is beyond what Postgres numeric holds "
                        "(131072 digits before the point, 16383 after)")
+    monkeypatch.setattr(codec, "number_problem", None)  # a walk now fails
+    assert codec.loads_checked(b'{"a": 1.5, "b": 123456789012345678901234567890}') == (
+        {"a": 1.5, "b": 123456789012345678901234567890}, None)
+    assert codec.loads_checked(b'{"a": 1e400, "b": 0.1234567890123456789}')[1] is None
+    assert codec.dumps_checked({"a": Decimal("1e400"), "b": 10**400})[1] is None
 
 
 # -- dumps -------------------------------------------------------------------------------------
@@ -297,6 +299,8 @@ def test_dumps_refuses_what_json_cannot_hold(value, error):
 def test_dumps_names_the_field_of_a_non_finite_float():
     with pytest.raises(ValueError, match=r"^field a\[1\]: inf is not a JSON number$"):
         codec.dumps({"a": [None, math.inf]})
+    # for values whose floats came from loads: orjson's null, unchecked
+    assert codec.dumps({"a": [None, math.nan]}, nan_check=False) == b'{"a":[null,null]}'
 
 
 def test_dumps_checked_checks_only_values_with_a_decimal_or_a_big_int():
