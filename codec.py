@@ -132,7 +132,7 @@ def _number(text: str):
         return value
     try:
         exact = Decimal(text)
-    except InvalidOperation:  # an exponent beyond ±10**18: msgspec reports it, with a path
+    except InvalidOperation:  # an exponent beyond ±10**18: _refused finds where
         raise ValueError(text) from None
     if math.isfinite(value) and Decimal(repr(value)) == exact:
         return value
@@ -153,7 +153,7 @@ def loads(data):
     """The value of one JSON text (bytes, or str); ``JSONError`` if there is none."""
     try:
         return _DECODER.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError too: an integer over the limit
+    except (msgspec.DecodeError, UnicodeEncodeError) as exc:  # a str with a lone surrogate
         return _refused(data, exc)
     except RecursionError:
         raise NestedTooDeep("JSON nested deeper than the parser's recursion limit") from None
@@ -178,7 +178,7 @@ class _Refused:
         self.reason = reason
 
 
-def _refused(data, exc: msgspec.DecodeError):
+def _refused(data, exc: ValueError):
     """Why msgspec refused ``data``, by the stdlib's parse of it (strict, no NaN): its own
     syntax error, or the field with the refused number or lone surrogate. The value, if
     msgspec refused only an integer Python reads (its limit counts the sign, and ignores
@@ -238,7 +238,6 @@ def _surrogate_in(path: tuple, item) -> Optional[str]:
         if found:
             return f"{where(path)}: {_LONE.format(ord(found.group()))}"
     return None
-
 
 
 # -- writing ----------------------------------------------------------------------------------

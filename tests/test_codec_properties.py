@@ -237,6 +237,7 @@ def test_loads_refuses_what_rfc_8259_refuses(text):
 @pytest.mark.parametrize("text, path", [
     (b'{"a": "\\ud800"}', "field a"), (b'{"a": ["x", "\\udc00y"]}', "field a[1]"),
     (b'{"a": "\\ud800\\u0041"}', "field a"), (b'{"\\ud83d": 1}', 'field ["\\ud83d"] (its name)'),
+    ('{"a": "\ud800"}', "field a"),  # a str holding the surrogate itself
 ])
 def test_loads_refuses_lone_surrogates_naming_the_field(text, path):
     with pytest.raises(codec.LoneSurrogate, match=r"^" + __import__("re").escape(path) + ": a lone surrogate"):
