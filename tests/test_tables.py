@@ -305,3 +305,23 @@ def test_the_compiled_walk_places_values_as_the_general_walk_does(seen, later, d
         assert walk(8) == walk(0)
     finally:
         rows_module.MAX_COMPILES = 8
+
+
+@pytest.mark.slow
+def test_status_and_the_ui_name_the_table_a_run_wrote(cli, sqlite_backend, workdir):
+    from test_ui import fetch, start_ui
+
+    write_records(workdir / "users.json", users(12))
+    run_id = load(cli, sqlite_backend, workdir / "users.json", "--table", "users")["run_id"]
+
+    detail = json.loads(cli("status", run_id, "--json", env=sqlite_backend.env()).stdout)
+    files = json.loads(cli("status", run_id, "--files", "1", "--json",
+                           env=sqlite_backend.env()).stdout)
+    process, url = start_ui(sqlite_backend, workdir)
+    try:
+        page = fetch(f"{url}runs/{run_id}")
+    finally:
+        kill_9(process)
+
+    assert detail["table"] == "users" and files["files"][0]["tasks"] == 12
+    assert "<b id=table>users</b>" in page
