@@ -325,3 +325,18 @@ def test_status_and_the_ui_name_the_table_a_run_wrote(cli, sqlite_backend, workd
 
     assert detail["table"] == "users" and files["files"][0]["tasks"] == 12
     assert "<b id=table>users</b>" in page
+
+
+@pytest.mark.parametrize("key", [(), ("--key", "id")])
+def test_ingest_retry_moves_rescued_records_into_the_table(cli, sqlite_backend, workdir, key):
+    write_records(workdir / "users.json", users(10))
+    run_id = load(cli, sqlite_backend, workdir / "users.json", "--table", "users", *key,
+                  "--fail-task", "4")["run_id"]
+
+    retried = cli("retry", run_id, "--json", env=sqlite_backend.env())
+
+    assert json.loads(retried.stdout)["tasks"] == 1
+    assert sqlite_backend.scalar("SELECT count(*) FROM users") == 10
+    assert sqlite_backend.scalar("SELECT name__first FROM users WHERE _position = 4") == "F4"
+    assert sqlite_backend.query("SELECT table_name, resolved_at IS NOT NULL FROM errors") == \
+        [("users", 1)]
