@@ -28,9 +28,10 @@ the point, 16,383 after, as written) or that is no JSON number; ``loads_checked`
 ``key_text`` is a number's text as a record key; a ``Decimal`` is keyed by its value, in the
 style orjson writes floats in (``1e+400``; ``1.10`` and ``1.1`` are one key).
 
-Also here, from before: ``dumps_exact``, ``stored_json`` and ``storable`` (orjson's text,
-exact for integers beyond 64 bits) and the NUL rule (Postgres JSONB can't store a NUL
-character, so no database gets one).
+For the app: ``stored_json`` (what a row stores: exact, or a ``RecordError`` naming the
+field, with the NUL rule: Postgres JSONB can't store a NUL character, so no database gets
+one), ``storable`` (what an errors row keeps of a record) and ``json_text`` (the app
+engine's JSON serializer, so that the Decimals ``storable`` keeps are written exactly).
 
 The work is split by job: ``decode`` (reading), ``encode`` (writing, and the NUL rule) and
 ``numbers`` (the databases' limits, field paths and keys); this package is their one face.
@@ -38,11 +39,11 @@ The work is split by job: ``decode`` (reading), ``encode`` (writing, and the NUL
 
 from .decode import (InvalidJSON, JSONError, LoneSurrogate, NestedTooDeep, NumberOutOfRange, loads,
                      loads_checked)
-from .encode import (NUL_REASON, dumps, dumps_checked, dumps_exact, has_nul, storable,
+from .encode import (NUL_REASON, dumps, dumps_checked, has_nul, json_text, storable,
                      stored_json)
 from .numbers import PG_DIGITS_AFTER, PG_DIGITS_BEFORE, PG_LIMITS, key_text, number_problem, where
 
 __all__ = ["InvalidJSON", "JSONError", "LoneSurrogate", "NestedTooDeep", "NumberOutOfRange",
-           "loads", "loads_checked", "NUL_REASON", "dumps", "dumps_checked", "dumps_exact",
+           "loads", "loads_checked", "NUL_REASON", "dumps", "dumps_checked", "json_text",
            "has_nul", "storable", "stored_json", "PG_DIGITS_AFTER", "PG_DIGITS_BEFORE",
            "PG_LIMITS", "key_text", "number_problem", "where"]

@@ -1,9 +1,9 @@
 """Writing JSON exactly (``dumps``, orjson): a ``Decimal`` as its own digits, an int beyond
 64 bits by a slower exact path for just that value; NaN, infinities and types JSON has no
 place for are refused. Also the NUL rule (Postgres JSONB can't store a NUL character, so no
-database gets one) and the older ``dumps_exact``, ``stored_json`` and ``storable``."""
+database gets one): ``stored_json`` (what a row stores) and ``storable`` (what an errors row
+keeps of a record)."""
 
-import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 from ..errors import NulCharacter
+from ..errors import NumberOutOfRange as NumberNotStorable
+from .decode import loads
 from .numbers import (PG_DIGITS_BEFORE, _INT64_MIN, _UINT64_MAX, _count_if_beyond,
                       _dumped_problems, number_problem)
 
@@ -21,40 +23,44 @@ NUL_REASON = "record contains a NUL character (\\u0000), which Postgres JSONB ca
 _NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-def dumps_exact(value) -> bytes:
-    """orjson's JSON; the stdlib's for the rare integer over 64 bits, which orjson refuses."""
-    try:
-        return orjson.dumps(value)
-    except TypeError as exc:
-        if "64-bit" not in str(exc):
-            raise
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def has_nul(data: bytes) -> bool:
     """Whether orjson's JSON text holds a NUL character."""
     return b"\\u0000" in data and _NUL.search(data) is not None
 
 
-def stored_json(value) -> bytes:
-    """The JSON a ``tasks`` row stores; NulCharacter if Postgres JSONB could not hold it."""
-    data = dumps_exact(value)
+def stored_json(value, *, nan_check: bool = True) -> bytes:
+    """The JSON a row stores, exact for every number (``dumps``); a ``RecordError`` naming
+    the field if no database could hold it: ``NumberOutOfRange``, ``NulCharacter``."""
+    data, problem = dumps_checked(value, nan_check=nan_check)
+    if problem is not None:
+        raise NumberNotStorable(problem)
     if has_nul(data):
         raise NulCharacter(NUL_REASON)
     return data
 
 
 def storable(record: Any) -> Any:
-    """The record as JSONB can hold it: NUL characters become U+FFFD."""
+    """The record as JSONB can hold it, numbers exact: NUL characters become U+FFFD; None
+    for a record JSON can't hold (NaN, a datetime, too deep) or with a number beyond
+    Postgres. Its Decimals need ``json_text`` as the engine's JSON serializer."""
     if record is None:
         return None
     try:
-        text = dumps_exact(record)
+        text, problem = dumps_checked(record)
     except (TypeError, ValueError, RecursionError):  # nested deeper than orjson writes (254 levels)
         return None
+    if problem is not None:
+        return None
     if has_nul(text):
-        return orjson.loads(_NUL.sub(rb"\1\\ufffd", text))
-    return orjson.loads(text)
+        text = _NUL.sub(rb"\1\\ufffd", text)
+    return loads(text)
+
+
+def json_text(value) -> str:
+    """A JSON column's text, for the app engine's ``json_serializer``: exact for every
+    number (the stdlib's would refuse a Decimal), UTF-8 unescaped."""
+    return dumps(value).decode()
+
 
 # datetimes and dataclasses go to _fragment, which refuses them: loads would give back a string
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
