@@ -119,10 +119,10 @@ class SourceTexts:
 
 
 def record_texts(f: BinaryIO, shape: str, end: int) -> list:
-    """The texts of the records from ``f``'s position up to byte ``end``, in order (None for
-    an NDJSON line over the size limit)."""
+    """The texts of the records from ``f``'s position up to byte ``end``, in order, without
+    the JSON whitespace around them (None for an NDJSON line over the size limit)."""
     if shape == "ndjson":
-        return [None if line is None else line.decode("utf-8", "replace")
+        return [None if line is None else line.strip(b" \t\r").decode("utf-8", "replace")
                 for _, _, line in iter_lines(f, f.tell(), end)
                 if line is None or not is_blank(line)]
     return split_records(f.read(end - f.tell()).decode("utf-8"))
