@@ -13,9 +13,11 @@ dataset table's decimal column.
 """
 
 import gzip
+import http.server
 import json
 import random
 import textwrap
+import threading
 import uuid
 from decimal import Decimal
 
@@ -273,6 +275,33 @@ def test_a_file_of_one_object_is_one_record(cli, sqlite_backend, workdir, how):
         {**ONE, "results": "NOT A LIST"}]  # uppercase: string values only
 
 
+def test_an_api_page_of_one_object_is_one_record(cli, sqlite_backend):
+    body = b'{"id": 1, "big": 123456789012345678901234567890, "tags": ["a"]}'
+
+    class OneObject(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OneObject)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        summary = load(cli, sqlite_backend, f"http://127.0.0.1:{server.server_port}/me",
+                       "--transform", "identity")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert (summary["records"], summary["tasks"]) == (1, 1)
+    assert list(stored_rows(sqlite_backend, summary["run_id"]).values()) == [exact(body.decode())]
+
+
 def test_an_object_with_a_results_list_is_an_envelope(cli, sqlite_backend, workdir):
     (workdir / "env.json").write_text('{"results": [{"a": 1}], "info": {}, "results": [{"b": 2}, {"c": 3}]}')
     (workdir / "rec.json").write_text('{"results": [{"a": 1}], "results": null}')
@@ -356,3 +385,14 @@ def test_a_decimal_column_holds_numbers_exactly(cli, backend, workdir):
     if backend.name == "sqlite":  # a decimal column keeps the digits as text
         assert backend.scalar("SELECT typeof(amount) FROM money WHERE id = 1") == "text"
     same(exact(rows[2][2]), [Decimal("1e-400"), 2])
+
+
+def test_one_object_over_the_document_record_limit_is_refused(workdir):
+    from durable_ingest.errors import InputError
+    from durable_ingest.sources import scan
+
+    members = ", ".join(f'"m{n}": "{"x" * (1 << 20)}"' for n in range(17))
+    (workdir / "huge.json").write_text("{" + members + "}")
+
+    with pytest.raises(InputError, match="is one JSON object over 16 MiB, too large for one record"):
+        scan.scan(str(workdir / "huge.json"), 10)
