@@ -46,7 +46,9 @@ def _read_ndjson(f: BinaryIO, end: int, position: int, name: str = "") -> Iterat
                 record, problem = loads(line)
             except refused as exc:
                 record, problem = unreadable("line", exc), None
-            yield position, record if type(record) is dict and problem is None else checked(record, problem)
+            if type(record) is not dict or problem is not None:
+                record = checked(record, problem)
+            yield position, record
         position += 1
 
 
