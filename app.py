@@ -16,6 +16,7 @@ from dbos import DBOS, SQLAlchemyDatasource
 from sqlalchemy import Engine, event
 
 from . import APP_NAME, appdb, telemetry
+from .codec import json_text
 from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
 from .database import Databases
 from .locks import ExecutorLock
@@ -74,7 +75,9 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
         DBOS.listen_queues([])
     elif helper:
         DBOS.listen_queues([CHUNK_QUEUE, RETRY_QUEUE])
-    appdb.install(SQLAlchemyDatasource.create(databases.app_url))
+    # JSON columns written exactly: an errors row's record may hold Decimals (codec.storable)
+    appdb.install(SQLAlchemyDatasource.create(databases.app_url,
+                                              engine_kwargs={"json_serializer": json_text}))
     DBOS.launch()
     if role == "client":
         return

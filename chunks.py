@@ -1,6 +1,7 @@
 """A chunk's records: read back from its byte ranges, sent through the run's transform, and
 written in one transaction (``write_chunk``): the successes to ``tasks``, the records that
-can never load to ``errors``; those whose transform failed are handed back for retrying.
+can never load to ``errors`` (with their text as it is in the input, read again only for
+them); those whose transform failed are handed back for retrying, with that text.
 The retry rounds (``transform_round``) and their write (``write_retried``) share the same
 rows. Every function here runs inside a step or a datasource transaction of ``integration``.
 """
@@ -15,7 +16,7 @@ from . import appdb
 from .contract import TASKS, Chunk, Job
 from .errors import InputChanged, is_permanent
 from .models import Source
-from .sources.read import RecordProblem, read_chunk
+from .sources.read import RecordProblem, SourceTexts, read_chunk
 from .store.counting import count_on_commit
 from .store.error_rows import error_row, write_errors
 from .store.keyed import UPDATE, write_keyed_tasks
@@ -36,10 +37,11 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
 
     def transformed_rows():
         nonlocal dropped
-        for file, position, record in chunk_records(files, chunk):
+        for file, position, record, texts in chunk_records(files, chunk):
             if type(record) is RecordProblem:
                 problems.append(error_row(job.run_id, file.fingerprint, position, record.kind,
-                                          record.message, None, 0, True, table=target_of(job)))
+                                          record.message, None, 0, True, table=target_of(job),
+                                          source=texts.text_of(position)))
                 continue
             key = None
             try:
@@ -48,7 +50,8 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
                 row = shaped_row(shaper, job, file.fingerprint, key, file.ordinal, position,
                                  record, 1)
             except Exception as exc:
-                failure = failure_of(file.fingerprint, position, record, 1, exc, key, file.ordinal)
+                failure = failure_of(file.fingerprint, position, record, 1, exc, key, file.ordinal,
+                                     texts.text_of(position))
                 if retry_now and not failure["permanent"]:
                     retry.append(failure)
                 else:
@@ -89,7 +92,7 @@ def shaped_row(shaper: Shaper, job: Job, fingerprint: str, key: Optional[str],
     shaped = shaper.shape(record, position, number)
     if shaped is None:
         return None
-    return task_row(fingerprint, key, ordinal, position, stored(shaped), shaped)
+    return task_row(fingerprint, key, ordinal, position, stored(shaped, shaper.nan_check), shaped)
 
 
 def task_row(fingerprint: str, key: Optional[str], ordinal: Optional[int], position: int,
@@ -127,14 +130,16 @@ def chunk_files(run_id: str, chunk: Chunk) -> list:
 
 
 def chunk_records(files: list, chunk: Chunk):
-    """Yield (file, position, record or RecordProblem) for the chunk's pieces."""
+    """Yield (file, position, record or RecordProblem, the piece's ``SourceTexts``) for the
+    chunk's pieces."""
     for file in files:
         check_input(file)
         first = chunk.first_piece if file.ordinal == chunk.first else 0
         last = chunk.last_piece if file.ordinal == chunk.last else len(file.pieces) - 1
         for start, end, position, _ in file.pieces[first:last + 1]:
+            texts = SourceTexts(file.path, file.shape, start, end, position)
             for position, record in read_chunk(file.path, file.shape, start, end, position):
-                yield file, position, record
+                yield file, position, record, texts
 
 
 def check_input(file) -> None:
@@ -151,17 +156,20 @@ def check_input(file) -> None:
 
 
 def failure_of(fingerprint: str, position: int, record, attempts: int, exc: Exception,
-               key: Optional[str] = None, ordinal: Optional[int] = None) -> dict:
+               key: Optional[str] = None, ordinal: Optional[int] = None,
+               source: Optional[str] = None) -> dict:
+    """A failed attempt at a record, as the retry workflow takes it (checkpointed: the
+    record's text travels with it, so no retry round reads the input again)."""
     return {"fingerprint": fingerprint, "position": position, "record": record,
             "attempts": attempts, "error_type": type(exc).__name__, "error": str(exc),
-            "permanent": is_permanent(exc), "key": key, "ordinal": ordinal}
+            "permanent": is_permanent(exc), "key": key, "ordinal": ordinal, "source": source}
 
 
 def final_error_row(job: Job, failure: dict) -> dict:
     return error_row(job.run_id, failure["fingerprint"], failure["position"],
                      failure["error_type"], failure["error"], failure["record"],
                      failure["attempts"], failure["permanent"], failure.get("key"),
-                     failure.get("ordinal"), table=target_of(job))
+                     failure.get("ordinal"), table=target_of(job), source=failure.get("source"))
 
 
 def process_faults(index: int) -> None:
@@ -190,7 +198,7 @@ def transform_round(job: Job, pending: list, number: int) -> dict:
         except Exception as exc:
             failed.append(failure_of(failure["fingerprint"], failure["position"],
                                      failure["record"], number, exc, failure.get("key"),
-                                     failure.get("ordinal")))
+                                     failure.get("ordinal"), failure.get("source")))
             continue
         if row is None:
             skipped += 1

@@ -38,6 +38,11 @@ class NulCharacter(RecordError):
     rule for both databases beats data that loads on one and not the other)."""
 
 
+class NumberOutOfRange(RecordError):
+    """A number no database holds: beyond Postgres numeric (131,072 digits before the point,
+    16,383 after) or Python's int<->str limit. The message names the field."""
+
+
 class Rejected(RecordError):
     """Raise it in your transform to send a record to ``errors`` at once, with your reason:
     no retries (any other exception is a failed attempt, retried)."""
@@ -98,7 +103,8 @@ class RunFailed(IngestError):
 # transform's output can raise when stored: never retried, by name as stored in ``errors``.
 PERMANENT_TYPES = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter",
                    "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "BadPage",
-                   "MissingKey", "BadTransformResult", "NotStorable", "Rejected")
+                   "MissingKey", "BadTransformResult", "NotStorable", "Rejected",
+                   "NumberOutOfRange", "LoneSurrogate")
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -1,6 +1,8 @@
 """``ingest retry``: a run's unresolved ``errors`` rows through the run's transform once more,
 a page per transaction (``redrive_page``): successes go to ``tasks`` and their error rows are
-marked resolved (kept for audit); failures stay, with the new attempt recorded."""
+marked resolved (kept for audit); failures stay, with the new attempt recorded. A row's record
+is read again from its text as it was in the input (``errors.source``, exact), else (older
+rows) from the copy in its message."""
 
 from dataclasses import replace
 from typing import Optional
@@ -8,7 +10,7 @@ from typing import Optional
 import orjson
 from sqlalchemy import func, select, update
 
-from . import appdb
+from . import appdb, codec
 from .chunks import shaped_row, shaper_of, write_rows
 from .contract import Job
 from .errors import PERMANENT_TYPES
@@ -23,14 +25,14 @@ def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
     session = appdb.session()
     # FOR UPDATE: a concurrent redrive waits, then no longer sees the rows resolved here.
     rows = session.execute(
-        select(Error.id, Error.position, Error.source_key, Error.message)
+        select(Error.id, Error.position, Error.source_key, Error.message, Error.source)
         .where(Error.run_id == run_id, Error.resolved_at.is_(None), Error.id > after_id)
         .order_by(Error.id).limit(page_size).with_for_update()
     ).all()
     if not rows:
         return {"last_id": None}
-    retriable = [(row, message) for row, message in map(_with_message, rows)
-                 if is_retriable(message)]
+    retriable = [(row, message, record) for row, message, record in map(_with_record, rows)
+                 if is_retriable(message, record)]
     job = replace(job or Job(run_id, 1, 1, 0, 1), faults=faults)
     rescued, keyed, resolved, failed = attempt_again(job, retriable)
     tasks = write_rows(session, job, iter(rescued))["tasks"]
@@ -49,13 +51,13 @@ def attempt_again(job: Job, retriable: list) -> tuple:
     rows failing again)."""
     shaper = shaper_of(job)
     rescued, keyed, resolved, failed = [], [], [], []
-    for row, message in retriable:
+    for row, message, record in retriable:
         number = int(message.get("attempts") or 0) + 1
         key = message.get("key")
         fingerprint = message.get("fingerprint") or row.source_key.split(":", 1)[0]
         try:
             shaped = shaped_row(shaper, job, fingerprint, key, message.get("ordinal") or 0,
-                                row.position, message["record"], number)
+                                row.position, record, number)
         except Exception as exc:
             failed.append(failed_again(row.id, message, number, type(exc).__name__, str(exc)))
             continue
@@ -110,12 +112,20 @@ def failed_again(error_id: int, message: dict, number: int, error_type: str, err
         "first_error": message.get("first_error") or message.get("error")}}
 
 
-def _with_message(row) -> tuple:
-    return row, row.message if isinstance(row.message, dict) else orjson.loads(row.message)
+def _with_record(row) -> tuple:
+    """(row, its message, its record): read again exactly from ``source`` when the row has
+    it, else the message's copy (which may have lost digits or a NUL character)."""
+    message = row.message if isinstance(row.message, dict) else orjson.loads(row.message)
+    if row.source is not None:
+        try:
+            return row, message, codec.loads(row.source)
+        except codec.JSONError:
+            return row, message, None  # never JSON: no retry can help
+    return row, message, message.get("record")
 
 
-def is_retriable(message: dict) -> bool:
+def is_retriable(message: dict, record) -> bool:
     """A record that can never load (not JSON, not an object, too large or deep, a NUL, a
     bad file) keeps its row and its reason: transforming it again can't help."""
     permanent = message.get("permanent", message.get("error_type") in PERMANENT_TYPES)
-    return not permanent and type(message.get("record")) is dict
+    return not permanent and type(record) is dict

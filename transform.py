@@ -17,6 +17,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Callable, Optional
 
 from .errors import (BadTransformResult, MissingKey, NestingTooDeep, NotStorable, RecordError,
@@ -204,8 +205,10 @@ def key_path(path: str) -> tuple:
 
 
 def key_of(record: dict, parts: tuple, path: str) -> str:
-    """The record's key: the string, or the number's JSON text, at ``path`` (so ``1`` and
-    ``"1"`` are one key). ``MissingKey`` if there is none, or it is not a string or number."""
+    """The record's key: the string, or the number's text (``codec.key_text``: an int's
+    digits, a float as JSON writes it, a Decimal by its value), at ``path`` (so ``1`` and
+    ``"1"`` are one key). ``MissingKey`` if there is none, or it is not a string or number,
+    or it is over ``MAX_KEY_BYTES``."""
     value = record
     for part in parts:
         if type(value) is not dict or part not in value:
@@ -220,18 +223,15 @@ def key_of(record: dict, parts: tuple, path: str) -> str:
         if len(value) > MAX_KEY_BYTES // 4 and len(value.encode()) > MAX_KEY_BYTES:
             raise MissingKey(f"{path} is longer than {MAX_KEY_BYTES} bytes, too long for a key")
         return value
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return _number_text(value)
+    if kind is int or kind is float or kind is Decimal:
+        from .codec import key_text
+
+        text = key_text(value)
+        if len(text) > MAX_KEY_BYTES:
+            raise MissingKey(f"{path} is a number longer than {MAX_KEY_BYTES} bytes, too long for a key")
+        return text
     kind_name = {bool: "a boolean", dict: "an object", list: "an array", type(None): "null"}
     raise MissingKey(f"{path} is {kind_name.get(kind, kind.__name__)}, not a string or number")
-
-
-def _number_text(value: float) -> str:
-    import orjson
-
-    return orjson.dumps(value).decode()
 
 
 # -- one attempt at one record ---------------------------------------------------------------------
@@ -247,6 +247,8 @@ class Shaper:
                  key: str = ""):
         self.spec = spec
         self.function = resolve(spec, directory)
+        # A built-in makes no float that loads did not make, so never a NaN to look for.
+        self.nan_check = spec not in BUILTINS
         self.faults = faults or Faults()
         self.key = key
         self.key_parts = key_path(key) if key else ()
@@ -257,7 +259,7 @@ class Shaper:
     def attempt(self, record: dict, position: int, number: int) -> Optional[bytes]:
         """The JSON to store, or None."""
         shaped = self.shape(record, position, number)
-        return None if shaped is None else stored(shaped)
+        return None if shaped is None else stored(shaped, self.nan_check)
 
     def shape(self, record: dict, position: int, number: int) -> Optional[dict]:
         """The record to store (not yet checked storable: see ``stored``), or None."""
@@ -270,12 +272,15 @@ class Shaper:
                                  "not a dict (or None to skip the record)")
 
 
-def stored(record: dict) -> bytes:
-    """The record's JSON as the app database stores it; a ``RecordError`` if it can't be."""
+def stored(record: dict, nan_check: bool = True) -> bytes:
+    """The record's JSON as the app database stores it, exact for every number (Decimals and
+    ints beyond 64 bits too); a ``RecordError`` if it can't be: NaN or an infinity, a type
+    JSON has no place for (``NotStorable``), a number beyond Postgres (``NumberOutOfRange``),
+    a NUL character. ``nan_check=False`` for a record whose floats all came from reading."""
     from .codec import stored_json
 
     try:
-        return stored_json(record)
+        return stored_json(record, nan_check=nan_check)
     except RecordError:
         raise
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError

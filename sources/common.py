@@ -1,5 +1,6 @@
 """What scanning and reading a dataset share: the size limits, opening an input, splitting
-NDJSON into lines in big blocks, and finding where a JSON value ends without parsing it."""
+NDJSON into lines in big blocks (and which are blank), and splitting a chunk of a document
+into its records' texts without parsing them."""
 
 import os
 import re
@@ -10,7 +11,7 @@ from ..errors import InputError
 MAX_RECORD_BYTES = 1 << 20  # one record, in bytes; larger NDJSON lines go to `errors`
 MAX_DOCUMENT_RECORD_BYTES = 16 << 20  # hard cap on one record inside a JSON document
 BLOCK_BYTES = 1 << 20
-EXPECTED = 'expected an array of objects, NDJSON or a {"results": [...]} envelope'
+EXPECTED = 'expected an array of objects, NDJSON, a {"results": [...]} envelope or one object'
 
 
 def open_input(path: str) -> BinaryIO:
@@ -41,6 +42,12 @@ def json_type(value) -> str:
     if isinstance(value, (int, float)):
         return "number"
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def is_blank(line: bytes) -> bool:
+    """An NDJSON line of JSON whitespace only, skipped (a form feed is no JSON whitespace:
+    bytes.strip would take it for blank)."""
+    return not line.strip(b" \t\r")
 
 
 def iter_lines(f: BinaryIO, offset: int, end: Optional[int] = None, hasher=None) -> Iterator[tuple]:
@@ -87,25 +94,8 @@ def iter_lines(f: BinaryIO, offset: int, end: Optional[int] = None, hasher=None)
         yield carry_start, offset, None if oversize else carry
 
 
-# A string (group 1 is its closing quote, None if the text ends first) or a bracket or comma.
+# A string or a bracket or comma.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(")?|[\[\]{},]')
-
-
-def value_end(text: str, i: int) -> Optional[int]:
-    """Where the array or object at ``text[i]`` ends, found without recursion; None if
-    ``text`` ends first. It matches brackets only: the record's parser checks the rest."""
-    depth = 0
-    for match in _TOKEN.finditer(text, i):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-        elif token in ("]", "}"):
-            depth -= 1
-            if depth == 0:
-                return match.end()
-        elif token[0] == '"' and match.group(1) is None:
-            return None
-    return None
 
 
 def split_records(text: str) -> list:

@@ -1,6 +1,7 @@
-"""Walking a JSON document (a bare array of records, or the ``{"results": [...]}``
-envelope) in bounded memory, noting each record's byte range for the chunker; a fast path
-proves many records at once with one orjson parse (``DocumentScanner._fast_runs``)."""
+"""Walking a JSON document (a bare array of records, the ``{"results": [...]}`` envelope, or
+one object that is one record) in bounded memory, noting each record's byte range for the
+chunker; a fast path proves many records at once with one orjson parse
+(``DocumentScanner._fast_runs``)."""
 
 import codecs
 import itertools
@@ -9,7 +10,8 @@ import re
 from typing import Optional
 
 from ..errors import InputError
-from .common import BLOCK_BYTES, MAX_DOCUMENT_RECORD_BYTES, json_type, value_end
+from .common import BLOCK_BYTES, MAX_DOCUMENT_RECORD_BYTES
+from .deep import NotJSON, value_end
 
 
 class DocumentScanner:
@@ -19,7 +21,8 @@ class DocumentScanner:
     window (``buf``) that the file is read into 1 MiB at a time. Offsets are kept in bytes
     because that is how a chunk is read back. The fast path (``_fast_runs``) takes many
     records at once out of the same window, as its bytes (``raw``); see there why it gives
-    the same plan and the same errors.
+    the same plan and the same errors. ``shape`` is "array" or "envelope" when it starts,
+    and "object" once an object turned out to be one record (see ``_envelope``).
     """
 
     def __init__(self, name, f, offset, hasher, chunker, shape):
@@ -130,8 +133,9 @@ class DocumentScanner:
     def _value(self):
         """Decode the value at the cursor; returns (value, start byte, end byte).
 
-        A value nested too deep for the recursive decoder (about 1000 levels) is only
-        delimited, and returned as None: it is a record problem, reported when loaded.
+        A value nested too deep for the recursive decoder (about 1000 levels) is checked
+        without recursion (``deep.value_end``) and returned as None: it is a record problem,
+        reported when loaded.
         """
         while True:
             try:
@@ -144,7 +148,7 @@ class DocumentScanner:
                     self._truncated()
                 self._invalid(self._byte_at(exc.pos), exc.msg)
             except RecursionError:
-                value, end = None, value_end(self.buf, self.i)
+                value, end = None, self._deep_value_end()
                 if end is None:
                     if self._more():
                         continue
@@ -156,6 +160,12 @@ class DocumentScanner:
             start = self.byte
             self._advance(end - self.i)
             return value, start, self.byte
+
+    def _deep_value_end(self) -> Optional[int]:
+        try:
+            return value_end(self.buf, self.i)
+        except NotJSON as exc:
+            self._invalid(self._byte_at(exc.pos), exc.reason)
 
     def _cut_short(self, exc: json.JSONDecodeError) -> bool:
         """Whether the text may just end too soon, inside a value (``tru``, ``-``, ``"\\u00``):
@@ -218,7 +228,7 @@ class DocumentScanner:
         object; and orjson accepts no text that the stdlib decoder refuses (it is the
         stricter one: 64-bit numbers at most, no lone surrogates, no NaN, at most 1024
         levels, the same four whitespace characters; a record too deep for the stdlib
-        decoder is delimited by its brackets there, to the same end). Candidates inside a
+        decoder is checked without recursion there, to the same end). Candidates inside a
         run that were not boundaries only mean n is smaller than the number of candidates:
         n is counted, never assumed. So a run adds the same records and byte range, and
         chunks are cut after the same records, since a run never goes past a chunk's end.
@@ -289,53 +299,80 @@ class DocumentScanner:
         return None
 
     def _envelope(self) -> None:
+        """An object: the envelope when its "results" member is a list (of duplicate names,
+        the last counts, as json.loads keeps the last), else one record. Its members are
+        walked in bounded memory either way; records of a "results" list that doesn't count
+        are taken back from the chunker."""
+        self._skip_ws()
+        start = self.byte
         self._expect("{")
-        found = False
+        before = self.chunker.mark()
+        envelope = False
         self._skip_ws()
         if self._peek() == "}":
             self._advance(1)
         else:
             while True:
-                self._skip_ws()
-                ch = self._peek()
-                if not ch:
-                    self._truncated()
-                if ch != '"':
-                    self._invalid(self.byte, "expected a key in double quotes")
-                key, _, _ = self._value()
+                key = self._key()
                 self._expect(":")
                 self._skip_ws()
-                if key == "results" and not found:
-                    found = True
-                    ch = self._peek()
-                    if ch != "[":
-                        if not ch:
-                            self._truncated()
-                        value, _, _ = self._value()
-                        what = "null" if value is None else _a(json_type(value))
-                        self._fail(
-                            f"has 'results' that is {what}, not a list of records; "
-                            'expected {"results": [...]}'
-                        )
-                    self._advance(1)
-                    self._records()
+                if key == "results":
+                    self.chunker.rewind(before)  # a later "results" replaces an earlier one
+                    envelope = self._results()
                 else:
                     self._value()
-                self._skip_ws()
-                ch = self._peek()
-                if ch == "}":
-                    self._advance(1)
+                if not self._next_member():
                     break
-                if not ch:
-                    self._truncated()
-                if ch != ",":
-                    self._invalid(self.byte, "expected ',' or '}'")
-                self._advance(1)
-        if not found:
+        if not envelope:
+            self.chunker.rewind(before)
+            self._one_record(start)
+
+    def _key(self) -> str:
+        self._skip_ws()
+        ch = self._peek()
+        if not ch:
+            self._truncated()
+        if ch != '"':
+            self._invalid(self.byte, "expected a key in double quotes")
+        key, _, _ = self._value()
+        return key
+
+    def _results(self) -> bool:
+        """Walk the value of a "results" member: the records of a list (True), or any other
+        value (False)."""
+        ch = self._peek()
+        if ch != "[":
+            if not ch:
+                self._truncated()
+            self._value()
+            return False
+        self._advance(1)
+        self._records()
+        return True
+
+    def _next_member(self) -> bool:
+        """Past the comma after a member (True), or past the object's closing brace."""
+        self._skip_ws()
+        ch = self._peek()
+        if ch == "}":
+            self._advance(1)
+            return False
+        if not ch:
+            self._truncated()
+        if ch != ",":
+            self._invalid(self.byte, "expected ',' or '}'")
+        self._advance(1)
+        return True
+
+    def _one_record(self, start: int) -> None:
+        """The object from byte ``start`` to the cursor is the file's one record."""
+        if self.byte - start > MAX_DOCUMENT_RECORD_BYTES:
             self._fail(
-                "is a JSON object without a 'results' list; expected {\"results\": [...]}, "
-                "an array of records, or NDJSON (--format ndjson)"
+                f"is one JSON object over {MAX_DOCUMENT_RECORD_BYTES >> 20} MiB, too large for "
+                "one record; split it, or give its records as {\"results\": [...]}"
             )
+        self.chunker.add(start, self.byte)
+        self.shape = "object"
 
 
 # Where one record of an array may end and the next begin; see DocumentScanner._fast_runs.
@@ -351,6 +388,3 @@ def _characters_in(utf8: bytes) -> int:
     """How many characters valid UTF-8 bytes hold: all but the continuation bytes."""
     return len(utf8) - len(utf8.translate(None, _UTF8_LEADS))
 
-
-def _a(noun: str) -> str:
-    return ("an " if noun[0] in "aeiou" else "a ") + noun

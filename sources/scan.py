@@ -1,10 +1,12 @@
 """Validating a dataset file and cutting it into chunks of byte ranges.
 
-A dataset is one file in one of three shapes, detected from its first bytes:
+A dataset is one file in one of four shapes, detected from its first bytes:
 
-- NDJSON: one JSON value per line (blank lines skipped);
+- NDJSON: one JSON value per line (blank lines, of JSON whitespace only, skipped);
 - a bare JSON array of records;
-- the randomuser.me envelope ``{"results": [...], "info": {...}}``.
+- the randomuser.me envelope ``{"results": [...], "info": {...}}``: an object whose
+  "results" is a list;
+- any other object: one record ("object").
 
 A gzip-compressed file (told by its magic bytes, whatever its name) is first decompressed
 into the spool directory, and that copy is what gets scanned and read.
@@ -24,7 +26,7 @@ from typing import BinaryIO, Optional
 
 from ..contract import fingerprint_of
 from ..errors import InputError
-from .common import BLOCK_BYTES, EXPECTED, iter_lines, json_type, open_input
+from .common import BLOCK_BYTES, EXPECTED, is_blank, iter_lines, json_type, open_input
 from .document import DocumentScanner
 from .spool import remove_quietly, readable_copy
 
@@ -38,7 +40,7 @@ class Plan:
     """What ``scan`` learnt of a dataset: enough to load it chunk by chunk."""
 
     path: str
-    shape: str  # "ndjson", "array" or "envelope"
+    shape: str  # "ndjson", "array", "envelope" or "object"
     fingerprint: str
     size: int
     records: int = 0
@@ -68,6 +70,15 @@ class _Chunker:
         self.records += count
         if self._count == self.chunk_size:
             self.close()
+
+    def mark(self) -> tuple:
+        """Where the chunker is, for ``rewind``."""
+        return len(self.chunks), self.records, self._start, self._end, self._first, self._count
+
+    def rewind(self, mark: tuple) -> None:
+        """Take back every record added since ``mark``."""
+        closed, self.records, self._start, self._end, self._first, self._count = mark
+        del self.chunks[closed:]
 
     def room(self) -> int:
         """How many more records the chunk being filled takes."""
@@ -115,7 +126,9 @@ def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label:
         if shape == "ndjson":
             _scan_ndjson(name, f, body_start, hasher, chunker)
         else:
-            DocumentScanner(name, f, body_start, hasher, chunker, shape).scan()
+            scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
+            scanner.scan()
+            shape = scanner.shape
         chunker.close()
     return Plan(
         path=os.path.abspath(path),
@@ -171,7 +184,7 @@ def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker)
     for line_number, (start, end, line) in enumerate(iter_lines(f, offset, hasher=hasher), 1):
         if line is None:
             chunker.add(start, end)  # too large: reported as a record error when loaded
-        elif line.strip():
+        elif not is_blank(line):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:

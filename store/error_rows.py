@@ -1,5 +1,6 @@
-"""Failures into ``errors``: a record that did not make it, with the reason and the original
-record as JSON, and the one row of a file or an API page that can't be loaded at all."""
+"""Failures into ``errors``: a record that did not make it, with the reason, the original
+record as JSON and its text as it was in the input, and the one row of a file or an API page
+that can't be loaded at all."""
 
 from typing import Any, Optional
 
@@ -18,7 +19,8 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
     """An ``errors`` row: the reason as JSON, with the original record for triage, and the
     record's text as it was in the input (``source``, when known). A record with its own key
     (``--key``) is filed under it, with the file it came from; ``table`` is the table the
-    record was bound for."""
+    record was bound for. A NUL byte of ``source`` (only invalid JSON has one) is kept as
+    the six characters of its JSON escape: a Postgres text column can't hold it."""
     stored_key = key if key is not None else source_key(fingerprint, position)
     reason = {
         "title": title_of(position),
@@ -33,7 +35,8 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
     if key is not None:
         reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)
     return {"title": title_of(position), "table_name": table, "source_key": stored_key,
-            "run_id": run_id, "position": position, "message": reason, "source": source}
+            "run_id": run_id, "position": position, "message": reason,
+            "source": source.replace("\x00", "\\u0000") if source and "\x00" in source else source}
 
 
 def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str,

@@ -136,9 +136,10 @@ _SQLITE = {BIGINT: _identity, DOUBLE: float, DECIMAL: _copy_number, BOOL: int, T
 
 
 def json_text(value) -> str:
-    from ..codec import dumps_exact
+    """A list's JSON, exact for every number (its NaNs were refused when the record was)."""
+    from ..codec import dumps
 
-    return dumps_exact(value).decode()
+    return dumps(value, nan_check=False).decode()
 
 
 def sql_type(dialect: str, column_type: str) -> str:

@@ -18,7 +18,7 @@ from conftest import PG_SERVER, people, skip_unless_ci, write_records
 from durable_ingest.sources import common, read, scan, spool
 from durable_ingest.transform import MAX_DEPTH
 
-EXPECTED = 'expected an array of objects, NDJSON or a {"results": [...]} envelope'
+EXPECTED = 'expected an array of objects, NDJSON, a {"results": [...]} envelope or one object'
 RECORDS = json.dumps(people(4)).encode()
 ENVELOPE = json.dumps({"results": people(4), "info": {"seed": "t"}}).encode()
 
@@ -71,14 +71,8 @@ BAD_FILES = {
     "string": (b'"just a string"', "holds a single JSON string, not records; " + EXPECTED),
     "null": (b"null", "holds a single JSON null, not records; " + EXPECTED),
     "true": (b"true", "holds a single JSON boolean, not records; " + EXPECTED),
-    "no-results": (b'{"info": {"seed": "x"}}', "is a JSON object without a 'results' list; expected "
-                   '{"results": [...]}, an array of records, or NDJSON (--format ndjson)'),
-    "results-object": (b'{"results": {"name": "x"}}', "has 'results' that is an object, not a list of "
-                       'records; expected {"results": [...]}'),
-    "results-null": (b'{"info": 1, "results": null}', "has 'results' that is null, not a list of records; "
-                     'expected {"results": [...]}'),
-    "results-string": (b'{"results": "[]"}', "has 'results' that is a string, not a list of records; "
-                       'expected {"results": [...]}'),
+    "cut-object": (b'{"id": 1, "name": "x', "ends in the middle of the JSON document (at byte 20); the file "
+                                              "looks truncated: copy or download it again"),
     "latin1-array": (LATIN1_ARRAY, f"is not valid UTF-8 at byte {LATIN1_ARRAY.index(0xFC)}; re-encode "
                      "the file as UTF-8 (iconv -t UTF-8)"),
     "latin1-envelope": (LATIN1_ENVELOPE, f"is not valid UTF-8 at byte {LATIN1_ENVELOPE.index(0xFC)}; "
@@ -366,9 +360,10 @@ def test_invalid_first_line_is_a_record_error_with_format_ndjson(cli, sqlite_bac
 
 
 def test_records_json_accepts_but_the_loader_cannot_store_go_to_errors(cli, sqlite_backend, workdir):
-    """A lone surrogate or 1e400 is valid JSON grammar that no database can hold: one
-    errors row each, in a document as in NDJSON, and the chunk's other records load."""
-    text = '{"id": 0}, {"s": "\\ud800"}, {"n": 1e400}, {"id": 3}'
+    """A lone surrogate or 1e200000 is valid JSON grammar that no database can hold (1e400
+    is a number Postgres holds): one errors row each, naming the field, in a document as in
+    NDJSON, and the chunk's other records load."""
+    text = '{"id": 0}, {"s": "\\ud800"}, {"n": 1e200000}, {"id": 3, "big": 1e400}'
     (workdir / "odd.json").write_text(f"[{text}]")
     (workdir / "odd.ndjson").write_text(text.replace("}, {", "}\n{") + "\n")
 
@@ -376,8 +371,9 @@ def test_records_json_accepts_but_the_loader_cannot_store_go_to_errors(cli, sqli
 
     assert [(s["tasks"], s["errors"]) for s in summaries] == [(4, 4)]
     rows = sqlite_backend.query("SELECT position, message FROM errors ORDER BY run_id, position")
-    assert sorted((p, json.loads(m)["error_type"]) for p, m in rows) == [
-        (1, "InvalidJSON"), (1, "InvalidJSON"), (2, "InvalidJSON"), (2, "InvalidJSON")]
+    assert sorted((p, json.loads(m)["error_type"], json.loads(m)["error"][:8]) for p, m in rows) == [
+        (1, "LoneSurrogate", "field s:"), (1, "LoneSurrogate", "field s:"),
+        (2, "NumberOutOfRange", "field n:"), (2, "NumberOutOfRange", "field n:")]
 
 
 def nested(depth: int) -> str:
@@ -424,7 +420,9 @@ def test_ndjson_record_over_the_size_limit_goes_to_errors(cli, sqlite_backend, w
     assert (summary["records"], summary["tasks"], summary["errors"]) == (4, 3, 1)
     [message] = sqlite_backend.error_messages()
     assert (message["position"], message["error_type"]) == (1, "RecordTooLarge")
-    assert message["error"] == f"record is over the 1 MiB limit ({len(huge) + 1} bytes)"
+    start = len('{"id": 0}\n')
+    assert message["error"] == (f"record is over the 1 MiB limit ({len(huge) + 1} bytes: bytes "
+                                f"{start}-{start + len(huge) + 1} of {data})")
     assert message["record"] is None
 
 

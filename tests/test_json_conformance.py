@@ -1,13 +1,14 @@
 """The loader accepts exactly the JSON that a strict parser accepts (RFC 8259).
 
 Each value case (valid, and each way to break a grammar rule) is put in a dataset file the
-three ways users give them: a bare array ``[{"v": CASE}]``, an NDJSON line ``{"v": CASE}``
-and an envelope ``{"results": [{"v": CASE}]}``; file cases break the file around its
+four ways users give them: a bare array ``[{"v": CASE}]``, an NDJSON line ``{"v": CASE}``,
+an envelope ``{"results": [{"v": CASE}]}`` and a file of one object ``{"v": CASE}`` (one
+record); file cases break the file around its
 records (trailing commas, BOMs, comments, extra data, truncation). The reference is
 ``json.loads`` with NaN and Infinity refused, on the bytes decoded as strict UTF-8 (one
 leading UTF-8 BOM stripped: the README accepts it). Then:
 
-- a document (array, envelope) that the reference accepts is scanned, and ``read_chunk``
+- a document (array, envelope, one object) that the reference accepts is scanned, and ``read_chunk``
   gives its records; one it refuses is refused by ``scan`` (``InputError``);
 - an NDJSON file is scanned whatever its lines hold (a bad line is a per-record error by
   design, but not a line of invalid UTF-8); each line the reference accepts is read as a
@@ -16,9 +17,6 @@ leading UTF-8 BOM stripped: the README accepts it). Then:
 Valid JSON that holds no storable value is a record problem, not a bad file: a lone
 surrogate escape (``"\\ud800"``: RFC 8259's grammar admits it, no database can store it)
 and nesting past the parser's recursion limit. ``codec.loads`` is held to the same cases.
-
-Cases that today's scanner or reader gets wrong are ``xfail(strict=True)`` (``MISMATCHES``):
-they flip to failures when fixed, so remove the mark then.
 """
 
 import json
@@ -161,6 +159,16 @@ FILES = [
     ("envelope-comment", "envelope", b'{"results":[{"v":1}] /* c */}'),
     ("envelope-escaped-results-key", "envelope", b'{"\\u0072esults":[{"v":1},{"v":2}]}'),
     ("envelope-results-empty", "envelope", b'{"results":[],"info":{}}'),
+    ("object", "object", b'{"info": {"n": 1}, "v": [1, 2]}'),
+    ("object-empty", "object", b"{}"),
+    ("object-results-number", "object", b'{"results": 5}'),
+    ("object-results-null", "object", b'{"info": 1, "results": null}'),
+    ("object-results-list-then-number", "object", b'{"results": [{"v": 1}, {"v": 2}], "results": 5}'),
+    ("object-results-large-list-then-number", "object", b'{"results": ' + LARGE % b"" + b', "results": 5}'),
+    ("envelope-results-number-then-list", "envelope", b'{"results": 5, "results": [{"v": 1}]}'),
+    ("object-truncated", "object", b'{"a": 1'),
+    ("object-extra-data", "object", b'{"a": 1} x'),
+    ("object-trailing-comma", "object", b'{"a": 1,}'),
     ("array-utf16", "array", '[{"v":1}]'.encode("utf-16")),
     ("array-large", "array", LARGE % b""),
     ("array-large-trailing-comma", "array", (LARGE % b"")[:-1] + b",]"),
@@ -254,6 +262,8 @@ def expected(shape: str, data: bytes):
         document = strict_parse(body)
     except ValueError:
         return ("refused",)
+    if shape == "object":
+        return ("read", [kind_of(document)])
     records = document if shape.startswith("array") else document["results"]
     return ("read", [kind_of(record) for record in records])
 
@@ -276,7 +286,7 @@ def loaded(tmp_path: Path, shape: str, data: bytes):
 
 
 MANY = b'{"v": 1}, ' * 100  # records enough for the scanner's fast path (orjson runs)
-SHAPES = {"array": b'[{"v": %s}]', "ndjson": b'{"v": %s}\n',
+SHAPES = {"array": b'[{"v": %s}]', "ndjson": b'{"v": %s}\n', "object": b'{"v": %s}',
           "envelope": b'{"results": [{"v": %s}], "info": {}}',
           "array-many": b"[" + MANY + b'{"v": %s}, ' + MANY + b'{"v": 1}]',
           "envelope-many": b'{"results": [' + MANY + b'{"v": %s}, ' + MANY + b'{"v": 1}], "info": {}}'}
@@ -286,46 +296,9 @@ def in_shape(shape: str, case: bytes) -> bytes:
     return SHAPES[shape] % case
 
 
-# Today's mismatches: (case id, shape) -> what goes wrong. See the module docstring.
-BEYOND_DOUBLE = ("today's reader (orjson) refuses a number beyond a double's range (1e400, a "
-                 "400-digit integer): the record becomes an InvalidJSON problem, not a record")
-DEEP_INVALID = ("today's scanner delimits a value nested past the stdlib decoder's recursion limit "
-                "by its brackets alone (sources.common.value_end), so it accepts an invalid one: "
-                "the file loads and the record becomes a NestingTooDeep problem")
-MISMATCHES = {
-    **{(case, shape): BEYOND_DOUBLE for case in ("int-400-digits", "exp-400", "exp-minus-400")
-       for shape in SHAPES},
-    **{(case, shape): DEEP_INVALID
-       for case in ("nested-deep-unbalanced", "nested-deep-trailing-comma", "nested-deep-nan",
-                    "nested-deep-leading-zero", "nested-deep-missing-colon", "nested-deep-raw-control")
-       for shape in ("array", "envelope", "array-many", "envelope-many")},
-    ("envelope-duplicate-results", "envelope"): (
-        "today's scanner loads the first 'results' of an envelope that has two; a strict parser "
-        "(json.loads: the last name wins) finds the second"),
-    ("ndjson-formfeed-line", "ndjson"): (
-        "today's NDJSON reader skips a line of form feeds as blank (bytes.strip); it is no "
-        "JSON text: a record problem"),
-    ("ndjson-vtab-line", "ndjson"): (
-        "today's NDJSON reader skips a line of vertical tabs as blank (bytes.strip); it is no "
-        "JSON text: a record problem"),
-}
-# Today's reader (orjson) reads these numbers, but not as written.
-LOSSY = {
-    "int-beyond-64": "an integer beyond 64 bits becomes a float: digits lost",
-    "int-below-i64": "an integer beyond 64 bits becomes a float: digits lost",
-    "int-30-digits": "an integer beyond 64 bits becomes a float: digits lost",
-    "int-400-digits": BEYOND_DOUBLE, "exp-400": BEYOND_DOUBLE, "exp-minus-400": BEYOND_DOUBLE,
-    "tiny-1e-400": "1e-400 becomes 0.0",
-    "below-subnormal": "2.4e-324 becomes 0.0",
-    "long-decimal": "0.1234567890123456789 is rounded to a double",
-}
-
-
 def _params(cases):
     for case_id, shape, data in cases:
-        reason = MISMATCHES.get((case_id, shape))
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        yield pytest.param(shape, data, id=f"{shape}:{case_id}", marks=marks)
+        yield pytest.param(shape, data, id=f"{shape}:{case_id}")
 
 
 VALUE_FILES = [(case_id, shape, in_shape(shape, case))
@@ -366,10 +339,8 @@ NUMBERS = [(case_id, case) for case_id, case in VALUES
            if b"\n" not in case and expected_item(case) == "problem" and type(strict_parse(case)) in (int, float)]
 
 
-@pytest.mark.parametrize("shape", ["array", "ndjson", "envelope"])
-@pytest.mark.parametrize("case", [
-    pytest.param(case, id=case_id, marks=[pytest.mark.xfail(strict=True, reason=LOSSY[case_id])]
-                 if case_id in LOSSY else []) for case_id, case in NUMBERS])
+@pytest.mark.parametrize("shape", ["array", "ndjson", "envelope", "object"])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case_id) for case_id, case in NUMBERS])
 def test_numbers_are_read_exactly(tmp_path, shape, case):
     """The number read back is the number written (equal as a number; an int stays an int)."""
     (_, record), = loaded_records(tmp_path, shape, in_shape(shape, case))

@@ -77,12 +77,15 @@ def test_stdin_is_read_with_a_dash(cli, sqlite_backend, workdir):
 
 
 def test_format_option_overrides_detection(cli, sqlite_backend, workdir):
-    # A one-line NDJSON file looks like a document; --format ndjson says otherwise.
+    # A one-line NDJSON file looks like a document: this one an envelope of two records;
+    # --format ndjson says it is one record.
     data = workdir / "one.txt"
-    data.write_text(json.dumps({"id": 1}) + "\n")
-    assert cli("load", data, env=sqlite_backend.env()).exit_code == 3
-    assert cli("load", data, "--format", "ndjson", env=sqlite_backend.env()).exit_code == 0
-    assert sqlite_backend.counts() == (1, 0)
+    data.write_text(json.dumps({"id": 1, "results": [{"a": 1}, {"a": 2}]}) + "\n")
+    assert cli("load", data, env=sqlite_backend.env()).exit_code == 0
+    assert sqlite_backend.counts() == (2, 0)
+    assert cli("load", data, "--format", "ndjson", "--label", "as-ndjson",
+               env=sqlite_backend.env()).exit_code == 0
+    assert sqlite_backend.counts() == (3, 0)
 
 
 def test_retries_rescue_flaky_records(cli, backend, workdir):
