@@ -117,8 +117,6 @@ def test_a_value_that_does_not_fit_lands_in_a_variant_column(cli, backend, workd
     assert backend.scalar("SELECT count(*) FROM people WHERE age > 31") == 5  # 32..34, 36, 37
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: the reader reads an integer beyond 64 bits "
-                                        "as a float (orjson)")
 def test_a_number_beyond_64_bits_lands_exactly_in_a_decimal_variant(cli, sqlite_backend, workdir):
     (workdir / "n.ndjson").write_text('{"n": 1}\n{"n": 2}\n{"n": 123456789012345678901234567}\n')
 
