@@ -29,6 +29,17 @@ def read_chunk(path: str, shape: str, start: int, end: int, first: int) -> Itera
             yield from _read_document_slice(f.read(end - start), first)
 
 
+def parse_chunk(data: bytes, shape: str, first: int) -> Iterator[tuple]:
+    """Yield (position, record or RecordProblem) for a chunk's range already read into
+    memory (a ranged GET of an object in a bucket), as ``read_chunk`` does for a file's."""
+    import io
+
+    if shape == "ndjson":
+        yield from _read_ndjson(io.BytesIO(data), len(data), first)
+    else:
+        yield from _read_document_slice(data, first)
+
+
 def _read_ndjson(f: BinaryIO, end: int, position: int) -> Iterator[tuple]:
     import orjson
 
