@@ -98,7 +98,7 @@ class RunFailed(IngestError):
 # transform's output can raise when stored: never retried, by name as stored in ``errors``.
 PERMANENT_TYPES = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter",
                    "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "BadPage",
-                   "MissingKey", "BadTransformResult", "NotStorable", "Rejected")
+                   "MissingKey", "BadTransformResult", "NotStorable", "Rejected", "ObjectChanged")
 
 
 def is_permanent(exc: BaseException) -> bool:
