@@ -16,8 +16,8 @@ import pytest
 from conftest import INGEST, kill_9, people, run_ingest, start_ingest, wait_until, write_records
 from conftest import cli_load as load
 from durable_ingest.sources import objects, s3
-from s3_server import (TEST_SECRET_KEY, admin_client, fault_proxy, moto_server,  # noqa: F401
-                       s3_bucket, s3_env)
+from s3_server import (TEST_SECRET_KEY, FaultProxy, admin_client, fault_proxy,  # noqa: F401
+                       moto_server, s3_bucket, s3_env)
 
 
 @pytest.fixture(autouse=True)
@@ -243,6 +243,25 @@ def test_kill_9_mid_run_then_the_same_command_loads_every_record_once(backend, w
     assert 100 <= before < records + 60 and summary["already_loaded"] is False
     assert (summary["tasks"], summary["files_loaded"]) == (records + 60, 13)
     backend.assert_each_record_once(records + 60, 0)
+
+
+@pytest.mark.slow  # a real process, killed; then resumed
+def test_resume_reads_the_objects_from_its_own_endpoint_url(sqlite_backend, workdir, s3_env,
+                                                            s3_bucket, moto_server):
+    records = landing(s3_bucket, files=8, per_file=10)
+    with FaultProxy(moto_server.url) as proxy:  # the endpoint the run records, gone after
+        process = start_ingest("load", s3_bucket.url("landing/"), "--endpoint-url", proxy.url,
+                               "--chunk-size", "10", cwd=workdir,
+                               env={**sqlite_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
+        wait_until(lambda: sqlite_backend.rows_so_far() >= 20, 60, "20 rows before the kill",
+                   interval=0.02, process=process)
+        kill_9(process)
+
+    resumed = run_ingest("resume", "--endpoint-url", moto_server.url, "--json", cwd=workdir,
+                         env=sqlite_backend.env())
+
+    assert resumed.returncode == 0, resumed.stderr
+    sqlite_backend.assert_each_record_once(records, 0)
 
 
 @pytest.mark.slow  # a detached run, and a worker process elsewhere
