@@ -16,6 +16,7 @@ import pytest
 from conftest import INGEST, kill_9, people, run_ingest, start_ingest, wait_until, write_records
 from conftest import cli_load as load
 from durable_ingest.sources import objects, s3
+from durable_ingest.sources.plan import Skipped
 from s3_server import (TEST_SECRET_KEY, FaultProxy, admin_client, fault_proxy,  # noqa: F401
                        moto_server, s3_bucket, s3_env)
 
@@ -134,6 +135,30 @@ def test_a_new_object_loads_on_the_next_run_and_known_ones_are_not_downloaded(
     assert second["run_id"] != first["run_id"] and second["records"] == 3
     assert object_gets(fault_proxy, s3_bucket) == ["landing/day-1/late.ndjson"] * 2  # scan, read
     backend.assert_each_record_once(records + 3, 0)
+
+
+def test_objects_this_machine_knows_but_a_database_never_loaded_are_read_then(
+        cli, workdir, s3_env, s3_bucket, fault_proxy):
+    landing(s3_bucket, files=4, per_file=3)
+    first = {"DATABASE_URL": f"sqlite:///{workdir / 'first.sqlite'}"}
+    second = {"DATABASE_URL": f"sqlite:///{workdir / 'second.sqlite'}",
+              "DBOS_SYSTEM_DATABASE_URL": f"sqlite:///{workdir / 'second-dbos.sqlite'}"}
+    args = [s3_bucket.url("landing/"), "--json", "--endpoint-url", fault_proxy.url]
+    assert cli("load", *args, env=first).exit_code == 0
+    cache = objects.FingerprintCache("", fault_proxy.url)
+    listed = list(objects.store_for(fault_proxy.url).objects(s3_bucket.url("landing/"), Skipped()))
+    assert all(cache.get(obj) for obj in listed)
+    cache.put(listed[0], "0" * 20)  # a wrong fingerprint: the read at plan time must catch it
+    fault_proxy.seen.clear()
+
+    result = cli("load", *args, env=second)
+
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["files_loaded"] == 3
+    assert result.stderr.startswith(f"bad input: {listed[0].url}: its content is not what this "
+                                    "machine recorded for it; delete ")
+    reads = [o.key for o in listed] + [o.key for o in listed[1:]]  # the plans', the chunks'
+    assert sorted(object_gets(fault_proxy, s3_bucket)) == sorted(reads)
 
 
 def test_the_same_content_in_a_file_and_in_a_bucket_loads_once(cli, sqlite_backend, workdir,
