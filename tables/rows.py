@@ -125,7 +125,12 @@ class Rows:
 
     def _place(self, field: _Field, kind: type, value, row: list) -> None:
         """The exact path: the value's column by its type, or kept aside for a new column.
-        A base column's writer is cached for the value's Python type."""
+        A base column's writer is cached for the value's Python type. (An object where a
+        compiled walk expected a value is walked.)"""
+        if kind is dict:
+            if value:
+                self._walk(value, field.children, field.path, row)
+            return
         value_type = type_of(value)
         column = self.schema.column_for(field.path, value_type, value)
         if column is None:

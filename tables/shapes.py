@@ -94,8 +94,10 @@ def _emit_value(out: _Writer, field, item: str, depth: int) -> None:
         out.emit(inner, f"else: place({me}, t, v, row)")
     elif kind is str and column_type == TEXT and out.copy:
         escape = out.name(field.plain[kind])
-        out.emit(inner, f"row[{index}] = v if not ('\\\\' in v or '\\t' in v or '\\n' in v "
-                        f"or '\\r' in v) else {escape}(v)")
+        # isprintable is False for tab, newline and carriage return: one pass for the common
+        # case (the escape writer changes nothing else, so a false alarm costs only a call).
+        out.emit(inner, f"row[{index}] = v if v.isprintable() and '\\\\' not in v "
+                        f"else {escape}(v)")
     elif kind is str and column_type == TEXT:
         out.emit(inner, f"row[{index}] = v")
     elif kind is str and column_type == TIMESTAMP:  # written as it is, once it is one

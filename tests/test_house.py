@@ -2,7 +2,8 @@
 only run down the layers of ``LAYERS``, no import circle anywhere, and rooms stay small.
 
 ``LAYERS`` is the one table of who may import whom: a module may import modules of its own
-layer or of any layer below it, never one above. ARCHITECTURE.md draws the same map.
+layer or of any layer below it, never one above. docs/development.md ("Where things are")
+draws the same map.
 """
 
 import ast
