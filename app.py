@@ -262,7 +262,7 @@ class App:
         from .sources.plan import write_plan
 
         return write_plan(self.engine, manifest, run_id, options.chunk_size, options.fmt,
-                          options.identity, scanned)
+                          options.identity, scanned, options.endpoint_url)
 
     def check_table(self, table: str, key: str) -> None:
         """``UsageError`` if the dataset table exists with another key than this load's."""
@@ -272,12 +272,25 @@ class App:
             check_key(read_schema(connection, table), key)
 
     def bad_files(self, run_id: str, limit: int = 20) -> list:
-        """Why the run's bad files could not be loaded, one line each (the first ``limit``)."""
+        """Why the run's bad files could not be loaded, or its objects that changed before
+        their chunks read them were not, one line each (the first ``limit``)."""
         from sqlalchemy import select
 
         from .models import Source
 
         with self.engine.connect() as connection:
             return list(connection.execute(
-                select(Source.error).where(Source.run_id == run_id, Source.state == "bad")
+                select(Source.error).where(Source.run_id == run_id, Source.error.is_not(None))
                 .order_by(Source.ordinal).limit(limit)).scalars())
+
+    def changed_objects(self, run_id: str) -> int:
+        """How many of the run's objects changed before their chunks read them."""
+        from sqlalchemy import func, select
+
+        from .models import Source
+
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.count()).select_from(Source).where(
+                    Source.run_id == run_id, Source.state == "new",
+                    Source.error.is_not(None))).scalar()

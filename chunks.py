@@ -16,9 +16,12 @@ from . import appdb
 from .contract import TASKS, Chunk, Job
 from .errors import InputChanged, is_permanent
 from .models import Source
+from .sources.object_reads import ObjectPieces
 from .sources.read import RecordProblem, SourceTexts, read_chunk
+from .sources.s3 import is_s3
 from .store.counting import count_on_commit
 from .store.error_rows import error_row, write_errors
+from .store.files import set_source_errors
 from .store.keyed import UPDATE, write_keyed_tasks
 from .store.tasks import write_tasks
 from .tables.write import write_rows as write_table_rows
@@ -34,14 +37,17 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
     retry: list = []
     dropped = 0  # records the transform skipped
     files = chunk_files(job.run_id, chunk)  # before COPY takes the connection
+    changed: dict = {}  # ordinal -> why: objects that changed since their scan
 
     def transformed_rows():
         nonlocal dropped
-        for file, position, record, texts in chunk_records(files, chunk):
+        for file, position, record, texts in chunk_records(files, chunk, job):
             if type(record) is RecordProblem:
                 problems.append(error_row(job.run_id, file.fingerprint, position, record.kind,
                                           record.message, None, 0, True, table=target_of(job),
                                           source=texts.text_of(position)))
+                if record.kind == "ObjectChanged":
+                    changed[file.ordinal] = record.message
                 continue
             key = None
             try:
@@ -65,6 +71,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
     session = appdb.session()
     written = write_rows(session, job, transformed_rows())
     write_errors(session, problems, keyed=job.keyed)
+    set_source_errors(session, job.run_id, changed)
     process_faults(chunk.index)
     count_on_commit(session, written["tasks"], len(problems), updated=written["updated"],
                           skipped=written["skipped"] + dropped)
@@ -123,23 +130,43 @@ def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
 def chunk_files(run_id: str, chunk: Chunk) -> list:
     return appdb.session().execute(
         select(Source.ordinal, Source.path, Source.shape, Source.fingerprint, Source.size,
-               Source.mtime_ns, Source.pieces)
+               Source.mtime_ns, Source.pieces, Source.etag, Source.version_id,
+               Source.compression)
         .where(Source.run_id == run_id, Source.state == "new",
                Source.ordinal >= chunk.first, Source.ordinal <= chunk.last)
         .order_by(Source.ordinal)).all()
 
 
-def chunk_records(files: list, chunk: Chunk):
+def chunk_records(files: list, chunk: Chunk, job: Job):
     """Yield (file, position, record or RecordProblem, the piece's ``SourceTexts``) for the
-    chunk's pieces."""
-    for file in files:
-        check_input(file)
-        first = chunk.first_piece if file.ordinal == chunk.first else 0
-        last = chunk.last_piece if file.ordinal == chunk.last else len(file.pieces) - 1
-        for start, end, position, _ in file.pieces[first:last + 1]:
-            texts = SourceTexts(file.path, file.shape, start, end, position)
-            for position, record in read_chunk(file.path, file.shape, start, end, position):
+    chunk's pieces: a file's read from its path, an object's fetched from its bucket a few
+    pieces ahead."""
+    pieces = [(file, piece) for file in files for piece in pieces_of(file, chunk)]
+    remote = [(file, piece) for file, piece in pieces if is_s3(file.path)]
+    objects = ObjectPieces(remote, job.endpoint_url, job.fingerprint_label) if remote else None
+    try:
+        checked = None
+        for file, (start, end, position, _) in pieces:
+            if objects is not None and is_s3(file.path):
+                records, texts = objects.next_records()
+            else:
+                if checked != file.ordinal:
+                    check_input(file)
+                    checked = file.ordinal
+                records = read_chunk(file.path, file.shape, start, end, position)
+                texts = SourceTexts(file.path, file.shape, start, end, position)
+            for position, record in records:
                 yield file, position, record, texts
+    finally:
+        if objects is not None:
+            objects.close()
+
+
+def pieces_of(file, chunk: Chunk) -> list:
+    """The file's pieces that are the chunk's."""
+    first = chunk.first_piece if file.ordinal == chunk.first else 0
+    last = chunk.last_piece if file.ordinal == chunk.last else len(file.pieces) - 1
+    return file.pieces[first:last + 1]
 
 
 def check_input(file) -> None:

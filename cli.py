@@ -19,8 +19,8 @@ import click
 from . import __version__, progress
 from .errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, errors_command_options,
-                      fault_options, faults_of, generate_command_options, header_option,
-                      json_option, load_command_options, load_options_of, one_line_errors,
+                      fault_options, faults_of, generate_command_options, json_option,
+                      load_command_options, load_options_of, one_line_errors, remote_options,
                       report_unexpected, running_app, say, status_command_options,
                       worker_command_options)
 
@@ -90,8 +90,8 @@ def load(paths, **given) -> None:
 @database_option
 @concurrency_option
 @json_option
-@header_option
-def resume(run_id, database_url, concurrency, as_json, headers) -> None:
+@remote_options
+def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) -> None:
     """Finish interrupted runs: recover crashed ones, retry given-up chunks.
 
     Without RUN_ID, finishes every unfinished run of this machine (executor).
@@ -103,7 +103,7 @@ def resume(run_id, database_url, concurrency, as_json, headers) -> None:
     from . import load_options, resuming, waiting
 
     with one_line_errors(lambda: waiting.interrupted_line(run_id, resuming=True)):
-        load_options.install_headers(headers)
+        load_options.install_headers(headers, endpoint_url)
         if not resuming.any_state(database_url, run_id):
             click.echo("no unfinished runs")
             return
@@ -223,9 +223,9 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
 @main.command()
 @database_option
 @worker_command_options
-@header_option
+@remote_options
 def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
-           processes, parent_pid, headers) -> None:
+           processes, parent_pid, headers, endpoint_url) -> None:
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
@@ -243,7 +243,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     worker_id = worker_id or socket.gethostname()
     waiting = f"waiting: a live process already works as {worker_id}"
     with one_line_errors():
-        load_options.install_headers(headers)
+        load_options.install_headers(headers, endpoint_url)
     with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
                                         global_concurrency=global_concurrency, role="worker",
                                         exclusive=True, helper=parent_pid is not None,

@@ -216,6 +216,9 @@ class Job:
     credentials_check: str = ""  # of the credentials its pages are fetched with ("": none)
     credential_names: tuple = ()  # their names (headers; Authorization for a URL's userinfo)
     table: str = ""  # --table: the dataset table its records go to ("": the demo's tasks)
+    # Where its s3:// inputs are read ("": AWS, or the reading process's AWS_ENDPOINT_URL);
+    # never credentials: each process takes its own from AWS's default chain.
+    endpoint_url: str = ""
 
     @property
     def keyed(self) -> bool:

@@ -104,7 +104,7 @@ class RunFailed(IngestError):
 PERMANENT_TYPES = ("NestingTooDeep", "TypeError", "JSONEncodeError", "NulCharacter",
                    "InvalidJSON", "NotAnObject", "RecordTooLarge", "BadFile", "BadPage",
                    "MissingKey", "BadTransformResult", "NotStorable", "Rejected",
-                   "NumberOutOfRange", "LoneSurrogate")
+                   "NumberOutOfRange", "LoneSurrogate", "ObjectChanged")
 
 
 def is_permanent(exc: BaseException) -> bool:

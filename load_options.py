@@ -26,13 +26,15 @@ class LoadOptions:
     http: HttpPolicy = HttpPolicy()
     urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
     table: str = ""  # --table: a dataset table ("": the demo's tasks)
+    endpoint_url: str = ""  # where s3:// inputs are read (see ``s3_endpoint``)
 
     def job(self, run_id: str) -> Job:
         return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,
                    retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
                    on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
-                   fingerprint_label=self.identity, table=self.table, **self.fetching(run_id))
+                   fingerprint_label=self.identity, table=self.table,
+                   endpoint_url=self.endpoint_url, **self.fetching(run_id))
 
     def fetching(self, run_id: str) -> dict:
         """What the run's page fetches need besides the policy: where to spool, and a check
@@ -113,8 +115,27 @@ def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
     return sources
 
 
-def install_headers(headers: tuple) -> None:
+def install_headers(headers: tuple, endpoint_url: Optional[str] = None) -> None:
     """``--header`` of ``resume`` and ``worker``: the credentials a run's pages need (they
-    are never stored, so a process that fetches them must be given them again)."""
+    are never stored, so a process that fetches them must be given them again); and their
+    ``--endpoint-url``, where this process reads every run's s3:// inputs."""
     if headers:
         url_inputs([], None, headers)
+    if endpoint_url:
+        from .sources.objects import resolved_endpoint, use_endpoint
+
+        use_endpoint(resolved_endpoint(endpoint_url))
+
+
+def s3_endpoint(specs, endpoint_url: Optional[str]) -> str:
+    """With ``s3://`` inputs: the endpoint the run records for its workers (``--endpoint-url``,
+    else AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else "": AWS), once the ``s3`` extra is
+    known to be installed (else a ``UsageError``, exit 2). Without: ""."""
+    from .sources.s3 import is_s3
+
+    if not any(is_s3(spec) for spec in specs):
+        return ""
+    from .sources.objects import check_extra, resolved_endpoint
+
+    check_extra()
+    return resolved_endpoint(endpoint_url)

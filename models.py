@@ -82,7 +82,8 @@ class Source(Base):
 
     ``state``: ``planned`` (written by the command, not yet claimed), ``new`` (this run
     claimed its content and loads it), ``duplicate`` (the content was claimed by the run in
-    ``loaded_by``), ``bad`` (it can't be loaded; ``error`` says why).
+    ``loaded_by``), ``bad`` (it can't be loaded; ``error`` says why). A ``new`` object of a
+    bucket that changed before its chunks read it keeps ``new`` and says so in ``error``.
     """
 
     __tablename__ = "sources"
@@ -103,6 +104,11 @@ class Source(Base):
     pieces: Mapped[Optional[Any]] = mapped_column(PortableJSON)
     error: Mapped[Optional[str]] = mapped_column(Text)
     loaded_by: Mapped[Optional[str]] = mapped_column(String(64))
+    # An object of a bucket (path s3://bucket/key): what a ranged read must still find, and
+    # "gzip" when its pieces are ranges of its decompressed bytes.
+    etag: Mapped[Optional[str]] = mapped_column(Text)
+    version_id: Mapped[Optional[str]] = mapped_column(Text)
+    compression: Mapped[Optional[str]] = mapped_column(String(16))
 
 
 class Content(Base):

@@ -112,6 +112,10 @@ header_option = click.option(
     "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
     help="An HTTP header for every page request, e.g. an API key (repeatable). Never printed "
          "nor stored: a later resume or worker that fetches pages needs it again.")
+endpoint_option = click.option(
+    "--endpoint-url", metavar="URL", default=None,
+    help="S3-compatible endpoint of s3:// inputs (default: AWS_ENDPOINT_URL, else AWS's).")
+remote_options = options(header_option, endpoint_option)  # what resume and worker fetch with
 http_options = options(
     click.option("--pages", metavar="START-END|START-", default=None,
                  help="Pages of URL inputs with a {page} placeholder: START-END (inclusive), "
@@ -159,12 +163,13 @@ load_command_options = options(
     click.option("--no-progress", is_flag=True, help="No progress line on stderr."),
     workers_option(),
     http_options,
+    endpoint_option,
 )
 
 
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
-    from .load_options import LoadOptions, shaping_options as shaping, url_inputs
+    from .load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
 
     return LoadOptions(
         chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],
@@ -174,6 +179,7 @@ def load_options_of(paths: tuple, given: dict):
         http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
                          given["concurrency"]),
         urls=url_inputs(paths, given["pages"], given["headers"]),
+        endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
         **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"]))
 
 

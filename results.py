@@ -31,11 +31,12 @@ class LoadResult:
     workers: int = 1  # processes that loaded chunks: this one and its helpers
     pages: Optional[dict] = None  # with URL inputs: PageCounts, and "fetched"
     table: str = TASKS  # where the records went: tasks, or a dataset table (--table)
+    objects_changed: int = 0  # objects of buckets replaced before their chunks read them
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
                      bad_files: list, skipped_inputs: str = "", workers: int = 1,
-                     table: str = TASKS) -> "LoadResult":
+                     table: str = TASKS, changed: int = 0) -> "LoadResult":
         loaded, already = summary.files_new, summary.files_already
         if already_loaded:
             loaded, already = 0, loaded + already
@@ -45,7 +46,7 @@ class LoadResult:
                    files_bad=summary.files_bad, already_loaded=already_loaded,
                    elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
                    skipped=summary.skipped, updated=summary.updated, workers=workers,
-                   pages=pages_dict(summary.pages), table=table)
+                   pages=pages_dict(summary.pages), table=table, objects_changed=changed)
 
     @property
     def has_errors(self) -> bool:
@@ -53,8 +54,9 @@ class LoadResult:
 
     @property
     def bad_inputs(self) -> int:
-        """Files and pages that could not be loaded at all (exit 3)."""
-        return self.files_bad + (self.pages or {}).get("failed", 0)
+        """Files and pages that could not be loaded at all, and objects replaced before they
+        were read (exit 3)."""
+        return self.files_bad + (self.pages or {}).get("failed", 0) + self.objects_changed
 
     @property
     def records_per_s(self) -> float:

@@ -18,8 +18,9 @@ from .waiting import progress_of, run_status, wait_for_run
 
 
 def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
-    """Name and fingerprint every input file (no database is touched); URL inputs
-    (``options.urls``) are named by what they ask for, and fetched by the run. A single
+    """Name and fingerprint every input file (no database is touched); objects of buckets
+    are read once now (fingerprinted and scanned), unless this machine knows them; URL
+    inputs (``options.urls``) are named by what they ask for, and fetched by the run. A single
     file named alone that can't be loaded, or inputs of which none can, are an
     ``InputError`` here, before anything is written. A file named alone is scanned at
     once (the scan is also its fingerprint): ``scanned`` is its plan."""
@@ -27,17 +28,20 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
 
     from .sources.common import is_url
     from .sources.globs import has_magic
-    from .sources.plan import Manifest, Skipped, expand, identify, scan_alone
+    from .sources.plan import Manifest, Skipped, expand, identify_all, scan_alone
+    from .sources.s3 import is_s3
 
     skipped, manifest = Skipped(), Manifest()
     files = [s for s in specs if not is_url(s)]
     if len(specs) == 1 and files and files[0] != "-" and not has_magic(files[0]) \
-            and not os.path.isdir(files[0]):
+            and not os.path.isdir(files[0]) and not is_s3(files[0]):
         item, scanned = scan_alone(files[0], options.identity, options.chunk_size, options.fmt)
         manifest.add(item)
         return manifest, skipped, scanned
-    for name in expand(files, skipped):
-        manifest.add(identify(name, options.identity, stdin))
+    names = expand(files, skipped, options.endpoint_url)
+    for item in identify_all(names, options.identity, stdin, options.chunk_size, options.fmt,
+                             options.endpoint_url):
+        manifest.add(item)
     for source in options.urls:
         manifest.identity.add_url(source, options.identity)
     if manifest.bad == manifest.count and not options.urls:  # nothing to load at all
@@ -111,7 +115,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     elapsed = time.time() - began if status is None else summary.finished_at - summary.started_at
     return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
                                    skipped.describe(), workers=fleet.size if fleet else 1,
-                                   table=options.table or TASKS)
+                                   table=options.table or TASKS,
+                                   changed=app.changed_objects(run_id))
 
 
 HELPER_DRAIN_SEC = 30
@@ -142,10 +147,11 @@ def describe_inputs(specs: list, urls: tuple = ()) -> str:
     import os
 
     from .sources.common import is_url
+    from .sources.s3 import is_s3
 
     bare = iter(source.describe() for source in urls)
     names = ["stdin" if s == "-" else next(bare) if is_url(s) else
-             (s if any(c in s for c in "*?[") else os.path.abspath(s)) for s in specs]
+             (s if is_s3(s) or any(c in s for c in "*?[") else os.path.abspath(s)) for s in specs]
     return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
 

@@ -1,8 +1,10 @@
 """What the command line names, as one stream of files, and the rows that plan a run.
 
 ``expand`` turns files, folders (walked recursively) and quoted globs into paths, each
-argument's in sorted path order. ``identify`` names a file by its bytes (gzip and standard
-input are spooled first). ``Manifest`` keeps the identified files on disk while the run's
+argument's in sorted path order, and ``s3://`` inputs into the objects they name (listed a
+page at a time). ``identify`` names a file by its bytes (gzip and standard input are spooled
+first); ``identify_all`` also reads each new object once, a few at once, which both
+fingerprints and scans it. ``Manifest`` keeps the identified files on disk while the run's
 ID, which depends on all of them, is worked out; ``write_plan`` then scans the files whose
 content was never claimed and writes one ``sources`` row per file. Nothing here holds the
 whole list of files in memory.
@@ -12,7 +14,9 @@ import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, replace
 from typing import BinaryIO, Iterator, Optional
 
 import orjson
@@ -22,8 +26,11 @@ from ..errors import InputError
 from ..store.files import claimed_by, source_row, write_sources
 from .common import BLOCK_BYTES, open_input
 from .globs import glob_regex, has_magic, is_data_file
+from .objects import DOWNLOADS, FingerprintCache, ObjectPlan, pool, scan_object, store_for
+from .s3 import S3Object, is_s3
+from .s3 import _Missing as NoSuchKey
 from .scan import BOM, Plan, scan
-from .spool import readable_copy, remove_quietly, spool_stdin
+from .spool import readable_copy, remove_quietly, spool_dir, spool_stdin
 
 PLAN_BATCH = 1000  # files looked up, scanned and written together
 
@@ -50,11 +57,17 @@ def format_of(name: str) -> Optional[str]:
     return "ndjson" if base.lower().endswith((".ndjson", ".jsonl")) else None
 
 
-def expand(specs: list, skipped: Skipped) -> Iterator[str]:
-    """Every file the arguments name; a name that is not there is passed on as it is, so
-    that it is reported as a bad input."""
+def expand(specs: list, skipped: Skipped, endpoint: Optional[str] = None) -> Iterator:
+    """Every file the arguments name (``S3Object``s for ``s3://`` inputs); a name that is not
+    there is passed on as it is, so that it is reported as a bad input. A bucket that can't
+    be listed is an ``InputError`` at once."""
     for spec in specs:
-        if spec == "-" or not (has_magic(spec) or os.path.isdir(spec)):
+        if is_s3(spec):
+            yield from _nonempty(_objects(spec, skipped, endpoint), spec,
+                                 "no object matches it" if has_magic(spec) else
+                                 "no .json, .ndjson or .jsonl object below it (a prefix ends "
+                                 "with /)")
+        elif spec == "-" or not (has_magic(spec) or os.path.isdir(spec)):
             yield spec
         elif has_magic(spec):
             yield from _nonempty(glob_files(spec), spec, "no file matches it; check the pattern "
@@ -71,6 +84,13 @@ def _nonempty(paths: Iterator[str], spec: str, why: str) -> Iterator[str]:
         yield path
     if not found:
         yield NoFiles(spec, why)
+
+
+def _objects(spec: str, skipped: Skipped, endpoint: Optional[str]) -> Iterator:
+    try:
+        yield from store_for(endpoint).objects(spec, skipped)
+    except NoSuchKey:
+        yield NoFiles(spec, "no such key; check the key (a prefix ends with /)")
 
 
 class NoFiles(str):
@@ -137,6 +157,8 @@ class Identified:
     fingerprint: Optional[str] = None
     error: Optional[str] = None
     decompressed: bool = False
+    s3: Optional[list] = None  # an object: [bucket, key, size, ETag, VersionId]
+    plan: Optional[dict] = None  # an object read at once: its ObjectPlan (None: not read)
 
     @property
     def scan_name(self) -> str:
@@ -187,6 +209,51 @@ def _identified(name: str, path: str, label: str, decompressed: bool) -> Identif
                       decompressed=decompressed)
 
 
+def identify_all(names: Iterator, label: str, stdin: Optional[BinaryIO], chunk_size: int,
+                 fmt: Optional[str], endpoint: Optional[str]) -> Iterator[Identified]:
+    """``identify`` each of ``names`` (what ``expand`` yields), in order; objects of a bucket
+    are downloaded ``DOWNLOADS`` at once while the listing goes on."""
+    cache = FingerprintCache(label, endpoint)
+    pending: deque = deque()
+    try:
+        for name in names:
+            if isinstance(name, S3Object):
+                pending.append(pool().submit(identify_object, name, label, chunk_size, fmt,
+                                             endpoint, cache))
+            else:
+                pending.append(Future())
+                pending[-1].set_result(identify(name, label, stdin))
+            while pending and (len(pending) > DOWNLOADS or pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def identify_object(obj: S3Object, label: str, chunk_size: int, fmt: Optional[str],
+                    endpoint: Optional[str], cache: FingerprintCache) -> Identified:
+    """An object's identity: its fingerprint from this machine's cache (not read), or from
+    one download that also scans it (its plan kept, so it is not read again)."""
+    item = Identified(name=obj.url, path=obj.url, s3=[obj.bucket, obj.key, obj.size, obj.etag,
+                                                      obj.version_id])
+    known = cache.get(obj)
+    if known:
+        return replace(item, fingerprint=known)
+    try:
+        plan = scan_object(obj, chunk_size, fmt or format_of(obj.key), label, endpoint)
+    except InputError as exc:
+        return replace(item, error=str(exc))
+    cache.put(obj, plan.fingerprint)
+    return replace(item, fingerprint=plan.fingerprint, plan=asdict(plan))
+
+
+def _object(item: Identified) -> S3Object:
+    bucket, key, size, etag, version_id = item.s3
+    return S3Object(item.name, bucket, key, size, etag, version_id)
+
+
 class Manifest:
     """The identified files of one command, kept in a temporary file, and the run's ID."""
 
@@ -200,7 +267,7 @@ class Manifest:
 
     def add(self, item: Identified) -> None:
         self._file.write(orjson.dumps([item.name, item.path, item.fingerprint, item.error,
-                                       item.decompressed]) + b"\n")
+                                       item.decompressed, item.s3, item.plan]) + b"\n")
         self.identity.add(item.fingerprint, item.name)
         self.first = self.first or item
         self.count += 1
@@ -215,8 +282,7 @@ class Manifest:
         self._file.flush()
         self._file.seek(0)
         for line in self._file:
-            name, path, fingerprint, error, decompressed = orjson.loads(line)
-            yield Identified(name, path, fingerprint, error, decompressed)
+            yield Identified(*orjson.loads(line))
 
     def close(self) -> None:
         self._file.close()
@@ -233,7 +299,8 @@ class PlanCounts:
 
 
 def write_plan(engine, manifest: Manifest, run_id: str, chunk_size: int, fmt: Optional[str],
-               label: str, scanned: Optional[Plan] = None) -> PlanCounts:
+               label: str, scanned: Optional[Plan] = None,
+               endpoint: Optional[str] = None) -> PlanCounts:
     """One ``sources`` row per file, a batch per transaction; files whose content is already
     claimed are not scanned again. ``scanned`` is a plan the command already made."""
     counts = PlanCounts()
@@ -241,26 +308,53 @@ def write_plan(engine, manifest: Manifest, run_id: str, chunk_size: int, fmt: Op
     for ordinal, item in enumerate(manifest):
         batch.append((ordinal, item))
         if len(batch) == PLAN_BATCH:
-            _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts)
+            _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts, endpoint)
             batch = []
-    _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts)
+    _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts, endpoint)
     return counts
 
 
-def _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts) -> None:
+def _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts,
+                 endpoint) -> None:
     if not batch:
         return
     with engine.begin() as connection:
         owners = claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
+    batch = _objects_read(batch, owners, chunk_size, fmt, label, endpoint)
     rows = [_source_row(run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
                         label, scanned, counts) for ordinal, item in batch]
     with engine.begin() as connection:
         write_sources(connection, rows)
 
 
+def _objects_read(batch: list, owners: dict, chunk_size, fmt, label, endpoint) -> list:
+    """The batch, with the objects known from the fingerprint cache whose content is not
+    claimed read now (a few at once): they need their plan."""
+    unread = {ordinal: pool().submit(scan_object, _object(item), chunk_size,
+                                     fmt or format_of(item.name), label, endpoint)
+              for ordinal, item in batch if item.s3 and item.plan is None
+              and item.error is None and item.fingerprint not in owners}
+    return [(ordinal, _with_plan(item, unread[ordinal]) if ordinal in unread else item)
+            for ordinal, item in batch]
+
+
+def _with_plan(item: Identified, read: Future) -> Identified:
+    try:
+        plan: ObjectPlan = read.result()
+    except InputError as exc:
+        return replace(item, error=str(exc))
+    if plan.fingerprint != item.fingerprint:  # the cache said otherwise: it can't be trusted
+        return replace(item, error=f"{item.name}: its content is not what this machine "
+                       f"recorded for it; delete {os.path.join(spool_dir(), 's3-fingerprints')}"
+                       " and run the command again")
+    return replace(item, plan=asdict(plan))
+
+
 def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
                 counts: PlanCounts) -> dict:
     row = source_row(run_id, ordinal, item.name, item.path, fingerprint=item.fingerprint)
+    if item.error is None and owner is None and item.s3:
+        return _object_row(row, item, counts)
     if item.error is None and owner is None:
         try:
             plan, stat = _scan_unchanged(item, chunk_size, fmt or format_of(item.name), label,
@@ -281,6 +375,16 @@ def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label
         return {**row, "state": "bad", "error": item.error}
     counts.known += 1
     return {**row, "state": "duplicate", "loaded_by": owner}
+
+
+def _object_row(row: dict, item: Identified, counts: PlanCounts) -> dict:
+    """An object's row: its plan, and what its chunks' ranged reads must find."""
+    plan, (_, _, size, etag, version_id) = item.plan, item.s3
+    counts.planned += 1
+    counts.records += plan["records"]
+    return {**row, "shape": plan["shape"], "size": size, "records": plan["records"],
+            "pieces": plan["pieces"], "etag": etag, "version_id": version_id,
+            "compression": plan["compression"]}
 
 
 def _scan_unchanged(item: Identified, chunk_size: int, fmt, label: str,

@@ -5,6 +5,7 @@ where a float would change the number). A record that can't be used becomes a
 is in the file, for its ``errors`` row: read again from the range only once a record of it
 fails, so that good records cost nothing."""
 
+import io
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Optional, Union
 
@@ -32,6 +33,15 @@ def read_chunk(path: str, shape: str, start: int, end: int, first: int) -> Itera
             yield from _read_ndjson(f, end, first, path)
         else:
             yield from _read_document_slice(f.read(end - start), first)
+
+
+def parse_chunk(data: bytes, shape: str, first: int, name: str = "") -> Iterator[tuple]:
+    """Yield (position, record or RecordProblem) for a chunk's range already read into
+    memory (a ranged GET of an object in a bucket), as ``read_chunk`` does for a file's."""
+    if shape == "ndjson":
+        yield from _read_ndjson(io.BytesIO(data), len(data), first, name)
+    else:
+        yield from _read_document_slice(data, first)
 
 
 def _read_ndjson(f: BinaryIO, end: int, position: int, name: str = "") -> Iterator[tuple]:
@@ -107,17 +117,28 @@ class SourceTexts:
     the file: read again the first time one is asked for. An NDJSON line over the size
     limit has none (it is never held)."""
 
-    def __init__(self, path: str, shape: str, start: int, end: int, first: int):
+    def __init__(self, path: Optional[str], shape: str, start: int, end: int, first: int,
+                 data: Optional[bytes] = None):
+        """The range ``start``..``end`` of the file at ``path``, or the range's bytes already
+        in memory (``data``: an object's piece); neither: no texts are known."""
         self.path, self.shape, self.start, self.end, self.first = path, shape, start, end, first
+        self.data = data
         self._texts: Optional[list] = None
 
     def text_of(self, position: int) -> Optional[str]:
         if self._texts is None:
-            with open(self.path, "rb") as f:
-                f.seek(self.start)
-                self._texts = record_texts(f, self.shape, self.end)
+            self._texts = self._read()
         index = position - self.first
         return self._texts[index] if 0 <= index < len(self._texts) else None
+
+    def _read(self) -> list:
+        if self.data is not None:
+            return record_texts(io.BytesIO(self.data), self.shape, len(self.data))
+        if self.path is None:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            return record_texts(f, self.shape, self.end)
 
 
 def record_texts(f: BinaryIO, shape: str, end: int) -> list:

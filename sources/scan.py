@@ -111,30 +111,38 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
 def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str) -> Plan:
     """Scan the file at ``path``; messages call it ``name`` (what the user passed)."""
     with open_input(path) as f:
-        head = f.read(BLOCK_BYTES)
         size = os.fstat(f.fileno()).st_size
-        body_start = len(BOM) if head.startswith(BOM) else 0
-        if head.startswith(UTF16_BOMS):
-            raise InputError(f"{name}: is UTF-16 encoded; re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)")
-        if not head[body_start:].strip():
-            what = "is empty" if size == 0 else "holds only whitespace"
-            raise InputError(f"{name}: {what}; nothing to load, check that it is the right file")
-        shape = _detect_shape(name, head, body_start, fmt)
-        f.seek(body_start)
-        hasher = hashlib.sha256()
-        chunker = _Chunker(chunk_size)
-        if shape == "ndjson":
-            _scan_ndjson(name, f, body_start, hasher, chunker)
-        else:
-            scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
-            scanner.scan()
-            shape = scanner.shape
-        chunker.close()
+        return scan_stream(f, name, chunk_size, fmt, label, os.path.abspath(path), size)
+
+
+def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], label: str,
+                path: str, size: Optional[int] = None) -> Plan:
+    """Scan a dataset from the binary stream ``f`` (a file, or an object's body as it
+    downloads): read once, front to back, but for one seek back within its first block
+    (past a byte-order mark). ``size``: its bytes, or None for as many as were read."""
+    head = f.read(BLOCK_BYTES)
+    body_start = len(BOM) if head.startswith(BOM) else 0
+    if head.startswith(UTF16_BOMS):
+        raise InputError(f"{name}: is UTF-16 encoded; re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)")
+    if not head[body_start:].strip():
+        what = "is empty" if not head else "holds only whitespace"
+        raise InputError(f"{name}: {what}; nothing to load, check that it is the right file")
+    shape = _detect_shape(name, head, body_start, fmt)
+    f.seek(body_start)
+    hasher = hashlib.sha256()
+    chunker = _Chunker(chunk_size)
+    if shape == "ndjson":
+        _scan_ndjson(name, f, body_start, hasher, chunker)
+    else:
+        scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
+        scanner.scan()
+        shape = scanner.shape
+    chunker.close()
     return Plan(
-        path=os.path.abspath(path),
+        path=path,
         shape=shape,
         fingerprint=fingerprint_of(hasher.hexdigest(), label),
-        size=size,
+        size=f.tell() if size is None else size,
         records=chunker.records,
         chunks=chunker.chunks,
     )

@@ -14,7 +14,8 @@ def source_row(run_id: str, ordinal: int, name: str, path: Optional[str], **colu
     content, except for ``columns``."""
     return {"run_id": run_id, "ordinal": ordinal, "name": name, "path": path or name,
             "fingerprint": None, "records": 0, "state": "planned", "shape": None, "size": None,
-            "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None, **columns}
+            "mtime_ns": None, "pieces": None, "error": None, "loaded_by": None, "etag": None,
+            "version_id": None, "compression": None, **columns}
 
 
 def write_sources(connection, rows: list) -> None:
@@ -55,3 +56,11 @@ def set_source_states(session, run_id: str, ordinals: list, state: str,
     for ordinal in ordinals:
         session.execute(update(Source).where(Source.run_id == run_id, Source.ordinal == ordinal)
                         .values(state=state, loaded_by=loaded_by[ordinal]))
+
+
+def set_source_errors(session, run_id: str, errors: dict) -> None:
+    """Say why in ``error`` of the run's files ``ordinal -> why`` (objects that changed
+    before their chunks read them: they stay ``new``, their records in ``errors``)."""
+    for ordinal, why in errors.items():
+        session.execute(update(Source).where(Source.run_id == run_id, Source.ordinal == ordinal)
+                        .values(error=why))

@@ -72,3 +72,10 @@ def test_side_by_side_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_p
     out = smoke_run("bench_ab.py", tmp_path)
     cases = {line.split()[0] for line in out.splitlines()[3:-1]}
     assert cases == {"file", "folder", "help"}
+
+
+def test_bucket_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    pytest.importorskip("moto.server", reason="moto[server] is not installed: pip install -e '.[dev]'")
+    out = smoke_run("bench_s3.py", tmp_path)
+    assert "20 objects x 10 records" in out and "moto CPU per bucket load" in out
+    assert "target <= 250 MB" in out
