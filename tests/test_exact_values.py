@@ -191,6 +191,7 @@ def test_what_lands_is_what_the_source_said(cli, backend, workdir, dataset):
 
 
 # -- errors.source -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_errors_source_keeps_the_records_text(cli, backend, workdir):
     """A NUL (JSONB can't hold it), a number beyond Postgres, invalid JSON: each errors row
     keeps the record's text as it was, and says why naming the field."""
@@ -211,6 +212,7 @@ def test_errors_source_keeps_the_records_text(cli, backend, workdir):
     same(stored_rows(backend, summary["run_id"])[4], {"id": 4, "n": 12345678901234567890123})
 
 
+@pytest.mark.slow
 def test_a_document_records_text_is_kept_too(cli, sqlite_backend, workdir):
     text = '[{"id": 0},\n  {"id": 1, "s": "\\ud800"} ,{"id": 2, "deep": %s}]' % ("[" * 2000 + "]" * 2000)
     (workdir / "doc.json").write_text(text)
@@ -302,6 +304,7 @@ def test_an_api_page_of_one_object_is_one_record(cli, sqlite_backend):
     assert list(stored_rows(sqlite_backend, summary["run_id"]).values()) == [exact(body.decode())]
 
 
+@pytest.mark.slow
 def test_an_object_with_a_results_list_is_an_envelope(cli, sqlite_backend, workdir):
     (workdir / "env.json").write_text('{"results": [{"a": 1}], "info": {}, "results": [{"b": 2}, {"c": 3}]}')
     (workdir / "rec.json").write_text('{"results": [{"a": 1}], "results": null}')

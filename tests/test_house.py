@@ -7,6 +7,8 @@ draws the same map.
 """
 
 import ast
+import functools
+import os
 from pathlib import Path
 
 import pytest
@@ -34,14 +36,18 @@ MAX_FUNCTION_LINES = 60
 OUTSIDE = ("tests", "benchmarks", "migrations", "examples", "deploy", "docs", "data")
 
 
+@functools.cache
 def modules() -> dict:
-    """module name (``sources.scan``; a package is its ``__init__``) -> path."""
+    """module name (``sources.scan``; a package is its ``__init__``) -> path. Folders outside
+    the package (tests, the virtualenv...) are not walked at all."""
     found = {}
-    for path in sorted(REPO.rglob("*.py")):
-        relative = path.relative_to(REPO)
-        if relative.parts[0] in OUTSIDE or relative.parts[0].startswith("."):
-            continue
-        found[".".join(relative.with_suffix("").parts)] = path
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "__"))
+                               and not (Path(folder) == REPO and d in OUTSIDE))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                relative = (Path(folder) / name).relative_to(REPO)
+                found[".".join(relative.with_suffix("").parts)] = Path(folder) / name
     return found
 
 

@@ -359,6 +359,7 @@ def iam(s3_env, s3_bucket, moto_server):
         moto_server.require_auth(False)
 
 
+@pytest.mark.slow
 def test_bad_credentials_say_which_key_to_check(iam, monkeypatch):
     bucket, key_id, _ = iam
     message = failure(lambda: listed(bucket.url("data/")))

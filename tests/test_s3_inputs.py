@@ -65,6 +65,7 @@ def one_line(result) -> str:
 
 
 # -- listing ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_prefix_loads_across_listing_pages_and_counts_what_it_skipped(
         cli, backend, workdir, s3_env, s3_bucket, fault_proxy, monkeypatch):
     monkeypatch.setattr(s3, "PAGE_KEYS", 4)  # 13 keys: 4 pages of a real listing
@@ -89,6 +90,7 @@ def test_a_prefix_loads_across_listing_pages_and_counts_what_it_skipped(
     assert [n for (n,) in names] == [s3_bucket.url(k) for k in sorted(keys)]  # key order
 
 
+@pytest.mark.slow
 def test_a_glob_takes_the_objects_it_matches(cli, sqlite_backend, workdir, s3_env, s3_bucket,
                                              monkeypatch):
     monkeypatch.setattr(s3, "PAGE_KEYS", 3)
@@ -100,6 +102,7 @@ def test_a_glob_takes_the_objects_it_matches(cli, sqlite_backend, workdir, s3_en
     assert sqlite_backend.counts() == (12, 0)
 
 
+@pytest.mark.slow
 def test_a_prefix_or_glob_with_no_object_is_a_bad_input(cli, sqlite_backend, workdir, s3_env,
                                                        s3_bucket):
     s3_bucket.put("landing/a.json", envelope(people(3)))
@@ -121,6 +124,7 @@ def test_a_prefix_or_glob_with_no_object_is_a_bad_input(cli, sqlite_backend, wor
 
 
 # -- incremental ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_new_object_loads_on_the_next_run_and_known_ones_are_not_downloaded(
         cli, backend, workdir, s3_env, s3_bucket, fault_proxy):
     records = landing(s3_bucket, files=5, per_file=4)
@@ -137,6 +141,7 @@ def test_a_new_object_loads_on_the_next_run_and_known_ones_are_not_downloaded(
     backend.assert_each_record_once(records + 3, 0)
 
 
+@pytest.mark.slow
 def test_objects_this_machine_knows_but_a_database_never_loaded_are_read_then(
         cli, workdir, s3_env, s3_bucket, fault_proxy):
     landing(s3_bucket, files=4, per_file=3)
@@ -175,6 +180,7 @@ def test_the_same_content_in_a_file_and_in_a_bucket_loads_once(cli, sqlite_backe
 
 
 # -- gzip and mixed inputs ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_gzip_object_is_decompressed_once_into_the_spool(cli, backend, workdir, s3_env,
                                                           s3_bucket, fault_proxy):
     records = people(250)
@@ -407,6 +413,7 @@ def checkpoints(workdir) -> bytes:
     return b"".join(base64.b64decode(text) for text in texts if text)
 
 
+@pytest.mark.slow
 def test_no_secret_is_stored_and_the_endpoint_is_recorded(cli, sqlite_backend, workdir, s3_env,
                                                          s3_bucket, fault_proxy):
     landing(s3_bucket, files=2, per_file=3)

@@ -160,6 +160,7 @@ def test_field_names_become_safe_snake_case_columns(cli, sqlite_backend, workdir
 
 
 # -- keys ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_key_upserts_update_the_typed_columns(cli, backend, workdir):
     write_records(workdir / "v1.json", users(20))
     write_records(workdir / "v2.json", [{**u, "email": f"new{u['id']}@example.com", "tags": None}
@@ -325,6 +326,7 @@ def test_status_and_the_ui_name_the_table_a_run_wrote(cli, sqlite_backend, workd
     assert "<b id=table>users</b>" in page
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [(), ("--key", "id")])
 def test_ingest_retry_moves_rescued_records_into_the_table(cli, sqlite_backend, workdir, key):
     write_records(workdir / "users.json", users(10))
