@@ -229,8 +229,8 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
-    --worker-id and the input files at the same path (fetched pages: the spool,
-    INGEST_SPOOL_DIR, on a shared volume).
+    --worker-id, and local input files at the same path (fetched pages: the spool,
+    INGEST_SPOOL_DIR, on a shared volume); s3:// objects are read from the bucket.
 
     \b
     Example:

@@ -216,8 +216,8 @@ class S3Store:
         try:
             client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
         except ValueError as exc:
-            raise UsageError(f"S3 endpoint {self.endpoint_url!r}: {exc}; set AWS_ENDPOINT_URL "
-                             "to a URL such as http://127.0.0.1:9000") from None
+            raise UsageError(f"S3 endpoint {self.endpoint_url!r}: {exc}; set --endpoint-url (or "
+                             "AWS_ENDPOINT_URL) to a URL such as http://127.0.0.1:9000") from None
         self._session = session
         return client
 
@@ -273,7 +273,8 @@ class S3Store:
             return InputError(NO_CREDENTIALS)
         if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
             return InputError(f"{url}: cannot reach the S3 endpoint {self.client.meta.endpoint_url}"
-                              f" ({attempts} attempts); check AWS_ENDPOINT_URL and that it is up")
+                              f" ({attempts} attempts); check --endpoint-url (or "
+                              "AWS_ENDPOINT_URL) and that it is up")
         if self.transient(exc):
             return InputError(f"{url}: {text} ({attempts} attempts); the store is failing or "
                               "throttling: try again later")

@@ -306,7 +306,7 @@ def test_an_unreachable_endpoint_is_named(s3_env):
     message = failure(lambda: list(S3Store(endpoint, attempts=2, backoff=0.01).objects(
         "s3://b/k.json", Skipped())))
     assert message == (f"s3://b/k.json: cannot reach the S3 endpoint {endpoint} (2 attempts); "
-                       "check AWS_ENDPOINT_URL and that it is up")
+                       "check --endpoint-url (or AWS_ENDPOINT_URL) and that it is up")
 
 
 def test_no_credentials_at_all(s3_env, monkeypatch):
