@@ -7,13 +7,16 @@
 The records (``ingest generate``, randomuser-shaped, seed 7) are cut into ``--objects``
 envelope files of ``--per-object`` records in a local folder, and the same files are put in
 a bucket of a local S3 server (moto in server mode, as the tests use it: tests/s3_server.py).
-``ingest load FOLDER`` and ``ingest load s3://bucket/landing/`` then run alternately, each in
+``ingest load FOLDER``, ``ingest load s3://bucket/landing/`` and the same bucket load with
+``INGEST_S3_COPIES_MB=0`` ("far": no copy kept by the scan, every piece a ranged GET, as a
+worker on another machine reads) then run in turn, each in
 fresh Postgres databases set up by an untimed tiny load (an existing installation) and in a
 fresh working directory (an empty spool, so every object is downloaded: no fingerprint
 cache). Each run is its own process, timed from start to exit, its peak RSS measured, every
 record checked in once.
 
-It prints the median records/s of each, the ratio bucket/folder (target >= 0.5), the bucket
+It prints the median records/s of each, the ratios bucket/folder (target >= 0.5) and
+far/folder, the bucket
 load's peak RSS (target <= 250 MB), and the S3 server's own CPU seconds per load and per
 request (moto is Python, on the same cores as ingest and Postgres: its CPU is time the load
 can't use). The last line is ``RATIO <bucket / folder>``.
@@ -39,6 +42,7 @@ ACCESS_KEY, SECRET_KEY = "AKIABENCHMARK", "bench-secret-key"
 DEFAULTS = {"objects": 1000, "per_object": 100, "repeats": 3}
 SMOKE = {"objects": 20, "per_object": 10, "repeats": 1}
 PAGE = 1000  # keys per listing request
+SIDES = ["folder", "bucket", "far"]
 
 
 def cpu_of(pid: int) -> float:
@@ -112,18 +116,19 @@ def rerun_known(target: str, env: dict, work: Path, server) -> dict:
 def run(args, server, pg: Postgres, folder: Path, bucket: str, aws: dict) -> dict:
     """Alternate the two loads (who goes first swaps each repeat); the samples of each."""
     records = args.objects * args.per_object
-    samples: dict = {"folder": [], "bucket": [], "moto_cpu_s": []}
+    samples: dict = {side: [] for side in SIDES} | {"moto_cpu_s": [], "far_moto_cpu_s": []}
     for repeat in range(args.repeats):
-        order = ["folder", "bucket"] if repeat % 2 == 0 else ["bucket", "folder"]
-        for side in order:
+        for side in SIDES[repeat % 3:] + SIDES[:repeat % 3]:  # who goes first turns
             before = cpu_of(server.process.pid)
             target = str(folder) if side == "folder" else f"s3://{bucket}/landing/"
-            sample = one_load(pg, target, aws if side == "bucket" else {}, records,
+            env = {} if side == "folder" else \
+                aws | ({"INGEST_S3_COPIES_MB": "0"} if side == "far" else {})
+            sample = one_load(pg, target, env, records,
                               rerun=server if side == "bucket" and repeat == 0 else None)
             samples[side].append(sample)
-            if side == "bucket":
-                samples["moto_cpu_s"].append(cpu_of(server.process.pid) - before
-                                             - sample.get("rerun_moto_s", 0.0))
+            if side != "folder":
+                samples[f"{'far_' if side == 'far' else ''}moto_cpu_s"].append(
+                    cpu_of(server.process.pid) - before - sample.get("rerun_moto_s", 0.0))
             log(f"  {side:<6} {sample['rps']:>9,.0f} rec/s  {sample['seconds']:6.2f} s  "
                 f"CPU {sample['cpu_s']:5.2f} s  RSS {sample['rss_mb']:4.0f} MB")
     return samples
@@ -131,26 +136,31 @@ def run(args, server, pg: Postgres, folder: Path, bucket: str, aws: dict) -> dic
 
 def report(args, samples: dict) -> float:
     records = args.objects * args.per_object
-    requests = 2 * args.objects + -(-args.objects // PAGE)  # scan + read per object, listings
+    listings = -(-args.objects // PAGE)
     median = {side: {key: statistics.median(s[key] for s in samples[side])
                      for key in ("rps", "seconds", "rss_mb", "cpu_s")}
-              for side in ("folder", "bucket")}
-    moto = statistics.median(samples["moto_cpu_s"])
+              for side in SIDES}
     ratio = median["bucket"]["rps"] / median["folder"]["rps"]
+    far = median["far"]["rps"] / median["folder"]["rps"]
     print(f"{args.objects:,} objects x {args.per_object} records ({records:,} records), "
           f"{args.repeats} repeats, medians; Postgres, local moto S3 server")
     print(f"{'load':<8} {'rec/s':>9} {'wall s':>7} {'ingest CPU s':>13} {'peak RSS MB':>12}")
-    for side in ("folder", "bucket"):
+    for side in SIDES:
         m = median[side]
         print(f"{side:<8} {m['rps']:>9,.0f} {m['seconds']:>7.2f} {m['cpu_s']:>13.2f} "
               f"{m['rss_mb']:>12.0f}")
     print(f"ratio bucket/folder: {ratio:.2f} (target >= 0.5: {'ok' if ratio >= 0.5 else 'missed'})")
+    print(f"ratio far/folder: {far:.2f} (every piece a ranged GET, as on a machine that did not "
+          "scan)")
     print(f"bucket peak RSS: {median['bucket']['rss_mb']:.0f} MB (target <= 250 MB: "
           f"{'ok' if median['bucket']['rss_mb'] <= 250 else 'missed'})")
-    print(f"moto CPU per bucket load: {moto:.2f} s for ~{requests:,} requests "
-          f"({1000 * moto / requests:.1f} ms each); the bucket load took "
-          f"{median['bucket']['seconds']:.2f} s on {os.cpu_count()} cores shared by ingest, "
-          f"Postgres and moto")
+    for side, requests in (("bucket", args.objects + listings),
+                           ("far", 2 * args.objects + listings)):
+        moto = statistics.median(samples[f"{'far_' if side == 'far' else ''}moto_cpu_s"])
+        print(f"moto CPU per {side} load: {moto:.2f} s for ~{requests:,} requests "
+              f"({1000 * moto / requests:.1f} ms each); the load took "
+              f"{median[side]['seconds']:.2f} s on {os.cpu_count()} cores shared by ingest, "
+              "Postgres and moto")
     first = samples["bucket"][0]
     print(f"again with one new file: {first['rerun_s']:.2f} s, {first['rerun_known']:,} objects "
           f"known without a GET (moto CPU {first['rerun_moto_s']:.2f} s: the listing)")

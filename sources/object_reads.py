@@ -1,7 +1,8 @@
 """A chunk's pieces of objects in buckets, read where they are: ranged GETs conditional on
 the ETag (and VersionId) the scan recorded, a few fetched ahead of the one being parsed, in
 order (``ObjectPieces``). So a worker on any machine needs the database and AWS
-credentials, never the files.
+credentials, never the files. On the machine that scanned an object, its pieces are read
+from the copy the scan kept (``object_copies``), the same version, without a request.
 
 A gzip object can't be read by ranges: the chunk's process decompresses it once into its own
 spool (``local_copy``, named by the content's fingerprint, renamed into place when complete
@@ -23,7 +24,8 @@ from typing import Optional
 from ..contract import fingerprint_of
 from ..errors import InputError
 from .common import BLOCK_BYTES
-from .objects import pool, store_for
+from .object_copies import discard, read_copy
+from .objects import chosen_endpoint, pool, store_for
 from .read import RecordProblem, SourceTexts, parse_chunk, read_chunk
 from .s3 import ObjectChanged, S3Object, split_url
 from .scan import BOM
@@ -84,11 +86,18 @@ class ObjectPieces:
             self.following += 1
 
     def _fetch(self, file, piece: list):
-        """The piece's bytes, or (gzip) the path of the object's decompressed copy."""
-        store = store_for(self.endpoint)
+        """The piece's bytes (from the copy this machine's scan kept, else a ranged GET), or
+        (gzip) the path of the object's decompressed copy."""
+        store, obj = store_for(self.endpoint), object_of(file)
         if file.compression == "gzip":
-            return local_copy(store, object_of(file), file.fingerprint, self.label)
-        return store.read_range(object_of(file), piece[0], piece[1])
+            return local_copy(store, obj, file.fingerprint, self.label)
+        endpoint = chosen_endpoint(self.endpoint)
+        kept = read_copy(endpoint, obj, piece[0], piece[1])
+        if kept is None:
+            return store.read_range(obj, piece[0], piece[1])
+        if piece[0] == file.pieces[-1][0]:  # its last piece: the copy has served
+            discard(endpoint, obj)
+        return kept
 
     def close(self) -> None:
         """Pieces fetched ahead and not wanted: cancelled, or waited for."""

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Optional
 
 from ..errors import InputError, UsageError
 from .common import BLOCK_BYTES
+from .object_copies import Keeper, keeper_for
 from .s3 import NEEDS_EXTRA, ObjectChanged, S3Object, S3Store
 from .scan import scan_stream
 from .spool import GZIP_MAGIC, remove_quietly, spool_dir
@@ -41,9 +43,14 @@ def use_endpoint(url: str) -> None:
     os.environ[OVERRIDE_ENV] = url
 
 
+def chosen_endpoint(endpoint: Optional[str]) -> str:
+    """The endpoint this process reads a run's objects from ("": AWS's)."""
+    return os.environ.get(OVERRIDE_ENV) or endpoint or ""
+
+
 def store_for(endpoint: Optional[str]) -> S3Store:
     """This process's store for a run's endpoint (one client per endpoint, made on first use)."""
-    chosen = os.environ.get(OVERRIDE_ENV) or endpoint or None
+    chosen = chosen_endpoint(endpoint) or None
     with _shared:
         if chosen not in _stores:
             _stores[chosen] = S3Store(chosen)
@@ -97,29 +104,56 @@ class ObjectPlan:
 def scan_object(obj: S3Object, chunk_size: int, fmt: Optional[str], label: str,
                 endpoint: Optional[str]) -> ObjectPlan:
     """Download the object once, scanning and fingerprinting it as it comes (bounded
-    memory); ``InputError`` (one line) if it can't be loaded."""
+    memory), and keeping a copy for this machine's chunks where one fits (``object_copies``);
+    ``InputError`` (one line) if it can't be loaded."""
+    keeper = None if obj.key.lower().endswith(".gz") else keeper_for(chosen_endpoint(endpoint), obj)
     try:
         with store_for(endpoint).open(obj) as body:
-            raw = Rewindable(body)
-            gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
-            raw.seek(0)
-            if not gzipped and obj.key.lower().endswith(".gz"):
-                raise InputError(f"{obj.url}: is named .gz but is not gzip-compressed; rename "
-                                 "it without .gz if it is plain JSON, or upload it again")
-            if not gzipped:
-                plan = scan_stream(raw, obj.url, chunk_size, fmt, label, obj.url, obj.size)
-            else:
-                with gzip.GzipFile(fileobj=raw) as unpacked:
-                    plan = scan_stream(Rewindable(unpacked), f"{obj.url} (decompressed)",
-                                       chunk_size, fmt, label, obj.url)
+            plan, gzipped = _scan_body(body if keeper is None else Tee(body, keeper), obj,
+                                       chunk_size, fmt, label)
     except ObjectChanged:
         raise InputError(f"{obj.url}: was replaced while it was being read; run the command "
                          "again to load its new content") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{obj.url}: is a corrupt or truncated gzip file ({exc}); upload it "
                          "again") from None
+    finally:
+        # A copy is kept whole and scanned, and not of a gzip body (its pieces are ranges
+        # of the decompressed bytes).
+        if keeper is not None and (sys.exc_info()[0] is not None or gzipped):
+            keeper.abandon()
+    if keeper is not None:
+        keeper.commit()
     return ObjectPlan(plan.fingerprint, plan.shape, plan.records,
                       [list(p) for p in plan.chunks], "gzip" if gzipped else None)
+
+
+def _scan_body(body, obj: S3Object, chunk_size: int, fmt: Optional[str], label: str) -> tuple:
+    """(the scan's ``Plan``, whether the body is gzip-compressed)."""
+    raw = Rewindable(body)
+    gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    raw.seek(0)
+    if not gzipped and obj.key.lower().endswith(".gz"):
+        raise InputError(f"{obj.url}: is named .gz but is not gzip-compressed; rename "
+                         "it without .gz if it is plain JSON, or upload it again")
+    if not gzipped:
+        return scan_stream(raw, obj.url, chunk_size, fmt, label, obj.url, obj.size), False
+    with gzip.GzipFile(fileobj=raw) as unpacked:
+        return scan_stream(Rewindable(unpacked), f"{obj.url} (decompressed)", chunk_size, fmt,
+                           label, obj.url), True
+
+
+class Tee:
+    """A body whose bytes are also written to a ``Keeper`` as they are read."""
+
+    def __init__(self, body, keeper: Keeper):
+        self._body, self._keeper = body, keeper
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._body.read(size)
+        if data:
+            self._keeper.write(data)
+        return data
 
 
 class Rewindable(io.RawIOBase):
@@ -175,7 +209,7 @@ class FingerprintCache:
     (``s3-fingerprints/``), written atomically: whatever is there is whole."""
 
     def __init__(self, label: str, endpoint: Optional[str]):
-        self.label, self.endpoint = label, os.environ.get(OVERRIDE_ENV) or endpoint or ""
+        self.label, self.endpoint = label, chosen_endpoint(endpoint)
         self.directory = os.path.join(spool_dir(), "s3-fingerprints")
 
     def _path(self, obj: S3Object) -> str:

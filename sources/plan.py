@@ -26,7 +26,9 @@ from ..errors import InputError
 from ..store.files import claimed_by, source_row, write_sources
 from .common import BLOCK_BYTES, open_input
 from .globs import glob_regex, has_magic, is_data_file
-from .objects import DOWNLOADS, FingerprintCache, ObjectPlan, pool, scan_object, store_for
+from .object_copies import discard
+from .objects import (DOWNLOADS, FingerprintCache, ObjectPlan, chosen_endpoint, pool,
+                      scan_object, store_for)
 from .s3 import S3Object, is_s3
 from .s3 import _Missing as NoSuchKey
 from .scan import BOM, Plan, scan
@@ -325,6 +327,9 @@ def _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts,
                         label, scanned, counts) for ordinal, item in batch]
     with engine.begin() as connection:
         write_sources(connection, rows)
+    for (_, item), row in zip(batch, rows):
+        if item.s3 and row["state"] != "planned":  # no chunk will read its copy
+            discard(chosen_endpoint(endpoint), _object(item))
 
 
 def _objects_read(batch: list, owners: dict, chunk_size, fmt, label, endpoint) -> list:

@@ -78,4 +78,5 @@ def test_bucket_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     pytest.importorskip("moto.server", reason="moto[server] is not installed: pip install -e '.[dev]'")
     out = smoke_run("bench_s3.py", tmp_path)
     assert "20 objects x 10 records" in out and "moto CPU per bucket load" in out
+    assert "ratio far/folder" in out
     assert "target <= 250 MB" in out

@@ -85,7 +85,8 @@ def test_a_prefix_loads_across_listing_pages_and_counts_what_it_skipped(
     assert listings(fault_proxy) == 4
     keys = [f"landing/day-{n % 2}/p{n:03d}.{'ndjson' if n % 2 else 'json'}" for n in range(10)]
     reads = object_gets(fault_proxy, s3_bucket)
-    assert sorted(reads) == sorted(keys + keys)  # each object: scanned once, read once
+    assert sorted(reads) == sorted(keys)  # each object downloaded once: its chunk read the copy
+    assert not list((workdir / ".ingest-spool" / "s3-copies").iterdir())  # and deleted it
     names = backend.query("SELECT name FROM sources ORDER BY ordinal")
     assert [n for (n,) in names] == [s3_bucket.url(k) for k in sorted(keys)]  # key order
 
@@ -137,7 +138,7 @@ def test_a_new_object_loads_on_the_next_run_and_known_ones_are_not_downloaded(
     assert (first["files_loaded"], first["records"]) == (5, records)
     assert (second["files_loaded"], second["files_already_loaded"]) == (1, 5)
     assert second["run_id"] != first["run_id"] and second["records"] == 3
-    assert object_gets(fault_proxy, s3_bucket) == ["landing/day-1/late.ndjson"] * 2  # scan, read
+    assert object_gets(fault_proxy, s3_bucket) == ["landing/day-1/late.ndjson"]  # scanned once
     backend.assert_each_record_once(records + 3, 0)
 
 
@@ -162,8 +163,9 @@ def test_objects_this_machine_knows_but_a_database_never_loaded_are_read_then(
     assert json.loads(result.stdout)["files_loaded"] == 3
     assert result.stderr.startswith(f"bad input: {listed[0].url}: its content is not what this "
                                     "machine recorded for it; delete ")
-    reads = [o.key for o in listed] + [o.key for o in listed[1:]]  # the plans', the chunks'
-    assert sorted(object_gets(fault_proxy, s3_bucket)) == sorted(reads)
+    # Read by the plan; the chunks read the copies it kept (and the bad one's was dropped).
+    assert sorted(object_gets(fault_proxy, s3_bucket)) == sorted(o.key for o in listed)
+    assert not list((workdir / ".ingest-spool" / "s3-copies").iterdir())
 
 
 def test_the_same_content_in_a_file_and_in_a_bucket_loads_once(cli, sqlite_backend, workdir,
@@ -227,18 +229,27 @@ def test_transient_faults_are_retried_and_every_record_loads_once(cli, sqlite_ba
 
 
 # -- an object replaced between its scan and its read -----------------------------------------------
-@pytest.mark.slow  # a real process, slowed down
-def test_an_object_replaced_before_its_chunk_reads_it(backend, workdir, s3_env, s3_bucket):
+def replace_while_loading(backend, workdir, bucket, **env) -> tuple:
+    """Four objects of 10 records loaded a chunk at a time, slowly; the last one replaced
+    (by 4 other records) once the first chunk is in. The command, its output and error."""
     for n in range(4):
-        s3_bucket.put(f"r/{n}.ndjson", ndjson(people(10, start=n * 100)))
-    command = ["load", s3_bucket.url("r/"), "--chunk-size", "10", "--concurrency", "1", "--json"]
+        bucket.put(f"r/{n}.ndjson", ndjson(people(10, start=n * 100)))
+    command = ["load", bucket.url("r/"), "--chunk-size", "10", "--concurrency", "1", "--json"]
     process = start_ingest(*command, cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.6"})
+                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.6", **env})
     wait_until(lambda: backend.rows_so_far() >= 10, 60, "the first chunk", process=process)
-    s3_bucket.put("r/3.ndjson", ndjson(people(4, start=7_000)))  # the last chunk's object
+    bucket.put("r/3.ndjson", ndjson(people(4, start=7_000)))  # the last chunk's object
     out, err = process.communicate(timeout=120)
+    return command, process.returncode, out, err
 
-    assert process.returncode == 3, err
+
+@pytest.mark.slow  # a real process, slowed down
+def test_an_object_replaced_before_a_far_worker_reads_it(backend, workdir, s3_env, s3_bucket):
+    # No copies kept: every piece is a ranged GET, as on a machine that did not scan.
+    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket,
+                                                    INGEST_S3_COPIES_MB="0")
+
+    assert code == 3, err
     summary = json.loads(out)
     assert (summary["tasks"], summary["errors"], summary["objects_changed"]) == (30, 10, 1)
     assert err.startswith(f"bad input: {s3_bucket.url('r/3.ndjson')}: changed since it was "
@@ -251,6 +262,19 @@ def test_an_object_replaced_before_its_chunk_reads_it(backend, workdir, s3_env, 
     again = run_ingest(*command, cwd=workdir, env=backend.env())
     assert again.returncode == 0, again.stderr
     assert (json.loads(again.stdout)["files_loaded"], backend.counts()) == (1, (34, 10))
+
+
+@pytest.mark.slow  # a real process, slowed down
+def test_an_object_replaced_after_this_machine_scanned_it_loads_as_scanned(backend, workdir,
+                                                                           s3_env, s3_bucket):
+    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket)
+
+    assert code == 0, err
+    assert (json.loads(out)["tasks"], backend.counts()) == (40, (40, 0))  # the version scanned
+    again = run_ingest(*command, cwd=workdir, env=backend.env())
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["files_loaded"], backend.counts()) == (1, (44, 0))
+    backend.assert_each_record_once(44, 0)
 
 
 # -- crashes and workers -------------------------------------------------------------------------
@@ -324,6 +348,7 @@ def test_a_worker_in_another_directory_reads_the_objects_from_the_bucket(
     assert worker.returncode == 0, err
     postgres_backend.assert_each_record_once(records + 30, 0)
     assert len(list((elsewhere / ".ingest-spool").glob("s3-gunzip-*.data"))) == 1
+    assert not (elsewhere / ".ingest-spool" / "s3-copies").exists()  # it read by ranged GETs
 
 
 # -- failures before anything is written -----------------------------------------------------------
