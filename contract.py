@@ -128,6 +128,11 @@ def bad_file_key(fingerprint: Optional[str], name: str) -> str:
     return f"path:{hashlib.sha256(name.encode()).hexdigest()[:20]}"
 
 
+def is_url(spec: str) -> bool:
+    """An http(s) URL input (an API page), rather than a path."""
+    return spec.lower().startswith(("http://", "https://"))
+
+
 def title_of(position: int) -> str:
     return f"task {position}"
 

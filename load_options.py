@@ -5,7 +5,7 @@ faults, transform, key, the API pages' policy) and the checks of ``--transform``
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .contract import HttpPolicy, Job
+from .contract import HttpPolicy, Job, is_url
 
 DEFAULT_CHUNK_SIZE = 5000
 
@@ -99,7 +99,6 @@ def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
     ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
     installed in this process and its helpers, and kept nowhere else."""
     from .errors import UsageError
-    from .sources.common import is_url
     from .sources.credentials import Credentials, install
     from .sources.http import parse_pages, url_source
 

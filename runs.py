@@ -9,7 +9,7 @@ it shows and turns an ``IngestError`` into its exit code.
 import time
 from typing import BinaryIO, Callable, Optional
 
-from .contract import ERROR, SUCCESS, TASKS, RunPlan
+from .contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
 from .errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
@@ -26,7 +26,6 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     once (the scan is also its fingerprint): ``scanned`` is its plan."""
     import os
 
-    from .sources.common import is_url
     from .sources.globs import has_magic
     from .sources.plan import Manifest, Skipped, expand, identify_all, scan_alone
     from .sources.s3 import is_s3
@@ -146,7 +145,6 @@ def describe_inputs(specs: list, urls: tuple = ()) -> str:
     """The inputs as typed, for people: paths made absolute, URLs without credentials."""
     import os
 
-    from .sources.common import is_url
     from .sources.s3 import is_s3
 
     bare = iter(source.describe() for source in urls)

@@ -28,11 +28,6 @@ def open_input(path: str) -> BinaryIO:
         raise InputError(f"{path}: cannot open ({exc.strerror}); check the path") from None
 
 
-def is_url(spec: str) -> bool:
-    """An http(s) URL input (an API page), rather than a path."""
-    return spec.lower().startswith(("http://", "https://"))
-
-
 def json_type(value) -> str:
     """The JSON name of a decoded value's type, as users know it."""
     if value is None:

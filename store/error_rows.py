@@ -7,7 +7,7 @@ from typing import Any, Optional
 from sqlalchemy import func, insert, update
 
 from ..codec import storable
-from ..contract import BAD_FILE_POSITION, TASKS, bad_file_key, source_key, title_of
+from ..contract import BAD_FILE_POSITION, TASKS, bad_file_key, is_url, source_key, title_of
 from ..models import Error
 from .dialect import dialect_insert
 
@@ -43,8 +43,6 @@ def bad_file_row(run_id: str, name: str, fingerprint: Optional[str], reason: str
                  table: str = TASKS) -> dict:
     """The one ``errors`` row of a file (or an API page: ``BadPage``) that can't be loaded
     at all."""
-    from ..sources.common import is_url
-
     key = bad_file_key(fingerprint, name)
     kind = "BadPage" if is_url(name) else "BadFile"
     return {
