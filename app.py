@@ -22,6 +22,7 @@ from .database import Databases
 from .locks import ExecutorLock
 
 QUEUE_POLLING_SEC = 0.05
+SQLITE_OPEN_BUSY_SEC = 5
 LOCAL_DRAIN_SEC = 30
 
 _lock = None  # the ExecutorLock of a local process
@@ -101,8 +102,26 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     load spent ~1 s enqueueing its chunks with the default rollback journal."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    _when_not_busy(lambda: dbapi_connection.execute("PRAGMA journal_mode=WAL"))
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _when_not_busy(statement) -> None:
+    """Run a new connection's first statement, trying again while SQLite says the file is
+    busy. The last connection of another process to close a WAL file holds it exclusively
+    for an instant while it cleans up, and a connection that opens it then gets SQLITE_BUSY
+    without waiting (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY"): two
+    loads in one folder meet that when the first hands the machine to the second."""
+    deadline = time.monotonic() + SQLITE_OPEN_BUSY_SEC
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
@@ -242,7 +261,9 @@ class App:
         except Exception as exc:
             telemetry.stop()
             urls = (self.databases.system_url, self.databases.app_url)
-            raise IngestError(f"cannot start DBOS on {database.redact(self.databases.system_url)}: "
+            raise IngestError(f"cannot start DBOS (system database "
+                              f"{database.redact(self.databases.system_url)}, app database "
+                              f"{database.redact(self.databases.app_url)}): "
                               f"{one_line(exc, *urls)}") from None
         self.engine = create_engine(self.databases.app_url)
         return self

@@ -5,6 +5,7 @@ read from the migration files."""
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 
 import psycopg
@@ -174,9 +175,10 @@ def test_sqlite_unique_violation(tmp_path, key):
 def test_sqlite_busy_is_retryable(tmp_path):
     url = f"sqlite:///{tmp_path}/app.sqlite"
     with sqlite3.connect(tmp_path / "app.sqlite") as holder:
+        holder.execute("PRAGMA journal_mode=WAL")  # as every connection of a load sets it
         holder.execute("CREATE TABLE t (k int)")
     holder = sqlite3.connect(tmp_path / "app.sqlite", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("BEGIN IMMEDIATE")  # another writer
     try:
         engine = sa.create_engine(url, connect_args={"timeout": 0})
         with pytest.raises(DBAPIError) as info, engine.begin() as conn:
@@ -187,6 +189,29 @@ def test_sqlite_busy_is_retryable(tmp_path):
 
     assert database.sqlite_code(info.value) & 0xFF == sqlite3.SQLITE_BUSY
     assert classes(info.value) == {"is_retryable_conflict"}
+
+
+def test_a_new_sqlite_connection_waits_while_another_holds_the_file(tmp_path):
+    """The last connection of a process to close a WAL file holds it exclusively for an
+    instant, and one opening it then is told SQLITE_BUSY at once: every connection's first
+    statement tries again (here for 0.3 s, with no busy timeout of its own)."""
+    from durable_ingest.app import _sqlite_pragmas
+
+    path = tmp_path / "app.sqlite"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (k int)")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.3, holder.execute, ("COMMIT",))
+    release.start()
+    fresh = sqlite3.connect(path, timeout=0)
+    try:
+        _sqlite_pragmas(fresh, None)
+        assert fresh.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        release.join(timeout=5)
+        fresh.close()
+        holder.close()
 
 
 def test_other_errors_are_none_of_these(tmp_path):
