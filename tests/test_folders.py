@@ -69,6 +69,7 @@ def test_a_quoted_glob_is_expanded_by_ingest(cli, backend, workdir):
     assert backend.counts() == (6, 0)
 
 
+@pytest.mark.slow  # over 2 s
 def test_loading_a_folder_again_loads_only_new_and_changed_files(cli, backend, workdir):
     root = landing(workdir / "landing", files=4, per_file=5)
     first = load(cli, backend, root)

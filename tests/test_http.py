@@ -57,6 +57,7 @@ def test_one_document_url_mixed_with_a_file(cli, sqlite_backend, workdir):
     sqlite_backend.assert_each_record_once(37, 0)
 
 
+@pytest.mark.slow  # the retries' backoff
 def test_failures_that_may_pass_are_retried_then_the_pages_load(cli, backend):
     script = {1: [500], 2: [429], 3: ["reset"], 4: ["slow:3"], 5: ["reset:partial"]}
     with PageServer(pages=5, records=10, script=script) as server:

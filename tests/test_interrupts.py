@@ -67,6 +67,7 @@ def test_status_tells_running_from_interrupted_and_the_rate_covers_the_whole_run
     assert state_of(backend, workdir, run_id) == "done"
 
 
+@pytest.mark.slow  # seven real processes
 def test_looking_and_finishing_create_nothing_where_nothing_ran(workdir):
     for command in (["status"], ["errors"], ["resume"], ["status", "ingest-0123456789abcdef0123"],
                     ["resume", "ingest-0123456789abcdef0123"], ["retry", "ingest-0123456789abcdef0123"]):

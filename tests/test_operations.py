@@ -111,6 +111,7 @@ def test_retry_moves_fixed_records_to_tasks_and_keeps_the_audit_trail(cli, backe
     assert json.loads(cli("errors", run_id, "--json", env=backend.env()).stdout) == []
 
 
+@pytest.mark.slow  # over 2 s
 def test_status_counts_agree_with_the_tables_after_a_redrive(cli, sqlite_backend, workdir):
     data = write_records(workdir / "u.json", people(30))
     run_id = load(cli, sqlite_backend, data, "--fail-task", "4", "--fail-task", "20")["run_id"]

@@ -201,6 +201,7 @@ def test_a_gzip_object_is_decompressed_once_into_the_spool(cli, backend, workdir
     assert "FIRST0" in (stored if isinstance(stored, str) else json.dumps(stored))
 
 
+@pytest.mark.slow  # over 2 s
 def test_objects_files_and_folders_are_one_run(cli, backend, workdir, s3_env, s3_bucket):
     records = landing(s3_bucket, files=4, per_file=5)
     write_records(workdir / "one.json", people(3, start=50_000))

@@ -146,6 +146,7 @@ def test_keys_deduplicate_within_a_file_across_files_and_across_runs(cli, backen
     assert backend.scalar("SELECT count(*) FROM tasks") == 5
 
 
+@pytest.mark.slow  # over 2 s
 def test_update_keeps_the_newest_record_of_each_key(cli, backend, workdir):
     load(cli, backend, write_records(workdir / "a.json", users(4)), "--key", "login.uuid")
     folder = workdir / "landing"
