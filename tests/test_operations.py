@@ -48,8 +48,8 @@ def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):
 def test_status_is_live_while_a_run_is_going(backend, workdir):
     data = write_records(workdir / "u.ndjson", people(300), "ndjson")
     process = start_ingest("load", data, "--chunk-size", "30", "--concurrency", "1", cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
-    seen = set()
+                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.5"})
+    seen, chunk_states = set(), []
 
     def run_in_progress():
         result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
@@ -60,12 +60,19 @@ def test_status_is_live_while_a_run_is_going(backend, workdir):
                 return run
         return None
 
+    def some_chunks_done_and_some_not():
+        # Each look is a process of its own (about a second): ask again until one falls
+        # between the first chunk's end and the last one's start, not just once.
+        detail = json.loads(run_ingest("status", run["run_id"], "--json",
+                                       env=backend.env(), cwd=workdir).stdout)
+        states = {c["state"] for c in detail["chunks"]}
+        chunk_states.append(sorted(states))
+        return "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
+
     run = wait_until(run_in_progress, 60, lambda: f"the run in progress (states seen: {seen})",
                      interval=0.2, process=process)
-    detail = json.loads(run_ingest("status", run["run_id"], "--json",
-                                   env=backend.env(), cwd=workdir).stdout)
-    states = {c["state"] for c in detail["chunks"]}
-    assert "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
+    wait_until(some_chunks_done_and_some_not, 60,
+               lambda: f"chunks done and chunks to do (seen: {chunk_states})", process=process)
     process.communicate(timeout=120)
     assert process.returncode == 0
 
