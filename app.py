@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 from . import APP_NAME, appdb, telemetry
 from .codec import json_text
 from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
-from .database import Databases
+from .database import Databases, is_retryable_conflict
 from .locks import ExecutorLock
 
 QUEUE_POLLING_SEC = 0.05
@@ -102,11 +102,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     load spent ~1 s enqueueing its chunks with the default rollback journal."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    _when_not_busy(lambda: dbapi_connection.execute("PRAGMA journal_mode=WAL"))
+    _execute_when_not_busy(dbapi_connection, "PRAGMA journal_mode=WAL")
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
-def _when_not_busy(statement) -> None:
+def _execute_when_not_busy(connection: sqlite3.Connection, sql: str) -> None:
     """Run a new connection's first statement, trying again while SQLite says the file is
     busy. The last connection of another process to close a WAL file holds it exclusively
     for an instant while it cleans up, and a connection that opens it then gets SQLITE_BUSY
@@ -115,11 +115,10 @@ def _when_not_busy(statement) -> None:
     deadline = time.monotonic() + SQLITE_OPEN_BUSY_SEC
     while True:
         try:
-            statement()
+            connection.execute(sql)
             return
         except sqlite3.OperationalError as exc:
-            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() > deadline:
+            if not is_retryable_conflict(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 
