@@ -15,7 +15,9 @@ from typing import Optional
 from dbos import DBOS, SQLAlchemyDatasource
 from sqlalchemy import Engine, event
 
-from . import APP_NAME, appdb, telemetry
+from . import APP_NAME
+from .store import datasource
+from .telemetry import metrics as telemetry
 from .codec import json_text
 from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
 from .database import Databases, is_retryable_conflict
@@ -77,7 +79,7 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     elif helper:
         DBOS.listen_queues([CHUNK_QUEUE, RETRY_QUEUE])
     # JSON columns written exactly: an errors row's record may hold Decimals (codec.storable)
-    appdb.install(SQLAlchemyDatasource.create(databases.app_url,
+    datasource.install(SQLAlchemyDatasource.create(databases.app_url,
                                               engine_kwargs={"json_serializer": json_text}))
     DBOS.launch()
     if role == "client":
@@ -173,7 +175,7 @@ def shutdown(drain_sec: int = 0) -> None:
     if drain_sec:
         drain(drain_sec)
     DBOS.destroy(workflow_completion_timeout_sec=0)
-    appdb.install(None)
+    datasource.install(None)
     if _lock is not None:
         _lock.release()
         _lock = None

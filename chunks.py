@@ -12,7 +12,7 @@ from typing import Optional
 
 from sqlalchemy import select
 
-from . import appdb
+from .store import datasource
 from .contract import TASKS, Chunk, Job
 from .errors import InputChanged, is_permanent
 from .models import Source
@@ -68,7 +68,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
             else:
                 yield row
 
-    session = appdb.session()
+    session = datasource.session()
     written = write_rows(session, job, transformed_rows())
     write_errors(session, problems, keyed=job.keyed)
     set_source_errors(session, job.run_id, changed)
@@ -128,7 +128,7 @@ def write_rows(session, job: Job, rows, redrive: bool = False) -> dict:
 
 
 def chunk_files(run_id: str, chunk: Chunk) -> list:
-    return appdb.session().execute(
+    return datasource.session().execute(
         select(Source.ordinal, Source.path, Source.shape, Source.fingerprint, Source.size,
                Source.mtime_ns, Source.pieces, Source.etag, Source.version_id,
                Source.compression)
@@ -235,7 +235,7 @@ def transform_round(job: Job, pending: list, number: int) -> dict:
 
 
 def write_retried(job: Job, rescued: list, failed: list, retries: int, dropped: int = 0) -> dict:
-    session = appdb.session()
+    session = datasource.session()
     written = write_rows(session, job, iter(rescued))
     write_errors(session, [final_error_row(job, f) for f in failed], keyed=job.keyed)
     skipped = written["skipped"] + dropped

@@ -5,7 +5,7 @@ are fetched (``record_pages``)."""
 
 from sqlalchemy import select
 
-from . import appdb
+from .store import datasource
 from .contract import TASKS, Claimed, FetchedPage
 from .models import Source
 from .store.counting import count_on_commit
@@ -16,7 +16,7 @@ from .store.files import claim, set_source_states, source_row, write_sources
 def claim_page(run_id: str, low: int, high: int, table: str = TASKS) -> Claimed:
     """Claim the contents of files ``low..high-1`` of the run, in order. Bad files get their
     ``errors`` row (once, however often they are seen), filed under the run's ``table``."""
-    session = appdb.session()
+    session = datasource.session()
     rows = session.execute(
         select(Source.ordinal, Source.fingerprint, Source.state, Source.records, Source.name,
                Source.error)
@@ -42,7 +42,7 @@ def claim_page(run_id: str, low: int, high: int, table: str = TASKS) -> Claimed:
 def record_pages(run_id: str, low: int, pages: list, table: str = TASKS) -> Claimed:
     """The pages' ``sources`` rows (ordinals ``low``..), claimed as a file's are; a page
     that failed in an earlier run and loads now resolves that run's ``errors`` row."""
-    session = appdb.session()
+    session = datasource.session()
     write_sources(session, [page_row(run_id, low + n, page) for n, page in enumerate(pages)])
     resolve_bad_pages(session, [page.name for page in pages if not page.error], table)
     return claim_page(run_id, low, low + len(pages), table)

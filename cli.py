@@ -302,7 +302,7 @@ def generate(count, seed, fmt, output) -> None:
     Example:
       ingest generate --count 100000 --seed 7 --format ndjson -o users.ndjson
     """
-    from .generate import write_dataset
+    from .generate.datasets import write_dataset
 
     with nullcontext(sys.stdout.buffer) if output == "-" else open(output, "wb") as out:
         write_dataset(out, count, seed, fmt)

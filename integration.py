@@ -38,7 +38,9 @@ from typing import Optional
 
 from dbos import DBOS, SetWorkflowID
 
-from . import appdb, chunks, claims, packing, redrive, telemetry
+from .store import datasource
+from . import chunks, claims, packing, redrive
+from .telemetry import metrics as telemetry
 from .chunks import target_of
 from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
@@ -90,13 +92,13 @@ def clock() -> float:
 def prepare_table(job: Job) -> None:
     """The run's dataset table, created if it is not there yet (its columns come with the
     records that need them)."""
-    appdb.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id)
+    datasource.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id)
 
 
 def claim_files(job: Job, files: int) -> Claimed:
     total = Claimed()
     for low in range(0, files, CLAIM_PAGE):
-        total += appdb.run_tx("claim_page", claims.claim_page, job.run_id, low, low + CLAIM_PAGE,
+        total += datasource.run_tx("claim_page", claims.claim_page, job.run_id, low, low + CLAIM_PAGE,
                               target_of(job))
     return total
 
@@ -109,7 +111,7 @@ def enqueue_chunks(job: Job, state: Optional[dict] = None, final: bool = True) -
     closed, else it stays open for the files (pages) still to come."""
     state = state or packing.first_state()
     while True:
-        page = appdb.run_tx("pack_chunks", packing.pack_chunks, job.run_id, job.chunk_size,
+        page = datasource.run_tx("pack_chunks", packing.pack_chunks, job.run_id, job.chunk_size,
                             state, final)
         for chunk in page["chunks"]:
             with SetWorkflowID(chunk_workflow_id(job.run_id, chunk.index)):
@@ -152,7 +154,7 @@ def fetch_source(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
 def record_batch(job: Job, fetched: Fetched, pages: list) -> Fetched:
     """A batch's pages into ``sources``, claimed and packed, its counts published."""
     kept = [p for p in pages if p.loads]
-    claimed = appdb.run_tx("record_pages", claims.record_pages, job.run_id, fetched.ordinal,
+    claimed = datasource.run_tx("record_pages", claims.record_pages, job.run_id, fetched.ordinal,
                            kept, target_of(job))
     counts = fetched.pages + PageCounts(
         new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
@@ -213,7 +215,7 @@ def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail)
 def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
     telemetry.tag_run(job.run_id)
     with telemetry.chunk(chunk.records):
-        outcome = appdb.run_tx("write_chunk", chunks.write_chunk, job, chunk)
+        outcome = datasource.run_tx("write_chunk", chunks.write_chunk, job, chunk)
     retry_workflow = None
     if outcome["retry"]:
         with SetWorkflowID(retry_workflow_id(job.run_id, chunk.index)):
@@ -241,7 +243,7 @@ def retry_records(job: Job, index: int, failures: list) -> dict:
         pending = round_result["failed"]
         if not pending:
             break
-    return appdb.run_tx("write_retried", chunks.write_retried, job, rescued, pending, retries,
+    return datasource.run_tx("write_retried", chunks.write_retried, job, rescued, pending, retries,
                         dropped)
 
 
@@ -315,7 +317,7 @@ def redrive_errors(run_id: str, faults: dict, page_size: int, job: Optional[Job]
     for audit); failures stay, with the new attempt recorded."""
     after, totals = 0, {"retried": 0, "tasks": 0, "errors": 0, "skipped": 0}
     while True:
-        page = appdb.run_tx("redrive_page", redrive.redrive_page, run_id, after, faults,
+        page = datasource.run_tx("redrive_page", redrive.redrive_page, run_id, after, faults,
                             page_size, job)
         if page["last_id"] is None:
             return {"run_id": run_id, **totals}

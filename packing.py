@@ -6,7 +6,7 @@ from typing import Optional
 
 from sqlalchemy import select
 
-from . import appdb
+from .store import datasource
 from .contract import Chunk
 from .models import Source
 
@@ -16,7 +16,7 @@ PACK_PAGE = 1000  # files read per packing step
 def pack_chunks(run_id: str, chunk_size: int, state: dict, final: bool = True) -> dict:
     """The chunks of the next page of new files. ``state`` carries the chunk still open
     across pages, so chunks are cut the same way whatever the page size."""
-    rows = appdb.session().execute(
+    rows = datasource.session().execute(
         select(Source.ordinal, Source.pieces)
         .where(Source.run_id == run_id, Source.state == "new", Source.ordinal > state["after"])
         .order_by(Source.ordinal).limit(PACK_PAGE)).all()

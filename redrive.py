@@ -10,7 +10,8 @@ from typing import Optional
 import orjson
 from sqlalchemy import func, select, update
 
-from . import appdb, codec
+from .store import datasource
+from . import codec
 from .chunks import shaped_row, shaper_of, write_rows
 from .contract import Job
 from .errors import PERMANENT_TYPES
@@ -22,7 +23,7 @@ from .tables.write import key_holders as table_key_holders
 
 def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
                  job: Optional[Job] = None) -> dict:
-    session = appdb.session()
+    session = datasource.session()
     # FOR UPDATE: a concurrent redrive waits, then no longer sees the rows resolved here.
     rows = session.execute(
         select(Error.id, Error.position, Error.source_key, Error.message, Error.source)

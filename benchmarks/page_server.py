@@ -64,10 +64,10 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 try:
-    from durable_ingest import generate
+    from durable_ingest.generate import datasets as generate
 except ImportError:  # not installed: the repository root is the package, so add its parent
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from durable_ingest import generate
+    from durable_ingest.generate import datasets as generate
 
 HOST = "127.0.0.1"
 FORMATS = ("json", "ndjson")

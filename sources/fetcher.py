@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
-from .. import telemetry
+from ..telemetry import metrics as telemetry
 from ..contract import HttpPolicy
 from ..errors import one_line
 from .common import BLOCK_BYTES

@@ -3,7 +3,7 @@ replayed after a crash never counts twice."""
 
 from sqlalchemy import event
 
-from .. import telemetry
+from ..telemetry import metrics as telemetry
 
 
 def count_on_commit(session, tasks: int, errors: int, retries: int = 0,

@@ -128,7 +128,7 @@ def create_table(session, table: str, key_path: str, run_id: str) -> Schema:
 
 def prepare(table: str, key_path: str, run_id: str) -> None:
     """A run's first step on its table (a datasource transaction): create it if needed."""
-    from ..appdb import session
+    from ..store.datasource import session
 
     create_table(session(), table, key_path, run_id)
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from durable_ingest import telemetry
+from durable_ingest.telemetry import metrics as telemetry
 
 DEPLOY = REPO / "deploy"
 YAML_FILES = [REPO / "docker-compose.yml", *sorted(DEPLOY.rglob("*.yaml")), *sorted(DEPLOY.rglob("*.yml"))]

@@ -16,7 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
 from conftest import REPO, people, run_ingest, start_ingest, wait_until, write_records
-from durable_ingest import __version__, telemetry
+from durable_ingest import __version__
+from durable_ingest.telemetry import metrics as telemetry
 
 pytestmark = pytest.mark.usefixtures("no_otel_env")
 

@@ -24,7 +24,7 @@ from typing import BinaryIO, Iterator, Optional
 
 import orjson
 
-from .generate_pools import (NATIONALITIES, PASSWORDS, SLUGS, TIMEZONES, USERNAME_STEMS,
+from .pools import (NATIONALITIES, PASSWORDS, SLUGS, TIMEZONES, USERNAME_STEMS,
                              Nationality)
 
 FORMATS = ("json", "ndjson")

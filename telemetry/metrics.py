@@ -54,8 +54,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
-from . import APP_NAME, __version__
-from .telemetry_logs import condense_opentelemetry_logs, warn_once
+from .. import APP_NAME, __version__
+from .otel_logs import condense_opentelemetry_logs, warn_once
 
 METER_NAME = "durable_ingest"
 RUN_ID_ATTRIBUTE = "ingest.run_id"
