@@ -136,8 +136,8 @@ class Fleet:
         has those ids (a helper of a killed command may still be draining)."""
         from dbos import DBOS
 
-        from .app import take_over
-        from .locks import ExecutorLock
+        from .runtime.launch import take_over
+        from .runtime.executor_lock import ExecutorLock
         from .contract import ACTIVE
 
         prefix = f"{self.parent_id}{HELPER_INFIX}"

@@ -227,7 +227,7 @@ def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
 def executor_alive(database_url: Optional[str]) -> Callable[[str], bool]:
     """executor id -> whether a live process holds it (its ``ExecutorLock``), asked once each."""
     from . import database
-    from .locks import ExecutorLock
+    from .runtime.executor_lock import ExecutorLock
 
     databases = database.resolve(database_url)
     known: dict = {}

@@ -27,7 +27,7 @@ def say(line: str) -> None:
 
 def running_app(database_url, concurrency: int, **kwargs):
     """The command's ``App`` (DBOS started on the databases), speaking to the terminal."""
-    from .app import App
+    from .runtime.launch import App
 
     kwargs.setdefault("on_wait", lambda: say(
         "waiting for another ingest process on this machine to finish (run "

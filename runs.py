@@ -128,7 +128,7 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
     that their start-up overlaps the scan; on SQLite only once this process has set the
     files up (``load``)."""
     from . import database
-    from .app import local_executor_id
+    from .runtime.launch import local_executor_id
     from .fleet import Fleet
 
     if detach:

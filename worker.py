@@ -14,7 +14,7 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
     import signal
     import threading
 
-    from .app import take_over as recover_executors
+    from .runtime.launch import take_over as recover_executors
     from .fleet import Fleet, exit_with_parent
 
     tune_gc()

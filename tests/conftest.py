@@ -374,14 +374,15 @@ class InProcess:
         self.files = 0
 
     def start(self) -> None:
-        from durable_ingest import app, integration  # noqa: F401  registers the workflows
+        from durable_ingest.runtime import launch as app
+        from durable_ingest import integration  # noqa: F401  registers the workflows
 
         if not self.running:
             app.launch(self.databases, concurrency=2, executor_id="inprocess-tests")
             self.running = True
 
     def stop(self) -> None:
-        from durable_ingest import app
+        from durable_ingest.runtime import launch as app
 
         if self.running:
             app.shutdown()

@@ -195,7 +195,7 @@ def test_a_new_sqlite_connection_waits_while_another_holds_the_file(tmp_path):
     """The last connection of a process to close a WAL file holds it exclusively for an
     instant, and one opening it then is told SQLITE_BUSY at once: every connection's first
     statement tries again (here for 0.3 s, with no busy timeout of its own)."""
-    from durable_ingest.app import _sqlite_pragmas
+    from durable_ingest.runtime.launch import _sqlite_pragmas
 
     path = tmp_path / "app.sqlite"
     with sqlite3.connect(path) as setup:

@@ -22,11 +22,11 @@ LAYERS = (
     ("web page", ["ui"]),
     ("commands", ["runs", "resuming", "worker", "waiting", "results", "load_options", "fleet"]),
     ("read-only views", ["appviews", "operations", "render"]),
-    ("start and stop DBOS", ["app"]),
+    ("start and stop DBOS", ["runtime.*"]),
     ("the DBOS story", ["integration"]),
     ("the steps' work", ["chunks", "claims", "packing", "redrive", "sources.plan"]),
     ("records, inputs and rows", ["transform", "sources.*", "store.*", "tables.*"]),
-    ("services", ["database", "models", "telemetry.*", "locks", "states", "progress",
+    ("services", ["database", "models", "telemetry.*", "states", "progress",
                   "generate.*", "codec.*"]),
     ("foundation", ["errors", "contract", "__init__"]),
 )

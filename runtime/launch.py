@@ -15,13 +15,13 @@ from typing import Optional
 from dbos import DBOS, SQLAlchemyDatasource
 from sqlalchemy import Engine, event
 
-from . import APP_NAME
-from .store import datasource
-from .telemetry import metrics as telemetry
-from .codec import json_text
-from .contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
-from .database import Databases, is_retryable_conflict
-from .locks import ExecutorLock
+from .. import APP_NAME
+from ..store import datasource
+from ..telemetry import metrics as telemetry
+from ..codec import json_text
+from ..contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
+from ..database import Databases, is_retryable_conflict
+from .executor_lock import ExecutorLock
 
 QUEUE_POLLING_SEC = 0.05
 SQLITE_OPEN_BUSY_SEC = 5
@@ -194,7 +194,7 @@ def drain(seconds: float) -> None:
     the next process."""
     from dbos._dbos import _get_dbos_instance
 
-    from .sources.credentials import waiting
+    from ..sources.credentials import waiting
 
     dbos = _get_dbos_instance()
     for stop in dbos.background_thread_stop_events:
@@ -246,11 +246,11 @@ class App:
     def __enter__(self) -> "App":
         from sqlalchemy import create_engine
 
-        from . import (
+        from .. import (
             database,
             integration,  # noqa: F401  registers the workflows before DBOS starts
         )
-        from .errors import IngestError, one_line
+        from ..errors import IngestError, one_line
 
         self.databases = database.resolve(self.database_url)
         database.upgrade_schema(self.databases.app_url)  # DBOS creates its own database
@@ -281,14 +281,14 @@ class App:
 
     def write_plan(self, manifest, run_id: str, options, scanned=None):
         """The run's ``sources`` rows (see ``sources.plan``)."""
-        from .sources.plan import write_plan
+        from ..sources.plan import write_plan
 
         return write_plan(self.engine, manifest, run_id, options.chunk_size, options.fmt,
                           options.identity, scanned, options.endpoint_url)
 
     def check_table(self, table: str, key: str) -> None:
         """``UsageError`` if the dataset table exists with another key than this load's."""
-        from .tables.catalog import check_key, read_schema
+        from ..tables.catalog import check_key, read_schema
 
         with self.engine.connect() as connection:
             check_key(read_schema(connection, table), key)
@@ -298,7 +298,7 @@ class App:
         their chunks read them were not, one line each (the first ``limit``)."""
         from sqlalchemy import select
 
-        from .models import Source
+        from ..models import Source
 
         with self.engine.connect() as connection:
             return list(connection.execute(
@@ -309,7 +309,7 @@ class App:
         """How many of the run's objects changed before their chunks read them."""
         from sqlalchemy import func, select
 
-        from .models import Source
+        from ..models import Source
 
         with self.engine.connect() as connection:
             return connection.execute(

@@ -5,7 +5,7 @@ and a probe that tells, without taking it, whether a live process holds it."""
 import hashlib
 import time
 
-from .database import Databases, is_postgres
+from ..database import Databases, is_postgres
 
 
 class ExecutorLock:
