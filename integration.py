@@ -39,9 +39,9 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from .store import datasource
-from . import chunks, claims, packing, redrive
+from .steps import chunks, claims, packing, redrive
 from .telemetry import metrics as telemetry
-from .chunks import target_of
+from .steps.chunks import target_of
 from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
                        RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,

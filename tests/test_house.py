@@ -24,7 +24,7 @@ LAYERS = (
     ("read-only views", ["appviews", "operations", "render"]),
     ("start and stop DBOS", ["runtime.*"]),
     ("the DBOS story", ["integration"]),
-    ("the steps' work", ["chunks", "claims", "packing", "redrive", "sources.plan"]),
+    ("the steps' work", ["steps.*", "sources.plan"]),
     ("records, inputs and rows", ["transform", "sources.*", "store.*", "tables.*"]),
     ("services", ["database", "models", "telemetry.*", "states", "progress",
                   "generate.*", "codec.*"]),

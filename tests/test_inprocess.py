@@ -12,7 +12,8 @@ import pytest
 from dbos import DBOS, SetWorkflowID
 
 from conftest import people, wait_until
-from durable_ingest import chunks, claims, integration, packing
+from durable_ingest.steps import chunks, claims, packing
+from durable_ingest import integration
 from durable_ingest.store.datasource import app_db, tx_options
 from durable_ingest.codec import NUL_REASON
 from durable_ingest.store.error_rows import bad_file_row, error_row, write_errors_once

@@ -10,15 +10,15 @@ from typing import Optional
 import orjson
 from sqlalchemy import func, select, update
 
-from .store import datasource
-from . import codec
+from ..store import datasource
+from .. import codec
 from .chunks import shaped_row, shaper_of, write_rows
-from .contract import Job
-from .errors import PERMANENT_TYPES
-from .models import Error
-from .store.counting import count_on_commit
-from .store.keyed import UPDATE, key_holders
-from .tables.write import key_holders as table_key_holders
+from ..contract import Job
+from ..errors import PERMANENT_TYPES
+from ..models import Error
+from ..store.counting import count_on_commit
+from ..store.keyed import UPDATE, key_holders
+from ..tables.write import key_holders as table_key_holders
 
 
 def redrive_page(run_id: str, after_id: int, faults: dict, page_size: int,
@@ -101,7 +101,7 @@ def holders_of(session, job: Job, keys: list) -> dict:
     """key -> (run, ordinal, position) of the record the run's table holds for it."""
     if not job.table:
         return key_holders(session, keys)
-    from .tables.names import key_column
+    from ..tables.names import key_column
 
     return table_key_holders(session.connection(), job.table, key_column(job.key), keys)
 

@@ -12,20 +12,20 @@ from typing import Optional
 
 from sqlalchemy import select
 
-from .store import datasource
-from .contract import TASKS, Chunk, Job
-from .errors import InputChanged, is_permanent
-from .models import Source
-from .sources.object_reads import ObjectPieces
-from .sources.read import RecordProblem, SourceTexts, read_chunk
-from .sources.s3 import is_s3
-from .store.counting import count_on_commit
-from .store.error_rows import error_row, write_errors
-from .store.files import set_source_errors
-from .store.keyed import UPDATE, write_keyed_tasks
-from .store.tasks import write_tasks
-from .tables.write import write_rows as write_table_rows
-from .transform import Faults, Shaper, stored
+from ..store import datasource
+from ..contract import TASKS, Chunk, Job
+from ..errors import InputChanged, is_permanent
+from ..models import Source
+from ..sources.object_reads import ObjectPieces
+from ..sources.read import RecordProblem, SourceTexts, read_chunk
+from ..sources.s3 import is_s3
+from ..store.counting import count_on_commit
+from ..store.error_rows import error_row, write_errors
+from ..store.files import set_source_errors
+from ..store.keyed import UPDATE, write_keyed_tasks
+from ..store.tasks import write_tasks
+from ..tables.write import write_rows as write_table_rows
+from ..transform import Faults, Shaper, stored
 
 
 def write_chunk(job: Job, chunk: Chunk) -> dict:

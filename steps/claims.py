@@ -5,12 +5,12 @@ are fetched (``record_pages``)."""
 
 from sqlalchemy import select
 
-from .store import datasource
-from .contract import TASKS, Claimed, FetchedPage
-from .models import Source
-from .store.counting import count_on_commit
-from .store.error_rows import bad_file_row, resolve_bad_pages, write_errors_once
-from .store.files import claim, set_source_states, source_row, write_sources
+from ..store import datasource
+from ..contract import TASKS, Claimed, FetchedPage
+from ..models import Source
+from ..store.counting import count_on_commit
+from ..store.error_rows import bad_file_row, resolve_bad_pages, write_errors_once
+from ..store.files import claim, set_source_states, source_row, write_sources
 
 
 def claim_page(run_id: str, low: int, high: int, table: str = TASKS) -> Claimed:

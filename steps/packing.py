@@ -6,9 +6,9 @@ from typing import Optional
 
 from sqlalchemy import select
 
-from .store import datasource
-from .contract import Chunk
-from .models import Source
+from ..store import datasource
+from ..contract import Chunk
+from ..models import Source
 
 PACK_PAGE = 1000  # files read per packing step
 

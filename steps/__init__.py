@@ -1,0 +1,13 @@
+"""The work behind the steps of ``integration``'s story, one module per kind of step. Each
+function runs inside a DBOS step or datasource transaction that ``integration`` names; none
+declares a workflow or a step of its own.
+
+- ``claims``: a run claims its files' contents, so the same bytes load once;
+- ``packing``: the claimed files' pieces into chunks of about ``chunk_size`` records;
+- ``chunks``: a chunk's records read back, transformed and written in one transaction,
+  and the retry rounds of those whose transform failed;
+- ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again.
+
+May import: ``transform``, ``sources``, ``store``, ``tables`` and the services and
+foundation below them; never ``integration`` or anything above it.
+"""
