@@ -130,7 +130,7 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
     """
-    from . import appviews, operations, render
+    from .views import app_database as appviews, runs as operations, render
 
     with one_line_errors():
         if run_id is None:
@@ -161,7 +161,7 @@ def errors(run_id, database_url, limit, include_resolved, table, as_json) -> Non
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
     """
-    from . import appviews, render
+    from .views import app_database as appviews, render
 
     with one_line_errors():
         groups = appviews.error_groups(database_url, run_id, limit, include_resolved, table)
@@ -181,7 +181,7 @@ def schema(table, database_url, as_json) -> None:
       ingest schema
       ingest schema users --json
     """
-    from . import appviews, render
+    from .views import app_database as appviews, render
 
     with one_line_errors():
         tables = appviews.table_schemas(database_url, table)

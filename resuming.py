@@ -16,7 +16,7 @@ def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool
     a command that only finishes runs has nothing to do (and creates nothing). With a
     ``run_id``: ``RunNotFound`` instead of False."""
     from . import database
-    from .operations import system_database_exists
+    from .views.runs import system_database_exists
 
     exists = system_database_exists(database.resolve(database_url).system_url)
     if not exists and run_id:

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from . import appviews, operations
+from .views import app_database as appviews, runs as operations
 from .errors import IngestError, RunNotFound
 
 DEFAULT_PORT = 8787

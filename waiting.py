@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from .contract import ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Summary, children_prefix
 from .errors import RunFailed, RunIncomplete
 from .progress import Progress
-from .states import needing_resume, published_pages
+from .views.states import needing_resume, published_pages
 
 POLL_SEC = 0.25  # how often a waiting command looks at its run
 CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)

@@ -5,9 +5,9 @@ that is not there."""
 
 from typing import Optional
 
-from .contract import TASKS, is_run_id
-from .errors import RunNotFound, TableNotFound
-from .operations import app_engine, require_known_run, run_table
+from ..contract import TASKS, is_run_id
+from ..errors import RunNotFound, TableNotFound
+from .runs import app_engine, require_known_run, run_table
 
 FILES_PAGE = 100
 
@@ -19,7 +19,7 @@ def run_files(database_url: Optional[str], run_id: str, page: int,
     (``table``, else the run's own) and in errors."""
     from sqlalchemy import func, select
 
-    from .models import Source
+    from ..models import Source
 
     table = table or run_table(database_url, run_id)
     with app_engine(database_url) as engine:
@@ -54,8 +54,8 @@ def rows_of(connection, fingerprint: str, table: str = TASKS) -> tuple:
     from sqlalchemy import column, func, select
     from sqlalchemy import table as table_clause
 
-    from .models import Error, Task
-    from .tables.names import SOURCE_KEY
+    from ..models import Error, Task
+    from ..tables.names import SOURCE_KEY
 
     low, high = f"{fingerprint}:", f"{fingerprint};"  # ';' follows ':'
     errors = connection.execute(select(func.count()).select_from(Error).where(
@@ -72,7 +72,7 @@ def rows_of(connection, fingerprint: str, table: str = TASKS) -> tuple:
 
 
 def table_key(connection, table: str) -> Optional[str]:
-    from .tables.catalog import read_schema
+    from ..tables.catalog import read_schema
 
     return read_schema(connection, table).key_column
 
@@ -114,7 +114,7 @@ def error_groups(database_url: Optional[str], run_id: Optional[str], limit: int,
 def table_schemas(database_url: Optional[str], table: Optional[str] = None) -> list:
     """The dataset tables (or one): their key, columns with type and the run that added
     each, and their rows (``ingest schema``)."""
-    from .tables.catalog import row_count, tables
+    from ..tables.catalog import row_count, tables
 
     with app_engine(database_url) as engine:
         found = []

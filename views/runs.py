@@ -12,9 +12,9 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from .contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, TASKS, Chunk,
+from ..contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, TASKS, Chunk,
                        PageCounts, Summary, children_prefix, is_run_id, redrive_prefix)
-from .errors import RunNotFound
+from ..errors import RunNotFound
 
 
 # -- reaching the databases ---------------------------------------------------------------------
@@ -37,7 +37,7 @@ def system_database_exists(system_url: str) -> bool:
 def database_exists(url: str) -> bool:
     from sqlalchemy import make_url
 
-    from . import database
+    from .. import database
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -50,7 +50,7 @@ def system_client(database_url: Optional[str]):
     """A read-only client of DBOS's system database; None when there is none yet."""
     from dbos import DBOSClient
 
-    from . import database
+    from .. import database
 
     databases = database.resolve(database_url)
     try:
@@ -70,7 +70,7 @@ def app_engine(database_url: Optional[str]):
     """An engine on the app database, or None when it does not exist yet."""
     from sqlalchemy import create_engine, inspect
 
-    from . import database
+    from .. import database
 
     url = database.resolve(database_url).app_url
     if not database_exists(url):
@@ -226,8 +226,8 @@ def run_state(parent, children: list, alive: Callable[[str], bool]) -> str:
 
 def executor_alive(database_url: Optional[str]) -> Callable[[str], bool]:
     """executor id -> whether a live process holds it (its ``ExecutorLock``), asked once each."""
-    from . import database
-    from .runtime.executor_lock import ExecutorLock
+    from .. import database
+    from ..runtime.executor_lock import ExecutorLock
 
     databases = database.resolve(database_url)
     known: dict = {}

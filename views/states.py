@@ -4,7 +4,7 @@ which of its workflows ``ingest resume`` must act on, and its page counts so far
 from dataclasses import asdict
 from typing import Optional
 
-from .contract import ERROR, GIVEN_UP, PageCounts, fork_id
+from ..contract import ERROR, GIVEN_UP, PageCounts, fork_id
 
 
 def needing_resume(children: list) -> list:

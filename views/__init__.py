@@ -1,0 +1,13 @@
+"""Read-only views for operators, shared by the commands that report (``ingest status``,
+``errors``, ``files``, ``schema``) and the web page (``ingest ui``). Nothing here writes.
+
+- ``runs``: runs and their chunks, read from DBOS's system database with its client;
+- ``app_database``: what the app database holds for a run: its files with the rows each
+  has, its ``errors`` grouped, a dataset table's schema;
+- ``states``: how a run's state reads (running, interrupted, done...), for views and waits;
+- ``render``: their tables on a terminal.
+
+May import: ``runtime.executor_lock`` (is a run's process alive?) and everything below the
+DBOS story (``tables``, ``database``, ``models``, ``contract``, ``errors``); never a command,
+the command line or the web page.
+"""
