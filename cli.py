@@ -16,7 +16,8 @@ from contextlib import nullcontext
 
 import click
 
-from . import __version__, progress
+from . import __version__
+from .commands import progress
 from .errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, errors_command_options,
                       fault_options, faults_of, generate_command_options, json_option,
@@ -57,7 +58,7 @@ def load(paths, **given) -> None:
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
-    from . import runs, waiting
+    from .commands import load as runs, waiting
 
     run: dict = {}
     database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
@@ -100,7 +101,7 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
     Example:
       ingest resume ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from . import load_options, resuming, waiting
+    from .commands import load_options, resume as resuming, waiting
 
     with one_line_errors(lambda: waiting.interrupted_line(run_id, resuming=True)):
         load_options.install_headers(headers, endpoint_url)
@@ -204,7 +205,7 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     Example:
       ingest retry ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from . import resuming
+    from .commands import resume as resuming
 
     with one_line_errors():
         resuming.any_state(database_url, run_id)
@@ -238,7 +239,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     """
     import socket
 
-    from . import load_options, worker
+    from .commands import load_options, worker
 
     worker_id = worker_id or socket.gethostname()
     waiting = f"waiting: a live process already works as {worker_id}"

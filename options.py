@@ -74,7 +74,7 @@ fault_options = options(
 
 def workers_option(name="--workers"):
     def parse(_ctx, _param, value):
-        from .fleet import worker_count
+        from .commands.helper_processes import worker_count
 
         try:
             return worker_count(value)
@@ -169,7 +169,7 @@ load_command_options = options(
 
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
-    from .load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
+    from .commands.load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
 
     return LoadOptions(
         chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],

@@ -4,8 +4,8 @@
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from .contract import TASKS, Summary
-from .views.states import pages_dict
+from ..contract import TASKS, Summary
+from ..views.states import pages_dict
 
 
 @dataclass
@@ -91,7 +91,7 @@ class LoadResult:
             lines.append(f"  files: {self.files_loaded:,} new files loaded, "
                          f"{self.files_already_loaded:,} already loaded, {self.files_bad:,} bad")
         if self.pages is not None:
-            from .views.render import describe_pages
+            from ..views.render import describe_pages
 
             lines.append(describe_pages(self.pages))
         shaped = (f" | updated {self.updated}" if self.updated else "") + \

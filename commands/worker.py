@@ -3,7 +3,7 @@ its running work finish."""
 
 from typing import Callable, Optional
 
-from .runs import tune_gc
+from .load import tune_gc
 
 
 def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
@@ -14,8 +14,8 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
     import signal
     import threading
 
-    from .runtime.launch import take_over as recover_executors
-    from .fleet import Fleet, exit_with_parent
+    from ..runtime.launch import take_over as recover_executors
+    from .helper_processes import Fleet, exit_with_parent
 
     tune_gc()
     stop = threading.Event()

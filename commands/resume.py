@@ -4,10 +4,10 @@ through its transform again), each with the transform the run recorded."""
 
 from typing import Callable, Iterator, Optional
 
-from .contract import ACTIVE, GIVEN_UP, Job, RunPlan, is_run_id
-from .errors import RunNotFound
+from ..contract import ACTIVE, GIVEN_UP, Job, RunPlan, is_run_id
+from ..errors import RunNotFound
 from .results import LoadResult
-from .runs import tune_gc
+from .load import tune_gc
 from .waiting import POLL_SEC, run_status, wait_for_run
 
 
@@ -15,8 +15,8 @@ def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool
     """Whether DBOS's system database exists: where it doesn't, no run ever started, and
     a command that only finishes runs has nothing to do (and creates nothing). With a
     ``run_id``: ``RunNotFound`` instead of False."""
-    from . import database
-    from .views.runs import system_database_exists
+    from .. import database
+    from ..views.runs import system_database_exists
 
     exists = system_database_exists(database.resolve(database_url).system_url)
     if not exists and run_id:
@@ -69,14 +69,14 @@ def take_over_helpers(app, say: Callable) -> None:
     (once no live process has their ids): ``resume`` finishes what they had taken."""
     from dbos import DBOS
 
-    from .fleet import Fleet
+    from .helper_processes import Fleet
 
     Fleet(DBOS.executor_id, 1, app.concurrency, app.database_url, 0, say).take_over_others(app.databases)
 
 
 def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResult:
     """Put a run's given-up or failed parts back to work and wait for it."""
-    from . import integration
+    from .. import integration
 
     job = run_job(run_id)
     if job is not None:
@@ -91,7 +91,7 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
 
 def redrive(run_id: str, faults: dict) -> dict:
     """``ingest retry``: the run's errors through the run's own transform again."""
-    from . import integration
+    from .. import integration
 
     check_run(run_id)
     job = run_job(run_id)
@@ -114,6 +114,6 @@ def run_job(run_id: str) -> Optional[Job]:
 def load_transform(job: Job) -> None:
     """Import the run's transform here and now: ``TransformNotFound`` (exit 2) before any
     work if this process can't."""
-    from .transform import resolve
+    from ..transform import resolve
 
     resolve(job.transform, job.transform_dir)

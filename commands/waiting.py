@@ -5,10 +5,10 @@ did not finish."""
 import time
 from typing import Callable, Optional
 
-from .contract import ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Summary, children_prefix
-from .errors import RunFailed, RunIncomplete
+from ..contract import ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Summary, children_prefix
+from ..errors import RunFailed, RunIncomplete
 from .progress import Progress
-from .views.states import needing_resume, published_pages
+from ..views.states import needing_resume, published_pages
 
 POLL_SEC = 0.25  # how often a waiting command looks at its run
 CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
@@ -68,7 +68,7 @@ def failure_of(run_id: str) -> str:
     """The first line of the error a failed workflow ended with."""
     from dbos import DBOS
 
-    from .errors import one_line
+    from ..errors import one_line
 
     found = DBOS.list_workflows(workflow_ids=[run_id], load_input=False)
     error = found[0].error if found else None
@@ -78,7 +78,7 @@ def failure_of(run_id: str) -> str:
 def incomplete_report(run_id: str, stuck: list) -> str:
     from dbos import DBOS
 
-    from .contract import MAX_RECOVERY_ATTEMPTS
+    from ..contract import MAX_RECOVERY_ATTEMPTS
 
     given_up, failed = [], []
     ids = [c.workflow_id for c in stuck]

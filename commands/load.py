@@ -9,8 +9,8 @@ it shows and turns an ``IngestError`` into its exit code.
 import time
 from typing import BinaryIO, Callable, Optional
 
-from .contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
-from .errors import InputError
+from ..contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
+from ..errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
 from .results import Detached, LoadResult
@@ -26,9 +26,9 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     once (the scan is also its fingerprint): ``scanned`` is its plan."""
     import os
 
-    from .sources.globs import has_magic
-    from .sources.plan import Manifest, Skipped, expand, identify_all, scan_alone
-    from .sources.s3 import is_s3
+    from ..sources.globs import has_magic
+    from ..sources.plan import Manifest, Skipped, expand, identify_all, scan_alone
+    from ..sources.s3 import is_s3
 
     skipped, manifest = Skipped(), Manifest()
     files = [s for s in specs if not is_url(s)]
@@ -60,7 +60,7 @@ def current_run(manifest) -> tuple:
     again, and stores only what no earlier run stored."""
     from dbos import DBOS
 
-    from .contract import generation_of
+    from ..contract import generation_of
 
     identity = manifest.identity
     if not identity.fetches:
@@ -80,7 +80,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     """Plan the run of these files and start it, or attach to it if it exists; returns its
     ``LoadResult`` (``Detached`` with ``detach``). A ``fleet`` (see ``helpers``) loads
     chunks beside this process until the run ends."""
-    from . import integration
+    from .. import integration
 
     began = time.time()
     run_id, status = current_run(manifest)
@@ -127,15 +127,15 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
     Postgres they start at once, forked (``entry`` runs ``ingest ARGUMENTS`` in them), so
     that their start-up overlaps the scan; on SQLite only once this process has set the
     files up (``load``)."""
-    from . import database
-    from .runtime.launch import local_executor_id
-    from .fleet import Fleet
+    from .. import database
+    from ..runtime.launch import local_executor_id
+    from .helper_processes import Fleet
 
     if detach:
         return None
     fleet = Fleet(local_executor_id(), processes, concurrency, database_url, HELPER_DRAIN_SEC, say)
     if processes > 1 and database.is_postgres(database.app_database_url(database_url)):
-        from . import integration  # noqa: F401  imported once, before the fork, for all
+        from .. import integration  # noqa: F401  imported once, before the fork, for all
 
         fleet.start(fork_entry=entry)
     return fleet
@@ -145,7 +145,7 @@ def describe_inputs(specs: list, urls: tuple = ()) -> str:
     """The inputs as typed, for people: paths made absolute, URLs without credentials."""
     import os
 
-    from .sources.s3 import is_s3
+    from ..sources.s3 import is_s3
 
     bare = iter(source.describe() for source in urls)
     names = ["stdin" if s == "-" else next(bare) if is_url(s) else

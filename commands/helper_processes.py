@@ -136,9 +136,9 @@ class Fleet:
         has those ids (a helper of a killed command may still be draining)."""
         from dbos import DBOS
 
-        from .runtime.launch import take_over
-        from .runtime.executor_lock import ExecutorLock
-        from .contract import ACTIVE
+        from ..runtime.launch import take_over
+        from ..runtime.executor_lock import ExecutorLock
+        from ..contract import ACTIVE
 
         prefix = f"{self.parent_id}{HELPER_INFIX}"
         pending = DBOS.list_workflows(status=list(ACTIVE), load_input=False, load_output=False)
@@ -178,7 +178,7 @@ class Forked:
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 0
         except BaseException as exc:  # noqa: BLE001  a helper must never return into the parent's code
-            from .errors import one_line
+            from ..errors import one_line
 
             print(f"Error: helper {arguments[2]}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         finally:

@@ -5,7 +5,7 @@ faults, transform, key, the API pages' policy) and the checks of ``--transform``
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .contract import HttpPolicy, Job, is_url
+from ..contract import HttpPolicy, Job, is_url
 
 DEFAULT_CHUNK_SIZE = 5000
 
@@ -43,8 +43,8 @@ class LoadOptions:
             return {}
         import os
 
-        from .sources.credentials import credentials
-        from .sources.spool import spool_dir
+        from ..sources.credentials import credentials
+        from ..sources.spool import spool_dir
 
         mine = credentials()
         return {"spool": os.path.abspath(spool_dir()), "credentials_check": mine.check(run_id),
@@ -71,9 +71,9 @@ def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: O
     transform is ``uppercase`` (the demo's) into ``tasks``, ``identity`` into a table."""
     import os
 
-    from .errors import UsageError
-    from .tables.names import check_table_name
-    from .transform import key_path, recorded_spec, resolve
+    from ..errors import UsageError
+    from ..tables.names import check_table_name
+    from ..transform import key_path, recorded_spec, resolve
 
     if table is not None:
         check_table_name(table)
@@ -98,9 +98,9 @@ def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
     """The ``UrlSource`` of each URL among ``specs``, checked before any work (a
     ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
     installed in this process and its helpers, and kept nowhere else."""
-    from .errors import UsageError
-    from .sources.credentials import Credentials, install
-    from .sources.http import parse_pages, url_source
+    from ..errors import UsageError
+    from ..sources.credentials import Credentials, install
+    from ..sources.http import parse_pages, url_source
 
     credentials = Credentials()
     for header in headers:
@@ -121,7 +121,7 @@ def install_headers(headers: tuple, endpoint_url: Optional[str] = None) -> None:
     if headers:
         url_inputs([], None, headers)
     if endpoint_url:
-        from .sources.objects import resolved_endpoint, use_endpoint
+        from ..sources.objects import resolved_endpoint, use_endpoint
 
         use_endpoint(resolved_endpoint(endpoint_url))
 
@@ -130,11 +130,11 @@ def s3_endpoint(specs, endpoint_url: Optional[str]) -> str:
     """With ``s3://`` inputs: the endpoint the run records for its workers (``--endpoint-url``,
     else AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else "": AWS), once the ``s3`` extra is
     known to be installed (else a ``UsageError``, exit 2). Without: ""."""
-    from .sources.s3 import is_s3
+    from ..sources.s3 import is_s3
 
     if not any(is_s3(spec) for spec in specs):
         return ""
-    from .sources.objects import check_extra, resolved_endpoint
+    from ..sources.objects import check_extra, resolved_endpoint
 
     check_extra()
     return resolved_endpoint(endpoint_url)
