@@ -35,6 +35,9 @@ engine's JSON serializer, so that the Decimals ``storable`` keeps are written ex
 
 The work is split by job: ``decode`` (reading), ``encode`` (writing, and the NUL rule) and
 ``numbers`` (the databases' limits, field paths and keys); this package is their one face.
+
+May import: ``errors`` and the standard library; everything that reads or writes JSON
+imports it.
 """
 
 from .decode import (InvalidJSON, JSONError, LoneSurrogate, NestedTooDeep, NumberOutOfRange, loads,

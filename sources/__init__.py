@@ -10,4 +10,9 @@
   ``credentials`` (never stored): API pages;
 - ``read``: a chunk's byte ranges back into records;
 - ``common``: what they share (limits, opening a file, lines, value ends).
+
+May import: ``store`` (a plan writes its rows), ``transform``, ``codec``, ``telemetry``,
+``contract`` and ``errors``; never a step, ``integration`` or anything above. ``plan`` is
+the one module that sits a layer higher (it writes a run's files and claims through
+``store``).
 """

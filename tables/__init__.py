@@ -7,4 +7,7 @@ in ``data``, columns added as new fields appear.
 - ``catalog``: ``ingest_tables`` and ``ingest_columns``, and the DDL that follows them;
 - ``rows``: a chunk's records as rows, column by column;
 - ``write``: the rows into the table (COPY, inserts, keyed upserts).
+
+May import: ``store`` (the datasource, keyed writes), ``codec``, ``models``, ``contract`` and
+``errors``; never a source, a step or anything above.
 """

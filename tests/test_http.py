@@ -85,7 +85,7 @@ def test_a_404_page_gets_one_errors_row_and_the_others_load(cli, backend):
     status = cli("status", run_id, env=backend.env())
     assert "pages: 3 fetched: 2 new, 0 already loaded, 1 failed | http retries 0" in status.output
     from durable_ingest.views import runs as operations
-    from durable_ingest import ui
+    from durable_ingest.ui import server as ui
 
     detail = operations.run_detail(backend.url, run_id)
     assert "pages fetched <b>3</b> · new <b>2</b>" in ui.pages_line(detail["pages"])

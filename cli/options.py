@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import click
 
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_RECORD_ERRORS
+from ..errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_RECORD_ERRORS
 
 
 class Failure(click.ClickException):
@@ -27,7 +27,7 @@ def say(line: str) -> None:
 
 def running_app(database_url, concurrency: int, **kwargs):
     """The command's ``App`` (DBOS started on the databases), speaking to the terminal."""
-    from .runtime.launch import App
+    from ..runtime.launch import App
 
     kwargs.setdefault("on_wait", lambda: say(
         "waiting for another ingest process on this machine to finish (run "
@@ -39,7 +39,7 @@ def running_app(database_url, concurrency: int, **kwargs):
 def one_line_errors(interrupted=lambda: "interrupted"):
     """An ``IngestError`` (every failure a user can act on) becomes its line and exit code;
     Ctrl-C (or SIGTERM) the line ``interrupted()`` returns, exit 130."""
-    from .errors import IngestError
+    from ..errors import IngestError
 
     try:
         yield
@@ -74,7 +74,7 @@ fault_options = options(
 
 def workers_option(name="--workers"):
     def parse(_ctx, _param, value):
-        from .commands.helper_processes import worker_count
+        from ..commands.helper_processes import worker_count
 
         try:
             return worker_count(value)
@@ -88,7 +88,7 @@ def workers_option(name="--workers"):
 
 
 def faults_of(fail_tasks, flaky_rate, seed) -> dict:
-    from .transform import Faults
+    from ..transform import Faults
 
     return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
 
@@ -131,7 +131,7 @@ http_options = options(
 
 
 def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int):
-    from .contract import HttpPolicy
+    from ..contract import HttpPolicy
 
     return HttpPolicy(attempts=http_attempts, timeout=http_timeout, rate=rate,
                       concurrency=concurrency)
@@ -169,7 +169,7 @@ load_command_options = options(
 
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
-    from .commands.load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
+    from ..commands.load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
 
     return LoadOptions(
         chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],
@@ -186,8 +186,8 @@ def load_options_of(paths: tuple, given: dict):
 def report_unexpected(exc: Exception) -> int:
     """A bug or an unexpected failure as one line (the traceback with ``INGEST_DEBUG=1``),
     with the passwords of the database URLs in play scrubbed; returns the exit code."""
-    from .database import environment_urls
-    from .errors import one_line, scrub
+    from ..database import environment_urls
+    from ..errors import one_line, scrub
 
     urls = list(environment_urls()) + [a.removeprefix("--database-url=") for a in sys.argv[1:]]
     urls = [u for u in urls if u]

@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from .views import app_database as appviews, runs as operations
-from .errors import IngestError, RunNotFound
+from ..views import app_database as appviews, runs as operations
+from ..errors import IngestError, RunNotFound
 
 DEFAULT_PORT = 8787
 RUNS_SHOWN = 1000
@@ -68,7 +68,7 @@ class Views:
     def client(self):
         from dbos import DBOSClient
 
-        from . import database
+        from .. import database
 
         with self._lock:
             if self._client is None:
@@ -289,7 +289,7 @@ class Handler(BaseHTTPRequestHandler):
 def serve(database_url: Optional[str], host: str, port: int, say=lambda line: None) -> None:
     """Serve until interrupted; ``say`` gets the page's address once it listens (and a
     warning when it listens beyond this machine)."""
-    from . import database
+    from .. import database
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"warning: serving on {host}: anyone who can reach it sees your runs, file names "

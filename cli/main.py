@@ -16,9 +16,9 @@ from contextlib import nullcontext
 
 import click
 
-from . import __version__
-from .commands import progress
-from .errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
+from .. import __version__
+from ..commands import progress
+from ..errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
 from .options import (concurrency_option, database_option, errors_command_options,
                       fault_options, faults_of, generate_command_options, json_option,
                       load_command_options, load_options_of, one_line_errors, remote_options,
@@ -58,7 +58,7 @@ def load(paths, **given) -> None:
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
-    from .commands import load as runs, waiting
+    from ..commands import load as runs, waiting
 
     run: dict = {}
     database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
@@ -101,7 +101,7 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
     Example:
       ingest resume ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from .commands import load_options, resume as resuming, waiting
+    from ..commands import load_options, resume as resuming, waiting
 
     with one_line_errors(lambda: waiting.interrupted_line(run_id, resuming=True)):
         load_options.install_headers(headers, endpoint_url)
@@ -131,7 +131,7 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
     """
-    from .views import app_database as appviews, runs as operations, render
+    from ..views import app_database as appviews, runs as operations, render
 
     with one_line_errors():
         if run_id is None:
@@ -162,7 +162,7 @@ def errors(run_id, database_url, limit, include_resolved, table, as_json) -> Non
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
     """
-    from .views import app_database as appviews, render
+    from ..views import app_database as appviews, render
 
     with one_line_errors():
         groups = appviews.error_groups(database_url, run_id, limit, include_resolved, table)
@@ -182,7 +182,7 @@ def schema(table, database_url, as_json) -> None:
       ingest schema
       ingest schema users --json
     """
-    from .views import app_database as appviews, render
+    from ..views import app_database as appviews, render
 
     with one_line_errors():
         tables = appviews.table_schemas(database_url, table)
@@ -205,7 +205,7 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
     Example:
       ingest retry ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from .commands import resume as resuming
+    from ..commands import resume as resuming
 
     with one_line_errors():
         resuming.any_state(database_url, run_id)
@@ -239,7 +239,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
     """
     import socket
 
-    from .commands import load_options, worker
+    from ..commands import load_options, worker
 
     worker_id = worker_id or socket.gethostname()
     waiting = f"waiting: a live process already works as {worker_id}"
@@ -269,7 +269,7 @@ def ui(database_url, host, port) -> None:
     Example:
       ingest ui --port 8787
     """
-    from . import ui as web
+    from ..ui import server as web
 
     with one_line_errors(lambda: "stopped"):
         web.serve(database_url, host, port, say=say)
@@ -285,7 +285,7 @@ def migrate(database_url) -> None:
     Example:
       DATABASE_URL=postgresql://postgres:dbos@localhost:5432/durable_ingest ingest migrate
     """
-    from . import database
+    from .. import database
 
     with one_line_errors():
         databases = database.resolve(database_url)
@@ -303,7 +303,7 @@ def generate(count, seed, fmt, output) -> None:
     Example:
       ingest generate --count 100000 --seed 7 --format ndjson -o users.ndjson
     """
-    from .generate.datasets import write_dataset
+    from ..generate.datasets import write_dataset
 
     with nullcontext(sys.stdout.buffer) if output == "-" else open(output, "wb") as out:
         write_dataset(out, count, seed, fmt)
@@ -341,7 +341,3 @@ def entry_point() -> None:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-if __name__ == "__main__":
-    entry_point()
