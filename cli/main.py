@@ -1,5 +1,5 @@
-"""The ``ingest`` command line: parse options, call ``runs`` (loads and what follows them)
-or ``operations`` (read-only views), print. No DBOS calls of its own.
+"""The ``ingest`` command line: parse options, call ``commands`` (loads and what follows them)
+or ``views`` (read-only views), print. No DBOS calls of its own.
 
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.

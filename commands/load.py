@@ -78,7 +78,7 @@ def current_run(manifest) -> tuple:
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
          detach: bool = False, show_progress: bool = False, fleet=None):
     """Plan the run of these files and start it, or attach to it if it exists; returns its
-    ``LoadResult`` (``Detached`` with ``detach``). A ``fleet`` (see ``helpers``) loads
+    ``LoadResult`` (``Detached`` with ``detach``). A ``Fleet`` (see ``helper_processes``) loads
     chunks beside this process until the run ends."""
     from .. import integration
 

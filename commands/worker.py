@@ -10,7 +10,7 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
           processes: int = 1, parent_pid: Optional[int] = None) -> None:
     """Work the queues until SIGINT or SIGTERM (or, for a command's helper, until its parent
     process is gone), then let running work finish (``drain_sec``). With ``processes`` > 1,
-    helper processes work beside this one (see ``fleet``)."""
+    helper processes work beside this one (see ``helper_processes``)."""
     import signal
     import threading
 

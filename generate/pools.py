@@ -1,6 +1,6 @@
-"""The value pools of ``generate``: per nationality the first and last names, places,
+"""The value pools of ``generate.datasets``: per nationality the first and last names, places,
 phone, postcode and national-id formats of randomuser.me (v1.4), and the titles, time zones,
-usernames and passwords every record draws from. Data only: the drawing is in ``generate``."""
+usernames and passwords every record draws from. Data only: the drawing is in ``generate.datasets``."""
 
 import unicodedata
 from dataclasses import dataclass

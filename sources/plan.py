@@ -277,7 +277,7 @@ class Manifest:
 
     @property
     def run_id(self) -> Optional[str]:
-        """With URL inputs, the run ``runs.current_run`` chose (None before it chose)."""
+        """With URL inputs, the run ``commands.load.current_run`` chose (None before it chose)."""
         return self.chosen if self.identity.fetches else self.identity.run_id()
 
     def __iter__(self) -> Iterator[Identified]:

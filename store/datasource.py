@@ -1,5 +1,5 @@
 """The app database's DBOS datasource, for the workflows' transactions: set once by
-``app.launch``, read by every step that writes rows (``session()`` inside a transaction)."""
+``runtime.launch``, read by every step that writes rows (``session()`` inside a transaction)."""
 
 from typing import Optional
 

@@ -1,5 +1,5 @@
 """How runs, chunks, files and error groups look on a terminal: the tables of ``ingest
-status`` and ``ingest errors``, from the dicts ``operations`` returns."""
+status`` and ``ingest errors``, from the dicts ``views.runs`` returns."""
 
 import time
 

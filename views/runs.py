@@ -1,5 +1,5 @@
 """Read-only views for operators: runs and their chunks (``ingest status``, the ``ui``), and
-how the views reach the databases (``appviews`` has the app database's files, errors and
+how the views reach the databases (``views.app_database`` has the app database's files, errors and
 tables).
 
 Run state comes from DBOS's system database through a ``DBOSClient``, which reads it
