@@ -32,6 +32,17 @@ its rows together with DBOS's checkpoint: replays never write twice, and metrics
 counted only when a transaction really commits.
 """
 
+if __name__ == "__main__" and not __package__:
+    # `python integration.py`, as the demo was run: the `ingest` command of the installed
+    # package (the demo load when no arguments are given). An entry point, not an import.
+    import runpy
+    import sys
+    from pathlib import Path
+
+    demo = str(Path(__file__).resolve().parent / "data" / "randomuser-1000.json")
+    sys.argv[1:] = sys.argv[1:] or ["load", demo, "--fail-task", "50"]
+    runpy.run_module("durable_ingest.cli", run_name="__main__", alter_sys=True)
+
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Optional

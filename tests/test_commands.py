@@ -88,6 +88,36 @@ def test_dbos_workflow_list_shows_the_run(backend, workdir):
     assert "write_chunk" in steps.stdout
 
 
+DEMO_SUMMARY = "records 1000 | tasks 999 | errors 1"
+
+
+@pytest.mark.slow
+def test_dbos_start_runs_the_demo_load(workdir):
+    (workdir / "dbos-config.yaml").write_text((REPO / "dbos-config.yaml").read_text())
+    (workdir / "data").mkdir()
+    (workdir / "data" / "randomuser-1000.json").write_bytes(
+        (REPO / "data" / "randomuser-1000.json").read_bytes())
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    started = subprocess.run([str(BIN / "dbos"), "start"], cwd=workdir, env=env,
+                             capture_output=True, text=True, timeout=300)
+
+    assert started.returncode == 0, started.stderr
+    assert DEMO_SUMMARY in started.stdout
+
+
+@pytest.mark.slow
+def test_python_integration_py_runs_the_demo_as_the_original_did(workdir):
+    ran = subprocess.run([sys.executable, str(REPO / "integration.py")], cwd=workdir,
+                         capture_output=True, text=True, timeout=300)
+    status = subprocess.run([sys.executable, str(REPO / "integration.py"), "status", "--json"],
+                            cwd=workdir, capture_output=True, text=True, timeout=300)
+
+    assert ran.returncode == 0, ran.stderr
+    assert DEMO_SUMMARY in ran.stdout
+    assert status.returncode == 0, status.stderr
+    assert [run["tasks"] for run in json.loads(status.stdout)] == [999]
+
+
 HEAVY = ("dbos", "sqlalchemy", "opentelemetry", "alembic")
 HELP_THEN_LIST_IMPORTS = """
 import sys
