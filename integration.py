@@ -109,8 +109,8 @@ def prepare_table(job: Job) -> None:
 def claim_files(job: Job, files: int) -> Claimed:
     total = Claimed()
     for low in range(0, files, CLAIM_PAGE):
-        total += datasource.run_tx("claim_page", claims.claim_page, job.run_id, low, low + CLAIM_PAGE,
-                              target_of(job))
+        total += datasource.run_tx("claim_page", claims.claim_page, job.run_id, low,
+                                   low + CLAIM_PAGE, target_of(job))
     return total
 
 
@@ -123,7 +123,7 @@ def enqueue_chunks(job: Job, state: Optional[dict] = None, final: bool = True) -
     state = state or packing.first_state()
     while True:
         page = datasource.run_tx("pack_chunks", packing.pack_chunks, job.run_id, job.chunk_size,
-                            state, final)
+                                 state, final)
         for chunk in page["chunks"]:
             with SetWorkflowID(chunk_workflow_id(job.run_id, chunk.index)):
                 DBOS.enqueue_workflow(CHUNK_QUEUE, load_chunk, job, chunk)
@@ -166,7 +166,7 @@ def record_batch(job: Job, fetched: Fetched, pages: list) -> Fetched:
     """A batch's pages into ``sources``, claimed and packed, its counts published."""
     kept = [p for p in pages if p.loads]
     claimed = datasource.run_tx("record_pages", claims.record_pages, job.run_id, fetched.ordinal,
-                           kept, target_of(job))
+                                kept, target_of(job))
     counts = fetched.pages + PageCounts(
         new=claimed.new, already=claimed.duplicate, failed=claimed.bad,
         empty=len(pages) - len(kept), http_retries=sum(max(p.attempts - 1, 0) for p in pages),
@@ -255,7 +255,7 @@ def retry_records(job: Job, index: int, failures: list) -> dict:
         if not pending:
             break
     return datasource.run_tx("write_retried", chunks.write_retried, job, rescued, pending, retries,
-                        dropped)
+                             dropped)
 
 
 @DBOS.step(name="transform_round")
@@ -329,7 +329,7 @@ def redrive_errors(run_id: str, faults: dict, page_size: int, job: Optional[Job]
     after, totals = 0, {"retried": 0, "tasks": 0, "errors": 0, "skipped": 0}
     while True:
         page = datasource.run_tx("redrive_page", redrive.redrive_page, run_id, after, faults,
-                            page_size, job)
+                                 page_size, job)
         if page["last_id"] is None:
             return {"run_id": run_id, **totals}
         after = page["last_id"]

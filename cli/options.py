@@ -169,7 +169,8 @@ load_command_options = options(
 
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
-    from ..commands.load_options import LoadOptions, s3_endpoint, shaping_options as shaping, url_inputs
+    from ..commands.load_options import (LoadOptions, s3_endpoint, shaping_options as shaping,
+                                         url_inputs)
 
     return LoadOptions(
         chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],

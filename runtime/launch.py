@@ -59,8 +59,9 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     time, and recovers what an earlier one left unfinished; ``worker`` runs as its own
     ``executor_id``; ``client`` (load --detach) only enqueues: it works no queue and owns
     nothing that would need recovering. An ``exclusive`` worker also waits until no other
-    live process has its executor id. A ``helper`` (of a command, see ``commands.helper_processes``) works only
-    chunks and retries: a queued run's own workflow stays with long-lived processes.
+    live process has its executor id. A ``helper`` (of a command, see
+    ``commands.helper_processes``) works only chunks and retries: a queued run's own
+    workflow stays with long-lived processes.
     """
     global _global_concurrency, _lock
     _global_concurrency = global_concurrency
