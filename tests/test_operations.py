@@ -45,35 +45,22 @@ def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):
 
 
 @pytest.mark.slow
-def test_status_is_live_while_a_run_is_going(backend, workdir):
+def test_status_is_live_while_a_run_is_going(backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(300), "ndjson")
     process = start_ingest("load", data, "--chunk-size", "30", "--concurrency", "1", cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.5"})
-    seen, chunk_states = set(), []
+                           env={**backend.env(), **parking.env(chunks=5)})
+    parking.wait_parked(index=5, process=process)  # chunks 0-4 committed, 5 held before its own
 
-    def run_in_progress():
-        result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
-        if result.returncode == 0 and json.loads(result.stdout):
-            run = json.loads(result.stdout)[0]
-            seen.add(run["state"])
-            if run["state"] == "running" and 0 < run["tasks"] < 300:
-                return run
-        return None
-
-    def some_chunks_done_and_some_not():
-        # Each look is a process of its own (about a second): ask again until one falls
-        # between the first chunk's end and the last one's start, not just once.
-        detail = json.loads(run_ingest("status", run["run_id"], "--json",
-                                       env=backend.env(), cwd=workdir).stdout)
-        states = {c["state"] for c in detail["chunks"]}
-        chunk_states.append(sorted(states))
-        return "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
-
-    run = wait_until(run_in_progress, 60, lambda: f"the run in progress (states seen: {seen})",
-                     interval=0.2, process=process)
-    wait_until(some_chunks_done_and_some_not, 60,
-               lambda: f"chunks done and chunks to do (seen: {chunk_states})", process=process)
+    [run_id] = [w for w in backend.workflow_ids(workdir) if "-chunk-" not in w]
+    looked = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)  # one look
+    parking.release()
     process.communicate(timeout=120)
+
+    assert looked.returncode == 0, looked.stderr
+    detail = json.loads(looked.stdout)
+    assert (detail["state"], detail["tasks"], detail["errors"]) == ("running", 150, 0)
+    assert [(c["chunk"], c["state"]) for c in detail["chunks"]] == \
+        [(n, "SUCCESS") for n in range(5)] + [(5, "PENDING")] + [(n, "ENQUEUED") for n in range(6, 10)]
     assert process.returncode == 0
 
 
