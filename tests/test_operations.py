@@ -51,7 +51,7 @@ def test_status_is_live_while_a_run_is_going(backend, workdir, parking):
                            env={**backend.env(), **parking.env(chunks=5)})
     parking.wait_parked(index=5, process=process)  # chunks 0-4 committed, 5 held before its own
 
-    [run_id] = [w for w in backend.workflow_ids(workdir) if "-chunk-" not in w]
+    [run_id] = [w for w in backend.workflow_ids(workdir) if w.count("-") == 1]  # not a chunk's
     looked = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)  # one look
     parking.release()
     process.communicate(timeout=120)
