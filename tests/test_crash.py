@@ -202,3 +202,29 @@ def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workd
     assert resumed.returncode == 0, resumed.stderr
     assert_exactly_once(sqlite_backend)
 
+
+
+def test_a_chunk_parked_at_commit_has_written_its_rows_but_not_committed_them(backend, workdir,
+                                                                              parking):
+    data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
+    process = start_load(backend, data, workdir, "--concurrency", "1",
+                         env=parking.env(chunks=1, at="commit"))
+    [marker] = parking.wait_parked(index=1, process=process)
+    tasks_while_held = backend.counts()[0]
+    parking.release()
+    out, err = process.communicate(timeout=120)
+
+    assert (marker["stage"], marker["executor"], marker["pid"]) == ("commit", "local", process.pid)
+    assert tasks_while_held == CHUNK - 1  # chunk 0's but record 7 (retrying); 1's not committed
+    assert process.returncode == 0, err
+    assert_exactly_once(backend)
+
+
+def test_a_park_never_released_ends_the_process_after_its_timeout(sqlite_backend, workdir, parking):
+    data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
+    process = start_load(sqlite_backend, data, workdir,
+                         env={**parking.env(chunks=0), "INGEST_FAULT_PARK_TIMEOUT_SEC": "1"})
+    process.communicate(timeout=120)
+
+    assert process.returncode == 87  # loudly, rather than hanging
+    assert [m["index"] for m in parking.parked()] == [0]
