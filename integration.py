@@ -50,7 +50,7 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from .store import datasource
-from .steps import chunks, claims, packing, redrive
+from .steps import chunks, claims, faults, packing, redrive
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
@@ -225,6 +225,7 @@ def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail)
 @DBOS.workflow(name="load_chunk", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
 def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
     telemetry.tag_run(job.run_id)
+    faults.park(chunk.index, "start")
     with telemetry.chunk(chunk.records):
         outcome = datasource.run_tx("write_chunk", chunks.write_chunk, job, chunk)
     retry_workflow = None

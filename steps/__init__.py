@@ -6,7 +6,8 @@ declares a workflow or a step of its own.
 - ``packing``: the claimed files' pieces into chunks of about ``chunk_size`` records;
 - ``chunks``: a chunk's records read back, transformed and written in one transaction,
   and the retry rounds of those whose transform failed;
-- ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again.
+- ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again;
+- ``faults``: the hidden test hooks (a slow chunk, a poison chunk, a parked chunk).
 
 May import: ``transform``, ``sources``, ``store``, ``tables`` and the services and
 foundation below them; never ``integration`` or anything above it.

@@ -7,12 +7,12 @@ rows. Every function here runs inside a step or a datasource transaction of ``in
 """
 
 import os
-import time
 from typing import Optional
 
 from sqlalchemy import select
 
 from ..store import datasource
+from . import faults
 from ..contract import TASKS, Chunk, Job
 from ..errors import InputChanged, is_permanent
 from ..models import Source
@@ -72,7 +72,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
     written = write_rows(session, job, transformed_rows())
     write_errors(session, problems, keyed=job.keyed)
     set_source_errors(session, job.run_id, changed)
-    process_faults(chunk.index)
+    faults.process_faults(chunk.index)
     count_on_commit(session, written["tasks"], len(problems), updated=written["updated"],
                           skipped=written["skipped"] + dropped)
     return {**written, "skipped": written["skipped"] + dropped, "errors": len(problems),
@@ -197,19 +197,6 @@ def final_error_row(job: Job, failure: dict) -> dict:
                      failure["error_type"], failure["error"], failure["record"],
                      failure["attempts"], failure["permanent"], failure.get("key"),
                      failure.get("ordinal"), table=target_of(job), source=failure.get("source"))
-
-
-def process_faults(index: int) -> None:
-    """Hidden test hooks, read from the environment, that act before a chunk commits:
-    ``INGEST_FAULT_CHUNK_DELAY_SEC`` slows every chunk down (room for a kill -9) and
-    ``INGEST_FAULT_CRASH_CHUNKS=3,7`` makes the process die on those chunks, every time
-    (a poison chunk). Unset, they cost one dictionary lookup each."""
-    delay = os.environ.get("INGEST_FAULT_CHUNK_DELAY_SEC")
-    if delay:
-        time.sleep(float(delay))
-    crash = os.environ.get("INGEST_FAULT_CRASH_CHUNKS")
-    if crash and str(index) in crash.split(","):
-        os._exit(86)
 
 
 # -- retry rounds ---------------------------------------------------------------------------------

@@ -265,7 +265,8 @@ def start_ingest(*args, env=None, cwd=None, **popen) -> subprocess.Popen:
 
 
 def kill_9(process: subprocess.Popen, timeout: float = 30) -> int:
-    """SIGKILL the process and reap it; its return code."""
+    """SIGKILL the process and reap it; its return code: ``-9`` when the kill landed,
+    another one when the process had ended by itself first."""
     process.send_signal(signal.SIGKILL)
     return process.wait(timeout=timeout)
 
@@ -297,6 +298,58 @@ def wait_until(predicate: Callable, timeout: float, what, *, interval: float = 0
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
+
+
+class Parking:
+    """Drives the park fault hook (``steps/faults.py``) over one folder: a process started
+    with ``env()`` holds the chosen chunks until the test releases them, so the test sees
+    the run in that state for certain instead of racing it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def env(self, chunks="all", at: str = "start") -> dict:
+        """Variables to merge into a process's environment: park ``chunks`` (``2``,
+        ``"2,5"``, ``"4-"``, ``"all"``) at ``at`` (``start`` or ``commit``)."""
+        return {"INGEST_FAULT_PARK_DIR": str(self.folder), "INGEST_FAULT_PARK_CHUNKS": str(chunks),
+                "INGEST_FAULT_PARK_AT": at}
+
+    def parked(self) -> list:
+        """The markers of the chunks parked so far (released ones too): dicts of index, pid,
+        executor and stage."""
+        found = []
+        for path in sorted(self.folder.glob("parked-*.json")):
+            try:
+                found.append(json.loads(path.read_text()))
+            except (OSError, ValueError):  # written by os.replace: whole or absent
+                continue
+        return found
+
+    def wait_parked(self, index: Optional[int] = None, executor: Optional[str] = None,
+                    process: Optional[subprocess.Popen] = None, count: int = 1,
+                    timeout: float = 90) -> list:
+        """Wait until at least ``count`` chunks (of ``index``, of ``executor``, when given) are
+        parked; their markers. Fails if ``process`` ends first."""
+
+        def matching() -> list:
+            found = [m for m in self.parked() if (index is None or m["index"] == index)
+                     and (executor is None or m["executor"] == executor)]
+            return found if len(found) >= count else []
+
+        return wait_until(matching, timeout, lambda: f"{count} parked chunk(s) (index {index}, "
+                          f"executor {executor}); parked so far: {self.parked()}",
+                          interval=0.02, process=process)
+
+    def release(self, index="all") -> None:
+        """Let chunk ``index`` (or every chunk, now and later) go on."""
+        (self.folder / f"release-{index}").touch()
+
+
+@pytest.fixture
+def parking(tmp_path) -> Parking:
+    """A ``Parking`` over ``tmp_path / "park"``."""
+    return Parking(tmp_path / "park")
 
 
 @pytest.fixture(autouse=True)

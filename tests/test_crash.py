@@ -15,12 +15,28 @@ pytestmark = pytest.mark.slow  # every test here starts, kills and restarts real
 
 RECORDS = 600
 CHUNK = 50
-SLOW = {"INGEST_FAULT_CHUNK_DELAY_SEC": "0.25"}  # hidden hook: room to kill mid-chunk
 
 
 def start_load(backend, data, cwd, *extra, env=None):
     return start_ingest("load", data, "--chunk-size", CHUNK, "--fail-task", "7", "--json", *extra,
-                        env={**backend.env(), **SLOW, **(env or {})}, cwd=cwd)
+                        env={**backend.env(), **(env or {})}, cwd=cwd)
+
+
+def start_parked_load(backend, data, cwd, parking, chunk: int, *extra):
+    """A load whose chunks from ``chunk`` on park at their start (see ``held_at``)."""
+    return start_load(backend, data, cwd, *extra, env=parking.env(chunks=f"{chunk}-"))
+
+
+def held_at(process, backend, parking, chunk: int, timeout: float = 60) -> int:
+    """Wait until the load of ``start_parked_load`` holds ``chunk``, every chunk before it
+    committed; the rows: ``chunk * CHUNK``."""
+    parking.wait_parked(index=chunk, process=process, timeout=timeout)
+    rows = chunk * CHUNK
+    if rows:
+        wait_until(rows_at_least(backend, rows), timeout, f"chunks 0-{chunk - 1} committed",
+                   interval=0.02, process=process)
+    assert backend.rows_so_far() == rows
+    return rows
 
 
 def rows_at_least(backend, rows: int):
@@ -28,11 +44,11 @@ def rows_at_least(backend, rows: int):
     return lambda: (seen := backend.rows_so_far()) >= rows and seen
 
 
-def kill_when(process, backend, rows: int, timeout: float = 60) -> int:
-    seen = wait_until(rows_at_least(backend, rows), timeout, f"{rows} rows before the kill point",
-                      interval=0.02, process=process)
-    kill_9(process)
-    return seen
+def kill_when(process, backend, parking, chunk: int) -> int:
+    """Kill -9 the load of ``start_parked_load`` while it holds ``chunk``; the rows it left."""
+    rows = held_at(process, backend, parking, chunk)
+    assert kill_9(process) == -9
+    return rows
 
 
 def run_recorded(backend, cwd) -> bool:
@@ -44,17 +60,12 @@ def assert_exactly_once(backend, records=RECORDS, errors=1):
     backend.assert_each_record_once(records, errors)
 
 
-@pytest.mark.parametrize("kill_at_rows", [0, 120, 420])
-def test_kill_9_then_same_command_resumes_exactly_once(backend, workdir, kill_at_rows):
+@pytest.mark.parametrize("kill_at_chunk", [0, 2, 8])
+def test_kill_9_then_same_command_resumes_exactly_once(backend, workdir, parking, kill_at_chunk):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
-    process = start_load(backend, data, workdir)
-    if kill_at_rows == 0:  # the run has started (DBOS recorded it), likely before any commit
-        wait_until(lambda: run_recorded(backend, workdir), 60, "the run's workflow row",
-                   interval=0.02, process=process)
-        kill_9(process)
-        before = backend.rows_so_far()
-    else:
-        before = kill_when(process, backend, kill_at_rows)
+    process = start_parked_load(backend, data, workdir, parking, kill_at_chunk)
+    before = kill_when(process, backend, parking, kill_at_chunk)  # chunks from it on held
+    runs = {w for w in backend.workflow_ids(workdir) if w.startswith("ingest-") and w.count("-") == 1}
     ids_before = {r[0] for r in backend.query("SELECT id FROM tasks")} if before else set()
 
     again = run_ingest("load", data, "--chunk-size", CHUNK, "--fail-task", "7", "--json",
@@ -63,15 +74,16 @@ def test_kill_9_then_same_command_resumes_exactly_once(backend, workdir, kill_at
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert summary["already_loaded"] is False
+    assert runs == {summary["run_id"]}  # the killed run resumed, not a new one
     assert (summary["tasks"], summary["errors"]) == (RECORDS - 1, 1)
     assert_exactly_once(backend)
     assert ids_before <= {r[0] for r in backend.query("SELECT id FROM tasks")}  # kept, not redone
 
 
-def test_ingest_resume_finishes_a_killed_run_without_the_command(sqlite_backend, workdir):
+def test_ingest_resume_finishes_a_killed_run_without_the_command(sqlite_backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
-    process = start_load(sqlite_backend, data, workdir)
-    kill_when(process, sqlite_backend, 100)
+    process = start_parked_load(sqlite_backend, data, workdir, parking, 2)
+    kill_when(process, sqlite_backend, parking, 2)
 
     resumed = run_ingest("resume", "--json", env=sqlite_backend.env(), cwd=workdir)
 
@@ -80,10 +92,11 @@ def test_ingest_resume_finishes_a_killed_run_without_the_command(sqlite_backend,
     assert_exactly_once(sqlite_backend)
 
 
-def test_a_code_upgrade_between_crash_and_restart_does_not_strand_the_run(sqlite_backend, workdir):
+def test_a_code_upgrade_between_crash_and_restart_does_not_strand_the_run(sqlite_backend, workdir,
+                                                                          parking):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
-    process = start_load(sqlite_backend, data, workdir)
-    kill_when(process, sqlite_backend, 100)
+    process = start_parked_load(sqlite_backend, data, workdir, parking, 2)
+    kill_when(process, sqlite_backend, parking, 2)
     upgraded = copy_of_the_code(workdir / "upgrade")
     integration = upgraded / "durable_ingest" / "integration.py"
     integration.write_text(integration.read_text() + "\n\ndef new_feature():\n    return 'v2'\n")
@@ -147,14 +160,14 @@ def pg_ctl(action: str) -> None:
 
 
 @pytest.mark.restarts_postgres  # alone on the server: no other test's connections drop
-def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, workdir):
+def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, workdir, parking):
     if not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
         skip_unless_ci("needs pg_ctlcluster as root")  # under CI: a failure, not a skip
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
-    process = start_load(postgres_backend, data, workdir)
-    wait_until(rows_at_least(postgres_backend, 150), 60, "150 rows before the restart",
-               interval=0.02, process=process)
+    process = start_parked_load(postgres_backend, data, workdir, parking, 3)
+    held_at(process, postgres_backend, parking, 3)  # 150 rows, the rest to come
     pg_ctl("restart")
+    parking.release()
     out, err = process.communicate(timeout=300)
 
     if process.returncode != 0:  # allowed: a clear one-line failure, then a rerun completes
@@ -165,12 +178,13 @@ def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, work
     assert_exactly_once(postgres_backend)
 
 
-def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workdir):
+def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
     scanned = data.stat()
-    process = start_load(sqlite_backend, data, workdir, "--concurrency", "1")
-    kill_at = kill_point_reached(process, sqlite_backend, CHUNK)
+    process = start_parked_load(sqlite_backend, data, workdir, parking, 1, "--concurrency", "1")
+    kill_at = held_at(process, sqlite_backend, parking, 1)  # chunk 0 in, 1 not read yet
     os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns + 10**9))  # "edited"
+    parking.release()
     out, err = process.communicate(timeout=300)
 
     assert kill_at >= CHUNK and process.returncode == 1, err
@@ -189,6 +203,28 @@ def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workd
     assert_exactly_once(sqlite_backend)
 
 
-def kill_point_reached(process, backend, rows: int, timeout: float = 60) -> int:
-    return wait_until(rows_at_least(backend, rows), timeout, f"the load to get to {rows} rows",
-                      interval=0.02, process=process)
+
+def test_a_chunk_parked_at_commit_has_written_its_rows_but_not_committed_them(backend, workdir,
+                                                                              parking):
+    data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
+    process = start_load(backend, data, workdir, "--concurrency", "1",
+                         env=parking.env(chunks=1, at="commit"))
+    [marker] = parking.wait_parked(index=1, process=process)
+    tasks_while_held = backend.counts()[0]
+    parking.release()
+    out, err = process.communicate(timeout=120)
+
+    assert (marker["stage"], marker["executor"], marker["pid"]) == ("commit", "local", process.pid)
+    assert tasks_while_held == CHUNK - 1  # chunk 0's but record 7 (retrying); 1's not committed
+    assert process.returncode == 0, err
+    assert_exactly_once(backend)
+
+
+def test_a_park_never_released_ends_the_process_after_its_timeout(sqlite_backend, workdir, parking):
+    data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
+    process = start_load(sqlite_backend, data, workdir,
+                         env={**parking.env(chunks=0), "INGEST_FAULT_PARK_TIMEOUT_SEC": "1"})
+    process.communicate(timeout=120)
+
+    assert process.returncode == 87  # loudly, rather than hanging
+    assert [m["index"] for m in parking.parked()] == [0]

@@ -167,13 +167,16 @@ def test_a_poison_chunk_of_a_file_set_is_resumed(backend, workdir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at_rows", [60, 400])
-def test_kill_9_during_a_folder_load_then_the_same_command(backend, workdir, kill_at_rows):
+def test_kill_9_during_a_folder_load_then_the_same_command(backend, workdir, parking, kill_at_rows):
     root = landing(workdir / "landing", files=60, per_file=10)
+    held = -(-kill_at_rows // 40)  # the first chunk held: every one before it is in
     process = start_ingest("load", root, "--chunk-size", "40", cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"})
+                           env={**backend.env(), **parking.env(chunks=f"{held}-")})
+    parking.wait_parked(index=held, process=process)
     wait_until(lambda: rows(backend) >= kill_at_rows, 60, "the kill point", interval=0.02,
                process=process)
-    kill_9(process)
+    assert kill_9(process) == -9
+    assert rows(backend) == held * 40
 
     again = run_ingest("load", root, "--chunk-size", "40", "--json", env=backend.env(), cwd=workdir, timeout=40)
 
@@ -191,15 +194,18 @@ def rows(backend) -> int:
 
 
 @pytest.mark.slow
-def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir):
+def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir, parking):
     root = landing(workdir / "landing", files=40, per_file=10)
     extra = landing(workdir / "extra", files=10, per_file=10, start=100)
     for part in sorted(root.glob("day-0/*"))[:10]:
         shutil.copy(part, extra / part.name)
-    env = {**postgres_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.05"}
+    env = {**postgres_backend.env(), **parking.env()}
     processes = [start_ingest("load", *folders, "--chunk-size", "20", "--json", cwd=workdir,
                               env={**env, "DBOS__VMID": f"loader-{n}"})
                  for n, folders in enumerate([[str(root)], [str(extra), str(root)]])]
+    for n, process in enumerate(processes):  # at once for certain: each holds a chunk
+        parking.wait_parked(executor=f"loader-{n}", process=process)
+    parking.release()
     outputs = [p.communicate(timeout=180) for p in processes]
 
     assert [p.returncode for p in processes] == [0, 0], outputs

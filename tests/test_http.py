@@ -141,14 +141,17 @@ def test_credentials_are_sent_and_never_printed_nor_stored(sqlite_backend, workd
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["same command", "resume"])
-def test_kill_9_mid_pagination_then_again_fetches_no_page_twice(backend, workdir, how):
-    # Each page's first answer is slow, so the kill comes while later pages are still unasked.
+def test_kill_9_mid_pagination_then_again_fetches_no_page_twice(backend, workdir, parking, how):
+    # Each page's first answer is slow, so the kill comes while later pages are still unasked;
+    # chunks from 2 on are held, so it certainly comes mid-run.
     script = {page: ["slow:0.2"] for page in range(1, 41)}
     with PageServer(pages=40, records=25, script=script) as server:
         args = ["load", server.page_url, "--pages", "1-", "--chunk-size", "60"]
-        process = start_ingest(*args, env=backend.env(), cwd=workdir)
+        process = start_ingest(*args, env={**backend.env(), **parking.env(chunks="2-")},
+                               cwd=workdir)
+        parking.wait_parked(index=2, process=process)
         wait_until(lambda: backend.rows_so_far() >= 100, 60, "the first chunks", process=process)
-        kill_9(process)
+        assert kill_9(process) == -9
         fetched_before = dict(server.requests_by_page)
 
         if how == "resume":
@@ -241,7 +244,7 @@ def test_an_api_that_ignores_the_page_number_ends_an_open_range(cli, sqlite_back
 
 
 @pytest.mark.slow
-def test_a_killed_run_with_credentials_waits_for_them(sqlite_backend, workdir):
+def test_a_killed_run_with_credentials_waits_for_them(sqlite_backend, workdir, parking):
     """Another command recovers the killed run without its --header: it must neither fetch
     without it nor hang on it; the same command then finishes the run exactly once."""
     from conftest import people, write_records
@@ -252,10 +255,11 @@ def test_a_killed_run_with_credentials_waits_for_them(sqlite_backend, workdir):
                     require_headers={"X-Api-Key": API_KEY}) as server:
         args = ["load", server.page_url, "--pages", "1-", "--chunk-size", "50",
                 "--header", f"X-Api-Key: {API_KEY}"]
-        process = start_ingest(*args, env=env, cwd=workdir)
+        process = start_ingest(*args, env={**env, **parking.env(chunks="2-")}, cwd=workdir)
+        parking.wait_parked(index=2, process=process)
         wait_until(lambda: sqlite_backend.rows_so_far() >= 50, 60, "the first chunks",
                    process=process)
-        kill_9(process)
+        assert kill_9(process) == -9  # chunks 0 and 1 in (two pages each), the rest held
         other = run_ingest("load", write_records(workdir / "other.json", people(5)), "--json",
                            env=env, cwd=workdir, timeout=25)  # would hang 30 s on the run
         again = run_ingest(*args, "--json", env=env, cwd=workdir)

@@ -10,8 +10,6 @@ import pytest
 
 from conftest import kill_9, people, run_ingest, start_ingest, wait_until, write_records
 
-SLOW_CHUNKS = {"INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"}
-
 
 def state_of(backend, workdir, run_id: str) -> str:
     result = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)
@@ -24,13 +22,14 @@ def run_id_of(backend, workdir) -> str:
 
 
 @pytest.mark.slow
-def test_ctrl_c_names_the_run_and_how_to_finish_it(sqlite_backend, workdir):
+def test_ctrl_c_names_the_run_and_how_to_finish_it(sqlite_backend, workdir, parking):
     data = write_records(workdir / "p.ndjson", people(200), "ndjson")
     process = start_ingest("load", data, "--chunk-size", "20", cwd=workdir,
-                           env={**sqlite_backend.env(), **SLOW_CHUNKS},
+                           env={**sqlite_backend.env(), **parking.env(chunks="1-")},
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_until(lambda: sqlite_backend.rows_so_far() >= 20, 60, "the first chunk")
-    process.send_signal(signal.SIGINT)
+    parking.wait_parked(index=1, process=process)
+    wait_until(lambda: sqlite_backend.rows_so_far() >= 20, 60, "the first chunk", process=process)
+    process.send_signal(signal.SIGINT)  # mid-run: chunk 0 in, the rest held
     _, stderr = process.communicate(timeout=60)
     run_id = run_id_of(sqlite_backend, workdir)
 
@@ -44,19 +43,21 @@ def test_ctrl_c_names_the_run_and_how_to_finish_it(sqlite_backend, workdir):
 
 
 @pytest.mark.slow
-def test_status_tells_running_from_interrupted_and_the_rate_covers_the_whole_run(backend, workdir):
+def test_status_tells_running_from_interrupted_and_the_rate_covers_the_whole_run(backend, workdir,
+                                                                               parking):
     data = write_records(workdir / "p.ndjson", people(600), "ndjson")
-    began = time.time()
     process = start_ingest("load", data, "--chunk-size", "20", "--concurrency", "1", cwd=workdir,
-                           env={**backend.env(), **SLOW_CHUNKS})
-    wait_until(lambda: backend.rows_so_far() >= 40, 60, "two chunks")
+                           env={**backend.env(), **parking.env(chunks="2-")})
+    parking.wait_parked(index=2, process=process)
+    wait_until(lambda: backend.rows_so_far() >= 40, 60, "two chunks", process=process)
     run_id = run_id_of(backend, workdir)
     assert state_of(backend, workdir, run_id) == "running"
-    kill_9(process)
-    before_kill = time.time() - began
+    assert kill_9(process) == -9  # chunk 2 held: the run was still running
+    killed_at = time.time()
     assert state_of(backend, workdir, run_id) == "interrupted"
     listed = json.loads(run_ingest("status", "--json", env=backend.env(), cwd=workdir).stdout)
     assert [r["state"] for r in listed] == ["interrupted"]
+    before_kill = killed_at - listed[0]["started_at"]  # from the run's start, not the process's
 
     again = run_ingest("load", data, "--json", env=backend.env(), cwd=workdir)
     assert again.returncode == 0, again.stderr

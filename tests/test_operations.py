@@ -45,35 +45,22 @@ def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):
 
 
 @pytest.mark.slow
-def test_status_is_live_while_a_run_is_going(backend, workdir):
+def test_status_is_live_while_a_run_is_going(backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(300), "ndjson")
     process = start_ingest("load", data, "--chunk-size", "30", "--concurrency", "1", cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.5"})
-    seen, chunk_states = set(), []
+                           env={**backend.env(), **parking.env(chunks=5)})
+    parking.wait_parked(index=5, process=process)  # chunks 0-4 committed, 5 held before its own
 
-    def run_in_progress():
-        result = run_ingest("status", "--json", env=backend.env(), cwd=workdir)
-        if result.returncode == 0 and json.loads(result.stdout):
-            run = json.loads(result.stdout)[0]
-            seen.add(run["state"])
-            if run["state"] == "running" and 0 < run["tasks"] < 300:
-                return run
-        return None
-
-    def some_chunks_done_and_some_not():
-        # Each look is a process of its own (about a second): ask again until one falls
-        # between the first chunk's end and the last one's start, not just once.
-        detail = json.loads(run_ingest("status", run["run_id"], "--json",
-                                       env=backend.env(), cwd=workdir).stdout)
-        states = {c["state"] for c in detail["chunks"]}
-        chunk_states.append(sorted(states))
-        return "SUCCESS" in states and states & {"ENQUEUED", "PENDING"}
-
-    run = wait_until(run_in_progress, 60, lambda: f"the run in progress (states seen: {seen})",
-                     interval=0.2, process=process)
-    wait_until(some_chunks_done_and_some_not, 60,
-               lambda: f"chunks done and chunks to do (seen: {chunk_states})", process=process)
+    [run_id] = [w for w in backend.workflow_ids(workdir) if w.count("-") == 1]  # not a chunk's
+    looked = run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir)  # one look
+    parking.release()
     process.communicate(timeout=120)
+
+    assert looked.returncode == 0, looked.stderr
+    detail = json.loads(looked.stdout)
+    assert (detail["state"], detail["tasks"], detail["errors"]) == ("running", 150, 0)
+    assert [(c["chunk"], c["state"]) for c in detail["chunks"]] == \
+        [(n, "SUCCESS") for n in range(5)] + [(5, "PENDING")] + [(n, "ENQUEUED") for n in range(6, 10)]
     assert process.returncode == 0
 
 
@@ -170,9 +157,9 @@ def test_progress_shows_on_a_terminal_only(sqlite_backend, workdir, monkeypatch)
     assert "records: " not in piped.stderr
 
 
-def start_worker(backend, workdir, worker_id, *extra):
+def start_worker(backend, workdir, worker_id, *extra, env=None):
     return start_ingest("worker", "--worker-id", worker_id, "--drain-timeout", "5", *extra,
-                        env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.15"}, cwd=workdir)
+                        env={**backend.env(), **(env or {})}, cwd=workdir)
 
 
 def wait_done(backend, workdir, run_id, timeout=120):
@@ -193,14 +180,23 @@ def detach(backend, workdir, data, *extra) -> str:
 
 
 @pytest.mark.slow
-def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, workdir):
+def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(1200), "ndjson")
     run_id = detach(postgres_backend, workdir, data, "--chunk-size", "40", "--fail-task", "3")
 
-    workers = {name: start_worker(postgres_backend, workdir, name) for name in ("w1", "w2")}
-    wait_until(lambda: postgres_backend.rows_so_far() >= 300, 120, "300 rows loaded by the workers",
-               interval=0.1, process=workers["w1"])
-    kill_9(workers["w1"])  # dies mid-run...
+    workers = {name: start_worker(postgres_backend, workdir, name, env=parking.env())
+               for name in ("w1", "w2")}
+    held = [parking.wait_parked(executor=name, process=workers[name])[0] for name in workers]
+    for marker in held:  # one chunk of each worker goes on and commits...
+        parking.release(marker["index"])
+    wait_until(lambda: postgres_backend.rows_so_far() >= 40 * len(held), 120,
+               "the released chunks' rows", interval=0.05, process=workers["w1"])
+    released = {m["index"] for m in held}
+    wait_until(lambda: [m for m in parking.parked() if m["executor"] == "w1"
+                        and m["index"] not in released], 120, "w1 to hold another chunk",
+               interval=0.02, process=workers["w1"])
+    assert kill_9(workers["w1"]) == -9  # ...then w1 dies mid-run, holding a chunk...
+    parking.release()
     workers["w1"] = start_worker(postgres_backend, workdir, "w1")  # ...and comes back
     detail = wait_done(postgres_backend, workdir, run_id)
     for process in workers.values():
@@ -216,17 +212,19 @@ def test_two_workers_share_a_detached_run_and_survive_a_kill(postgres_backend, w
 
 
 @pytest.mark.slow
-def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgres_backend, workdir):
+def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgres_backend, workdir,
+                                                                             parking):
     """`ingest worker --take-over DEAD_ID`: w1 dies holding the run and some of its chunks, and
     never comes back; w2 takes them over and the run finishes, every record exactly once."""
     records = 600
     data = write_records(workdir / "u.ndjson", people(records), "ndjson")
     run_id = detach(postgres_backend, workdir, data, "--chunk-size", "50", "--fail-task", "3")
-    w1 = start_worker(postgres_backend, workdir, "w1")
-    wait_until(lambda: postgres_backend.rows_so_far() >= 100, 120, "w1 to commit 100 rows",
+    w1 = start_worker(postgres_backend, workdir, "w1", env=parking.env(chunks="4-"))
+    parking.wait_parked(index=4, process=w1)
+    wait_until(lambda: postgres_backend.rows_so_far() >= 200, 120, "w1 to commit chunks 0-3",
                interval=0.05, process=w1)
-    kill_9(w1)  # w1 dies mid-run, its workflows PENDING under its id
-    assert postgres_backend.rows_so_far() < records
+    assert kill_9(w1) == -9  # w1 dies mid-run, its workflows PENDING under its id
+    assert postgres_backend.rows_so_far() == 200
 
     w2 = start_worker(postgres_backend, workdir, "w2", "--take-over", "w1")
     detail = wait_done(postgres_backend, workdir, run_id)

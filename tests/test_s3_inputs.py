@@ -230,24 +230,28 @@ def test_transient_faults_are_retried_and_every_record_loads_once(cli, sqlite_ba
 
 
 # -- an object replaced between its scan and its read -----------------------------------------------
-def replace_while_loading(backend, workdir, bucket, **env) -> tuple:
-    """Four objects of 10 records loaded a chunk at a time, slowly; the last one replaced
-    (by 4 other records) once the first chunk is in. The command, its output and error."""
+def replace_while_loading(backend, workdir, bucket, parking, **env) -> tuple:
+    """Four objects of 10 records loaded a chunk at a time; the last one replaced (by 4 other
+    records) while its chunk is held before reading it, the first three in. The command, its
+    output and error."""
     for n in range(4):
         bucket.put(f"r/{n}.ndjson", ndjson(people(10, start=n * 100)))
     command = ["load", bucket.url("r/"), "--chunk-size", "10", "--concurrency", "1", "--json"]
     process = start_ingest(*command, cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.6", **env})
-    wait_until(lambda: backend.rows_so_far() >= 10, 60, "the first chunk", process=process)
+                           env={**backend.env(), **parking.env(chunks=3), **env})
+    parking.wait_parked(index=3, process=process)
+    assert backend.rows_so_far() == 30
     bucket.put("r/3.ndjson", ndjson(people(4, start=7_000)))  # the last chunk's object
+    parking.release()
     out, err = process.communicate(timeout=120)
     return command, process.returncode, out, err
 
 
-@pytest.mark.slow  # a real process, slowed down
-def test_an_object_replaced_before_a_far_worker_reads_it(backend, workdir, s3_env, s3_bucket):
+@pytest.mark.slow  # a real process, held mid-run
+def test_an_object_replaced_before_a_far_worker_reads_it(backend, workdir, s3_env, s3_bucket,
+                                                         parking):
     # No copies kept: every piece is a ranged GET, as on a machine that did not scan.
-    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket,
+    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket, parking,
                                                     INGEST_S3_COPIES_MB="0")
 
     assert code == 3, err
@@ -265,10 +269,11 @@ def test_an_object_replaced_before_a_far_worker_reads_it(backend, workdir, s3_en
     assert (json.loads(again.stdout)["files_loaded"], backend.counts()) == (1, (34, 10))
 
 
-@pytest.mark.slow  # a real process, slowed down
+@pytest.mark.slow  # a real process, held mid-run
 def test_an_object_replaced_after_this_machine_scanned_it_loads_as_scanned(backend, workdir,
-                                                                           s3_env, s3_bucket):
-    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket)
+                                                                           s3_env, s3_bucket,
+                                                                           parking):
+    command, code, out, err = replace_while_loading(backend, workdir, s3_bucket, parking)
 
     assert code == 0, err
     assert (json.loads(out)["tasks"], backend.counts()) == (40, (40, 0))  # the version scanned
@@ -281,37 +286,38 @@ def test_an_object_replaced_after_this_machine_scanned_it_loads_as_scanned(backe
 # -- crashes and workers -------------------------------------------------------------------------
 @pytest.mark.slow  # real processes, killed and started again
 def test_kill_9_mid_run_then_the_same_command_loads_every_record_once(backend, workdir, s3_env,
-                                                                      s3_bucket):
+                                                                      s3_bucket, parking):
     records = landing(s3_bucket, files=12, per_file=25)
     s3_bucket.put("landing/z.ndjson.gz", gzip.compress(ndjson(people(60, start=99_000))))
     command = ["load", s3_bucket.url("landing/"), "--chunk-size", "25", "--json"]
-    process = start_ingest(*command, cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
+    process = start_ingest(*command, cwd=workdir, env={**backend.env(), **parking.env(chunks="4-")})
+    parking.wait_parked(index=4, process=process)
     wait_until(lambda: backend.rows_so_far() >= 100, 60, "100 rows before the kill",
                interval=0.02, process=process)
-    kill_9(process)
+    assert kill_9(process) == -9  # chunks 0-3 in, the rest held
     before = backend.rows_so_far()
 
     again = run_ingest(*command, cwd=workdir, env=backend.env())
 
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
-    assert 100 <= before < records + 60 and summary["already_loaded"] is False
+    assert before == 100 and summary["already_loaded"] is False
     assert (summary["tasks"], summary["files_loaded"]) == (records + 60, 13)
     backend.assert_each_record_once(records + 60, 0)
 
 
 @pytest.mark.slow  # a real process, killed; then resumed
 def test_resume_reads_the_objects_from_its_own_endpoint_url(sqlite_backend, workdir, s3_env,
-                                                            s3_bucket, moto_server):
+                                                            s3_bucket, moto_server, parking):
     records = landing(s3_bucket, files=8, per_file=10)
     with FaultProxy(moto_server.url) as proxy:  # the endpoint the run records, gone after
         process = start_ingest("load", s3_bucket.url("landing/"), "--endpoint-url", proxy.url,
                                "--chunk-size", "10", cwd=workdir,
-                               env={**sqlite_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
+                               env={**sqlite_backend.env(), **parking.env(chunks="2-")})
+        parking.wait_parked(index=2, process=process)
         wait_until(lambda: sqlite_backend.rows_so_far() >= 20, 60, "20 rows before the kill",
                    interval=0.02, process=process)
-        kill_9(process)
+        assert kill_9(process) == -9  # chunks 0 and 1 in, the rest held
 
     resumed = run_ingest("resume", "--endpoint-url", moto_server.url, "--json", cwd=workdir,
                          env=sqlite_backend.env())

@@ -185,7 +185,7 @@ def test_key_upserts_update_the_typed_columns(cli, backend, workdir):
 # -- crashes and workers ------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_kill_9_while_files_add_columns_then_the_same_command(request, db, workdir):
+def test_kill_9_while_files_add_columns_then_the_same_command(request, db, workdir, parking):
     backend = request.getfixturevalue(f"{db}_backend")
     folder = workdir / "landing"
     folder.mkdir()
@@ -193,8 +193,7 @@ def test_kill_9_while_files_add_columns_then_the_same_command(request, db, workd
         write_records(folder / f"f{n}.json", [{**u, f"extra_{n}": n} for u in users(40, 40 * n)])
     args = ("load", folder, "--table", "users", "--chunk-size", "40", "--concurrency", "1",
             "--json")
-    env = {**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.4"}
-    first = start_ingest(*args, env=env, cwd=workdir)
+    first = start_ingest(*args, env={**backend.env(), **parking.env(chunks="2-")}, cwd=workdir)
 
     def some_rows() -> bool:
         try:
@@ -202,8 +201,10 @@ def test_kill_9_while_files_add_columns_then_the_same_command(request, db, workd
         except Exception:  # not created yet
             return False
 
+    parking.wait_parked(index=2, process=first)
     wait_until(some_rows, 60, "two chunks committed", process=first)
-    kill_9(first)
+    assert kill_9(first) == -9  # chunks 0 and 1 in, 2 held before it adds its column
+    assert backend.scalar("SELECT count(*) FROM users") == 80
     again = run_ingest(*args, env=backend.env(), cwd=workdir)
 
     assert again.returncode == 0, again.stderr

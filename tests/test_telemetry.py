@@ -197,17 +197,22 @@ def test_exported_counters_equal_the_rows(backend, workdir, receiver, scenario):
 
 
 @pytest.mark.slow
-def test_helpers_export_too_each_as_its_own_instance(postgres_backend, workdir, receiver):
+def test_helpers_export_too_each_as_its_own_instance(postgres_backend, workdir, receiver, parking):
     """--workers 2 with keys: every process's counters reach the collector, and together they
     equal what the load did (inserted, updated, skipped)."""
     first = write_records(workdir / "a.ndjson", [{"id": i} for i in range(100)], "ndjson")
     second = write_records(workdir / "b.ndjson", [{"id": i} for i in range(50, 250)], "ndjson")
-    env = {**postgres_backend.env(), **receiver.env(OTEL_METRIC_EXPORT_INTERVAL="200"),
-           "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"}
-    for data in (first, second):
-        result = run_ingest("load", data, "--json", "--key", "id", "--on-conflict", "update",
-                            "--chunk-size", "10", "--workers", "2", env=env, cwd=workdir)
-        assert result.returncode == 0, result.stderr
+    env = {**postgres_backend.env(), **receiver.env(OTEL_METRIC_EXPORT_INTERVAL="200")}
+    command = ("--json", "--key", "id", "--on-conflict", "update", "--chunk-size", "10",
+               "--workers", "2")
+    process = start_ingest("load", first, *command, env={**env, **parking.env()}, cwd=workdir)
+    for executor in ("local", "local-helper-1"):  # the first load's helper loads a chunk too
+        parking.wait_parked(executor=executor, process=process)
+    parking.release()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    result = run_ingest("load", second, *command, env=env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
 
     assert receiver.totals_of_all_processes("ingest.records") == {
         (("outcome", "task"),): 250, (("outcome", "updated"),): 50}

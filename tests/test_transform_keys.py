@@ -203,16 +203,18 @@ def test_on_conflict_without_a_key_is_a_usage_error(cli, sqlite_backend, workdir
 
 # -- the run's transform everywhere ---------------------------------------------------------------
 @pytest.mark.slow
-def test_resume_and_retry_use_the_runs_transform(cli, sqlite_backend, workdir):
+def test_resume_and_retry_use_the_runs_transform(cli, sqlite_backend, workdir, parking):
     """The transform is recorded in the run: a chunk that could not import it fails with
     that line, and `ingest resume`, run from another directory once it is fixed, finishes it."""
     module(workdir, "shapes", "def tag(record):\n    return {**record, 'tagged': True}\n")
     data = write_records(workdir / "p.json", people(6))
     process = start_ingest("load", data, "--transform", "shapes:tag", "--chunk-size", "2",
                            "--max-attempts", "1", cwd=workdir,
-                           env={**sqlite_backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.5"})
-    wait_until(lambda: sqlite_backend.rows_so_far() >= 2, 60, "the first chunk")
-    kill_9(process)
+                           env={**sqlite_backend.env(), **parking.env(chunks="1-")})
+    parking.wait_parked(index=1, process=process)
+    wait_until(lambda: sqlite_backend.rows_so_far() >= 2, 60, "the first chunk", process=process)
+    assert kill_9(process) == -9
+    assert sqlite_backend.rows_so_far() == 2  # chunks 1 and 2 are left to the resume
     (workdir / "shapes.py").rename(workdir / "elsewhere.py")  # the transform is gone
 
     broken = run_ingest("resume", env=sqlite_backend.env(), cwd=workdir)
@@ -271,7 +273,7 @@ def test_retry_redrives_keyed_errors_through_the_runs_transform(cli, backend, wo
 
 # -- crashes ----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_kill_9_during_a_keyed_update_load_then_the_same_command(backend, workdir):
+def test_kill_9_during_a_keyed_update_load_then_the_same_command(backend, workdir, parking):
     write_records(workdir / "old.json", users(300))
     first = run_ingest("load", "old.json", "--key", "login.uuid", "--json", env=backend.env(), cwd=workdir)
     assert first.returncode == 0, first.stderr
@@ -282,11 +284,11 @@ def test_kill_9_during_a_keyed_update_load_then_the_same_command(backend, workdi
         write_records(folder / f"{n}.ndjson", users(300, version=f"new{n}"), "ndjson")
     command = ("load", "landing", "--key", "login.uuid", "--on-conflict", "update",
                "--chunk-size", "50", "--concurrency", "2")
-    process = start_ingest(*command, cwd=workdir,
-                           env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.2"})
+    process = start_ingest(*command, cwd=workdir, env={**backend.env(), **parking.env(chunks="2-")})
+    parking.wait_parked(index=2, process=process)
     wait_until(lambda: backend.scalar("SELECT count(*) FROM tasks WHERE run_id <> :r", r=first_run) > 0,
-               60, "the first updates")
-    kill_9(process)
+               60, "the first updates", process=process)
+    assert kill_9(process) == -9  # chunks 0 and 1 in, the rest held
 
     again = run_ingest(*command, env=backend.env(), cwd=workdir)
     assert again.returncode == 0, again.stderr

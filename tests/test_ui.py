@@ -57,7 +57,7 @@ def start_ui(backend, workdir):
     return process, url.group(0)
 
 
-def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser):
+def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser, parking):
     from selenium.webdriver.common.by import By
 
     backend = secret_backend
@@ -74,17 +74,21 @@ def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser):
     rows = backend.rows_so_far()
     killed = start_ingest("load", write_records(workdir / "killed.ndjson", people(200, 200), "ndjson"),
                           "--chunk-size", "20", cwd=workdir,
-                          env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"})
-    wait_until(lambda: backend.rows_so_far() >= rows + 20, 60, "the killed run's first chunk")
-    kill_9(killed)
+                          env={**backend.env(), **parking.env(chunks="1-")})
+    parking.wait_parked(index=1, process=killed)
+    wait_until(lambda: backend.rows_so_far() >= rows + 20, 60, "the killed run's first chunk",
+               process=killed)
+    assert kill_9(killed) == -9  # chunk 0 in, the rest held
     live = start_ingest("load", write_records(workdir / "live.ndjson", people(900, 500), "ndjson"),
                         "--chunk-size", "20", "--concurrency", "1", cwd=workdir,
-                        env={**backend.env(), "INGEST_FAULT_CHUNK_DELAY_SEC": "0.25", "DBOS__VMID": "live"})
+                        env={**backend.env(), **parking.env(chunks=2), "DBOS__VMID": "live"})
     ui, url = start_ui(backend, workdir)
     try:
+        parking.wait_parked(index=2, executor="live", process=live)  # running, 40 tasks so far
         wait_until(lambda: len(json.loads(fetch(url + "api/runs"))) == 4, 60, "four runs")
         browser.get(url)
         rows = table_rows(browser)  # one snapshot: the live page replaces its rows every second
+        parking.release()  # the live run goes on
         states = {run: state for run, state, _, _ in rows}
         assert sorted(states.values()) == ["done", "incomplete", "interrupted", "running"]
         assert [(tasks, errors) for run, _, tasks, errors in rows if run == done["run_id"]] == [("59", "1")]

@@ -12,7 +12,12 @@ from conftest import kill_9, output_of, people, run_ingest, start_ingest, wait_u
 
 pytestmark = pytest.mark.slow  # real processes, started and killed
 
-SLOW_CHUNKS = {"INGEST_FAULT_CHUNK_DELAY_SEC": "0.3"}  # room for helpers to join, and for kills
+HELPER = "local-helper-1"  # the executor id of a command's first helper
+
+
+def held_by(parking, process, *executors) -> list:
+    """Wait until each of ``executors`` holds a parked chunk; one marker of each."""
+    return [parking.wait_parked(executor=name, process=process)[0] for name in executors]
 
 
 def children_of(pid: int) -> set:
@@ -45,11 +50,13 @@ def executors_of(backend, workdir, run_id: str) -> set:
     return {c["executor"] for c in json.loads(status.stdout)["chunks"]}
 
 
-def test_two_workers_load_exactly_once_and_leave_no_process(backend, workdir):
+def test_two_workers_load_exactly_once_and_leave_no_process(backend, workdir, parking):
     data = write_records(workdir / "p.ndjson", people(600), "ndjson")
     process = start_ingest("load", data, "--workers", "2", "--chunk-size", "20", "--json",
-                           cwd=workdir, env={**backend.env(), **SLOW_CHUNKS})
+                           cwd=workdir, env={**backend.env(), **parking.env()})
     helpers = wait_until(lambda: children_of(process.pid), 30, "a helper process")
+    held_by(parking, process, "local", HELPER)  # both hold a chunk: both load
+    parking.release()
     out, err = process.communicate(timeout=120)
 
     assert process.returncode == 0, err
@@ -60,14 +67,16 @@ def test_two_workers_load_exactly_once_and_leave_no_process(backend, workdir):
     assert not any(alive(pid) for pid in helpers)
 
 
-def test_a_helper_killed_mid_run_is_restarted_and_its_chunks_recovered(backend, workdir):
+def test_a_helper_killed_mid_run_is_restarted_and_its_chunks_recovered(backend, workdir, parking):
     data = write_records(workdir / "p.ndjson", people(600), "ndjson")
     process = start_ingest("load", data, "--workers", "2", "--chunk-size", "20",
-                           cwd=workdir, env={**backend.env(), **SLOW_CHUNKS})
-    wait_until(lambda: children_of(process.pid), 30, "a helper process")
-    wait_until(lambda: backend.rows_so_far() >= 40, 60, "the first rows")
-    # Whichever helper lives now: the one seen first may already have been replaced.
-    helper = wait_until(lambda: kill_a_child(process.pid), 30, "a helper to kill")
+                           cwd=workdir, env={**backend.env(), **parking.env(chunks="2-")})
+    wait_until(lambda: backend.rows_so_far() >= 40, 60, "the first rows", process=process)
+    [held] = held_by(parking, process, HELPER)  # the helper holds a chunk, uncommitted
+    helper = held["pid"]
+    assert helper in children_of(process.pid)
+    os.kill(helper, signal.SIGKILL)
+    parking.release()
     out, err = process.communicate(timeout=120)
 
     assert process.returncode == 0, err
@@ -76,13 +85,16 @@ def test_a_helper_killed_mid_run_is_restarted_and_its_chunks_recovered(backend, 
     assert not children_of(process.pid)
 
 
-def test_the_parent_killed_mid_run_takes_its_helpers_with_it_then_the_same_command(backend, workdir):
+def test_the_parent_killed_mid_run_takes_its_helpers_with_it_then_the_same_command(backend, workdir,
+                                                                                  parking):
     data = write_records(workdir / "p.ndjson", people(600), "ndjson")
     command = ("load", data, "--workers", "2", "--chunk-size", "20")
-    process = start_ingest(*command, cwd=workdir, env={**backend.env(), **SLOW_CHUNKS})
+    process = start_ingest(*command, cwd=workdir, env={**backend.env(), **parking.env(chunks="2-")})
     helpers = wait_until(lambda: children_of(process.pid), 30, "a helper process")
-    wait_until(lambda: backend.rows_so_far() >= 40, 60, "the first rows")
-    kill_9(process)
+    wait_until(lambda: backend.rows_so_far() >= 40, 60, "the first rows", process=process)
+    held_by(parking, process, "local", HELPER)
+    assert kill_9(process) == -9  # mid-run: both hold a chunk
+    parking.release()  # a helper draining its chunk need not wait for the park timeout
     wait_until(lambda: not any(alive(pid) for pid in helpers), 45, "the helpers to exit")
 
     again = run_ingest(*command, env=backend.env(), cwd=workdir, timeout=180)
@@ -90,14 +102,18 @@ def test_the_parent_killed_mid_run_takes_its_helpers_with_it_then_the_same_comma
     backend.assert_each_record_once(600, 0)
 
 
-def test_resume_finishes_what_a_killed_commands_helpers_had_taken(postgres_backend, workdir):
+def test_resume_finishes_what_a_killed_commands_helpers_had_taken(postgres_backend, workdir,
+                                                                  parking):
     data = write_records(workdir / "p.ndjson", people(240), "ndjson")
     process = start_ingest("load", data, "--workers", "3", "--chunk-size", "20", cwd=workdir,
-                           env={**postgres_backend.env(), **SLOW_CHUNKS})
+                           env={**postgres_backend.env(), **parking.env(chunks="3-")})
     helpers = wait_until(lambda: len(children_of(process.pid)) == 2 and children_of(process.pid),
                          30, "two helper processes")
-    wait_until(lambda: postgres_backend.rows_so_far() >= 60, 60, "rows from the helpers")
-    kill_9(process)
+    wait_until(lambda: postgres_backend.rows_so_far() >= 60, 60, "rows from the helpers",
+               process=process)
+    held_by(parking, process, "local-helper-1", "local-helper-2")  # the helpers hold chunks
+    assert kill_9(process) == -9
+    parking.release()
     wait_until(lambda: not any(alive(pid) for pid in helpers), 45, "the helpers to exit")
     run_id = json.loads(run_ingest("status", "--json", env=postgres_backend.env(), cwd=workdir).stdout)[0]["run_id"]
 
@@ -106,14 +122,17 @@ def test_resume_finishes_what_a_killed_commands_helpers_had_taken(postgres_backe
     postgres_backend.assert_each_record_once(240, 0)
 
 
-def test_ctrl_c_drains_the_helpers_then_the_same_command_finishes(sqlite_backend, workdir):
+def test_ctrl_c_drains_the_helpers_then_the_same_command_finishes(sqlite_backend, workdir, parking):
     data = write_records(workdir / "p.ndjson", people(240), "ndjson")
     command = ("load", data, "--workers", "2", "--chunk-size", "20")
-    process = start_ingest(*command, cwd=workdir, env={**sqlite_backend.env(), **SLOW_CHUNKS},
+    process = start_ingest(*command, cwd=workdir,
+                           env={**sqlite_backend.env(), **parking.env(chunks="2-")},
                            start_new_session=True)
     helpers = wait_until(lambda: children_of(process.pid), 30, "a helper process")
-    wait_until(lambda: sqlite_backend.rows_so_far() >= 40, 60, "the first rows")
+    wait_until(lambda: sqlite_backend.rows_so_far() >= 40, 60, "the first rows", process=process)
+    held_by(parking, process, "local", HELPER)  # mid-run: both hold a chunk
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    parking.release()  # the held chunks drain at once
     process.communicate(timeout=90)
 
     assert process.returncode != 0
@@ -123,15 +142,17 @@ def test_ctrl_c_drains_the_helpers_then_the_same_command_finishes(sqlite_backend
     sqlite_backend.assert_each_record_once(240, 0)
 
 
-def test_a_worker_with_two_processes(postgres_backend, workdir):
+def test_a_worker_with_two_processes(postgres_backend, workdir, parking):
     data = write_records(workdir / "p.ndjson", people(200), "ndjson")
     worker = start_ingest("worker", "--worker-id", "w", "--processes", "2", cwd=workdir,
-                          env={**postgres_backend.env(), **SLOW_CHUNKS})
+                          env={**postgres_backend.env(), **parking.env()})
     helpers = wait_until(lambda: children_of(worker.pid), 30, "the worker's helper")
     queued = run_ingest("load", data, "--chunk-size", "20", "--detach", "--json",
                         env=postgres_backend.env(), cwd=workdir)
     run_id = json.loads(queued.stdout)["run_id"]
-    wait_until(lambda: postgres_backend.rows_so_far() == 200, 90, "all rows")
+    held_by(parking, worker, "w", "w-helper-1")  # both processes hold a chunk
+    parking.release()
+    wait_until(lambda: postgres_backend.rows_so_far() == 200, 90, "all rows", process=worker)
     worker.send_signal(signal.SIGTERM)
     out, err = output_of(worker, timeout=60)
 
@@ -147,13 +168,3 @@ def test_workers_must_be_a_number_or_auto(sqlite_backend, workdir):
     assert result.returncode == 2
     assert "--workers 'lots': expected a number from 1 to 256, or auto" in result.stderr
 
-
-def kill_a_child(pid: int):
-    """SIGKILL a live child of ``pid``; its pid, or None if there is none right now."""
-    for child in children_of(pid):
-        try:
-            os.kill(child, signal.SIGKILL)
-            return child
-        except ProcessLookupError:
-            continue
-    return None
