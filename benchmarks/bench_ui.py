@@ -53,8 +53,9 @@ def many_runs(count: int, env: dict, work: Path) -> None:
     for number in range(count):
         paths.append(folder / f"r{number:05d}.ndjson")
         paths[-1].write_text(json.dumps({"id": number}) + "\n")
-    script = ("import sys\nfrom durable_ingest import runs\nfrom durable_ingest.app import App\n"
-              "from durable_ingest.load_options import LoadOptions\n"
+    script = ("import sys\nfrom durable_ingest.commands import load as runs\n"
+              "from durable_ingest.runtime.launch import App\n"
+              "from durable_ingest.commands.load_options import LoadOptions\n"
               "with App(None, 1, role='client') as app:\n"
               "    for path in sys.argv[1:]:\n"
               "        options = LoadOptions()\n"
