@@ -122,14 +122,15 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
 @database_option
 @status_command_options
 @json_option
-def status(run_id, database_url, limit, files_page, as_json) -> None:
-    """List runs, newest first; with RUN_ID, one run and the state of each chunk.
+def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> None:
+    """List runs, newest first; with RUN_ID, one run and its chunks.
 
     \b
     Example:
       ingest status
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
+      ingest status ingest-3c1e0d8a2b4f6e7d9c01 --chunks
     """
     from ..views import app_database as appviews, runs as operations, render
 
@@ -142,7 +143,7 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
             click.echo(json.dumps(files) if as_json else render.files(files))
         else:
             detail = operations.run_detail(database_url, run_id)
-            click.echo(json.dumps(detail) if as_json else render.detail(detail))
+            click.echo(json.dumps(detail) if as_json else render.detail(detail, every_chunk))
 
 
 # -- ingest errors ------------------------------------------------------------------------------
