@@ -138,6 +138,9 @@ def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> Non
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
             click.echo(json.dumps(runs) if as_json else render.runs(runs))
+            hint = None if runs else operations.earlier_runs_hint(database_url)
+            if hint:
+                click.echo(hint, err=True)
         elif files_page:
             files = appviews.run_files(database_url, run_id, files_page)
             click.echo(json.dumps(files) if as_json else render.files(files))

@@ -110,6 +110,24 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
 
 
+def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
+    """Where this SQLite app database's runs were kept before its system database moved
+    beside it (the working directory's ``durable_ingest.sqlite``), when that file exists and
+    is another one: how to list them."""
+    from pathlib import Path
+
+    from .. import database
+
+    databases = database.resolve(database_url)
+    now = database.sqlite_path(databases.system_url)
+    earlier = Path(database.DEFAULT_SQLITE_SYSTEM_FILE).resolve()
+    if now is None or os.environ.get(database.SYSTEM_DATABASE_URL_VARIABLE) \
+            or not earlier.is_file() or now.resolve() == earlier:
+        return None
+    return (f"runs of this database started before its run history moved beside it may be in "
+            f"{earlier}: DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest status")
+
+
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
     """One run with the state of each chunk (and of its retry workflow, if any)."""
     with system_client(database_url) as client:
