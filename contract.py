@@ -41,6 +41,11 @@ BAD_FILE_POSITION = -1  # the position of an errors row that stands for a whole 
 
 
 # -- identities ------------------------------------------------------------------------------
+# Between the parts of a run's identity label (the user's --label first, then the table and
+# the key settings): a character no --label holds, so the user's label can be read back.
+IDENTITY_SEPARATOR = "\x1f"
+
+
 def fingerprint_of(content_hash: str, label: str) -> str:
     """A file's identity: its bytes, plus a label to load the same bytes again on purpose."""
     return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]

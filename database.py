@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .errors import IngestError, one_line
+from .errors import IngestError, MissingFolder, one_line
 
 DATABASE_URL_VARIABLE = "DATABASE_URL"
 SYSTEM_DATABASE_URL_VARIABLE = "DBOS_SYSTEM_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///durable_ingest_app.sqlite"
+DEFAULT_SQLITE_APP_FILE = "durable_ingest_app.sqlite"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_APP_FILE}"
 # DBOS's own default for an app named durable-ingest: what `dbos workflow list` reads.
-DEFAULT_SQLITE_SYSTEM_URL = "sqlite:///durable_ingest.sqlite"
+DEFAULT_SQLITE_SYSTEM_FILE = "durable_ingest.sqlite"
+DEFAULT_SQLITE_SYSTEM_URL = f"sqlite:///{DEFAULT_SQLITE_SYSTEM_FILE}"
 PACKAGE_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
 # Alembic's settings ([tool.alembic]), read by the `alembic` command (run from the checkout)
@@ -83,8 +85,21 @@ def resolve(database_url: Optional[str] = None, system_url: Optional[str] = None
 
 def app_database_url(database_url: Optional[str] = None) -> str:
     """The app database's URL, normalised: ``database_url``, else ``DATABASE_URL``, else the
-    local SQLite file. The one place that reads ``DATABASE_URL``."""
-    return normalise_url(database_url or os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL)
+    local SQLite file. The one place that reads ``DATABASE_URL``. A SQLite file in a folder
+    that does not exist is ``MissingFolder`` (a read-only command would report no runs)."""
+    url = normalise_url(database_url or os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL)
+    if (path := sqlite_path(url)) is not None and not path.parent.is_dir():
+        raise MissingFolder(f"the folder of {url} does not exist: {path.parent}; create it "
+                            "(mkdir -p) or give another --database-url / DATABASE_URL")
+    return url
+
+
+def sqlite_path(url: str) -> Optional[Path]:
+    """The file of a ``sqlite:///FILE`` URL (None: Postgres, in memory, or a URI form)."""
+    if is_postgres(url) or not url.startswith("sqlite:///"):
+        return None
+    name = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if not name or name == ":memory:" or name.startswith("file:") else Path(name)
 
 
 def environment_urls() -> tuple:
@@ -95,14 +110,18 @@ def environment_urls() -> tuple:
 
 
 def derived_system_url(app_url: str) -> str:
-    """DBOS's tables: ``<db>_dbos_sys`` beside a Postgres app database; on SQLite, DBOS's
-    default file for this app in the working directory, which the ``dbos`` CLI finds."""
+    """DBOS's tables, one system database per app database, beside it: ``<db>_dbos_sys`` on
+    its Postgres server; on SQLite ``<name>_dbos_sys.sqlite`` beside ``<name>.sqlite``, and
+    DBOS's own default ``durable_ingest.sqlite`` beside ``durable_ingest_app.sqlite``."""
     from sqlalchemy import make_url
 
-    if not is_postgres(app_url):
-        return DEFAULT_SQLITE_SYSTEM_URL
-    url = make_url(app_url)
-    return url.set(database=f"{url.database}_dbos_sys").render_as_string(hide_password=False)
+    if is_postgres(app_url):
+        url = make_url(app_url)
+        return url.set(database=f"{url.database}_dbos_sys").render_as_string(hide_password=False)
+    path = sqlite_path(app_url)
+    name = DEFAULT_SQLITE_SYSTEM_FILE if path is None or path.name == DEFAULT_SQLITE_APP_FILE \
+        else f"{path.stem}_dbos_sys{path.suffix or '.sqlite'}"
+    return f"sqlite:///{path.with_name(name) if path else name}"
 
 
 def redact(url: str) -> str:

@@ -66,6 +66,12 @@ class UsageError(IngestError):
     exit_code = EXIT_USAGE
 
 
+class MissingFolder(IngestError):
+    """A SQLite database URL names a file in a folder that does not exist."""
+
+    exit_code = EXIT_USAGE
+
+
 class TransformNotFound(IngestError):
     """``--transform`` names nothing that can be imported and called."""
 

@@ -122,14 +122,15 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
 @database_option
 @status_command_options
 @json_option
-def status(run_id, database_url, limit, files_page, as_json) -> None:
-    """List runs, newest first; with RUN_ID, one run and the state of each chunk.
+def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> None:
+    """List runs, newest first; with RUN_ID, one run and its chunks.
 
     \b
     Example:
       ingest status
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --json
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --files 1
+      ingest status ingest-3c1e0d8a2b4f6e7d9c01 --chunks
     """
     from ..views import app_database as appviews, runs as operations, render
 
@@ -137,12 +138,15 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
             click.echo(json.dumps(runs) if as_json else render.runs(runs))
+            hint = None if runs else operations.earlier_runs_hint(database_url)
+            if hint:
+                click.echo(hint, err=True)
         elif files_page:
             files = appviews.run_files(database_url, run_id, files_page)
             click.echo(json.dumps(files) if as_json else render.files(files))
         else:
             detail = operations.run_detail(database_url, run_id)
-            click.echo(json.dumps(detail) if as_json else render.detail(detail))
+            click.echo(json.dumps(detail) if as_json else render.detail(detail, every_chunk))
 
 
 # -- ingest errors ------------------------------------------------------------------------------

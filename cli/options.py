@@ -233,6 +233,9 @@ status_command_options = options(
                  help="Runs to list."),
     click.option("--files", "files_page", type=click.IntRange(1), default=None, metavar="PAGE",
                  help="With RUN_ID: list the run's files, 100 per page (1 is the first)."),
+    click.option("--chunks", "every_chunk", is_flag=True,
+                 help="With RUN_ID: a row per chunk (default: their counts by state, the "
+                      "slowest and the failed)."),
 )
 
 

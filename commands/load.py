@@ -13,6 +13,7 @@ from ..contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
 from ..errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
+from .reattach import check_reattach
 from .results import Detached, LoadResult
 from .waiting import progress_of, run_status, wait_for_run
 
@@ -84,6 +85,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
 
     began = time.time()
     run_id, status = current_run(manifest)
+    check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
     if options.table and status is None:
         app.check_table(options.table, options.key)

@@ -5,7 +5,7 @@ faults, transform, key, the API pages' policy) and the checks of ``--transform``
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..contract import HttpPolicy, Job, is_url
+from ..contract import IDENTITY_SEPARATOR, HttpPolicy, Job, is_url
 
 DEFAULT_CHUNK_SIZE = 5000
 
@@ -57,10 +57,11 @@ class LoadOptions:
         table; a keyed load of them with other settings is another run; a file already
         loaded unkeyed is not loaded again unkeyed (with a new transform either: use
         --label, or --key)."""
-        identity = self.label + (f"\x1ftable={self.table}" if self.table else "")
+        sep = IDENTITY_SEPARATOR
+        identity = self.label + (f"{sep}table={self.table}" if self.table else "")
         if not self.key:
             return identity
-        return f"{identity}\x1fkey={self.key};on-conflict={self.on_conflict};transform={self.transform}"
+        return f"{identity}{sep}key={self.key};on-conflict={self.on_conflict};transform={self.transform}"
 
 
 def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: Optional[str],

@@ -133,8 +133,8 @@ def fetch_pages(run_id: str, source: UrlSource, first: int, count: int, policy: 
             page = in_flight.popleft().result()
             page = replace(page, error=creds.scrub(page.error)) if page.error else page
             if ends(source, page, tail):
-                if not page.error:
-                    page = replace(page, end=True)  # holds nothing to load: the end
+                if not page.error or past_the_end(source, page):
+                    page = replace(page, end=True, error=None)  # holds nothing to load: the end
                 return pages + [page], True
             pages.append(page)
             tail = tail.after(page)
@@ -157,6 +157,11 @@ def ends(source: UrlSource, page: FetchedPage, before: Tail) -> bool:
         return True
     if source.last is not None:
         return False
-    past_the_end = page.status in (404, 410) and page.page > source.first
-    return page.empty or past_the_end or (
+    return page.empty or past_the_end(source, page) or (
         page.fingerprint is not None and page.fingerprint == before.fingerprint)
+
+
+def past_the_end(source: UrlSource, page: FetchedPage) -> bool:
+    """A 404 or 410 after an open range's first page: how many APIs answer past their last
+    page. It ends the range as an empty page does, with no ``errors`` row."""
+    return source.last is None and page.status in (404, 410) and page.page > source.first

@@ -7,6 +7,7 @@ when reachable at INGEST_TEST_PG (default postgresql://postgres@127.0.0.1:5432);
 missing prerequisite (``skip_unless_ci``).
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -167,7 +168,10 @@ class Backend:
             return self.system_url
         if self.name == "postgres":
             return f"{self.url}_dbos_sys"
-        return f"sqlite:///{Path(cwd) / 'durable_ingest.sqlite'}"
+        from durable_ingest.database import derived_system_url
+
+        with contextlib.chdir(cwd):  # a relative SQLite path is the run's working directory's
+            return derived_system_url(self.url)
 
     def workflow_ids(self, cwd: Path) -> set:
         """IDs in DBOS's workflow_status table; empty while it doesn't exist yet. Reads only:

@@ -75,7 +75,7 @@ def test_dbos_workflow_list_shows_the_run(backend, workdir):
     run_id = json.loads(loaded.stdout)["run_id"]
     (workdir / "dbos-config.yaml").write_text((REPO / "dbos-config.yaml").read_text())
 
-    system = [] if backend.name == "sqlite" else ["-s", f"{backend.url}_dbos_sys"]
+    system = ["-s", backend.system_url_for(workdir)]
     listed = subprocess.run([str(BIN / "dbos"), "workflow", "list", *system], cwd=workdir,
                             capture_output=True, text=True, timeout=120)
     steps = subprocess.run([str(BIN / "dbos"), "workflow", "steps", f"{run_id}-chunk-00000", *system],

@@ -281,3 +281,18 @@ def test_schema_head_needs_no_alembic():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("app, system", [
+    ("durable_ingest_app.sqlite", "durable_ingest.sqlite"),  # DBOS's default: `dbos` finds it
+    ("data/durable_ingest_app.sqlite", "data/durable_ingest.sqlite"),
+    ("data/orders.sqlite", "data/orders_dbos_sys.sqlite"),
+    ("/srv/x.db", "/srv/x_dbos_sys.db"),
+])
+def test_a_sqlite_system_database_sits_beside_its_app_database(app, system):
+    assert database.derived_system_url(f"sqlite:///{app}") == f"sqlite:///{system}"
+
+
+def test_a_postgres_system_database_is_its_own_database_on_the_same_server():
+    assert database.derived_system_url("postgresql+psycopg://u:p@h:5432/sales") == \
+        "postgresql+psycopg://u:p@h:5432/sales_dbos_sys"

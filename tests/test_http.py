@@ -69,6 +69,29 @@ def test_failures_that_may_pass_are_retried_then_the_pages_load(cli, backend):
     backend.assert_each_record_once(50, 0)
 
 
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_404_or_410_after_the_first_page_ends_an_open_range_cleanly(cli, backend, status):
+    with PageServer(pages=3, records=10, script={4: [status]}) as server:
+        result = cli("load", server.page_url, "--pages", "1-", "--concurrency", "1",
+                     env=backend.env())
+
+        assert 5 not in server.requests_by_page
+
+    assert result.exit_code == 0, result.output
+    assert "bad input" not in result.stderr
+    assert "pages: 4 fetched: 3 new, 0 already loaded, 0 failed" in result.stdout
+    assert backend.counts() == (30, 0)
+
+
+def test_a_404_on_the_first_page_of_an_open_range_is_an_error(cli, sqlite_backend):
+    with PageServer(pages=3, records=10, script={1: [404]}) as server:
+        result = cli("load", server.page_url, "--pages", "1-", "--concurrency", "1",
+                     env=sqlite_backend.env())
+
+    assert result.exit_code == 3, result.output
+    assert f"bad input: {server.url}/users?page=1: HTTP 404" in result.stderr
+
+
 def test_a_404_page_gets_one_errors_row_and_the_others_load(cli, backend):
     with PageServer(pages=3, records=10, script={2: [404]}) as server:
         result = cli("load", server.page_url, "--pages", "1-3", env=backend.env())

@@ -1,6 +1,7 @@
 """``ingest load`` end to end, through the CLI, on SQLite and on Postgres."""
 
 import json
+import sqlite3
 
 import pytest
 
@@ -190,3 +191,46 @@ def test_zero_set_up_default_writes_local_sqlite_files(cli, workdir):
     assert result.exit_code == 0, result.output
     assert (workdir / "durable_ingest_app.sqlite").exists()
     assert (workdir / "durable_ingest.sqlite").exists()  # DBOS's own, where `dbos` looks
+
+
+def test_two_sqlite_databases_in_one_folder_each_get_the_rows_and_keep_their_own_runs(cli, workdir):
+    data = write_records(workdir / "users.json", people(6))
+
+    first = cli("load", data, "--json", "--database-url", "sqlite:///a.sqlite")
+    second = cli("load", data, "--json", "--database-url", "sqlite:///b.sqlite")
+
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["already_loaded"] is False
+    for name in ("a", "b"):
+        with sqlite3.connect(workdir / f"{name}.sqlite") as connection:
+            assert connection.execute("SELECT count(*) FROM tasks").fetchone() == (6,)
+        assert (workdir / f"{name}_dbos_sys.sqlite").exists()
+        runs = json.loads(cli("status", "--json", "--database-url", f"sqlite:///{name}.sqlite").stdout)
+        assert len(runs) == 1
+    assert not (workdir / "durable_ingest.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", [["load", "users.json"], ["status"], ["errors"]])
+def test_a_sqlite_url_in_a_missing_folder_is_one_line_naming_it(cli, workdir, command):
+    write_records(workdir / "users.json", people(2))
+
+    result = cli(*command, "--database-url", "sqlite:///nonexist/dir/x.sqlite")
+
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "Error: the folder of sqlite:///nonexist/dir/x.sqlite does not exist: nonexist/dir; "
+        "create it (mkdir -p) or give another --database-url / DATABASE_URL"]
+    assert not (workdir / "nonexist").exists()
+
+
+def test_status_points_at_runs_kept_in_the_working_directory_by_earlier_versions(cli, workdir):
+    data = write_records(workdir / "users.json", people(3))
+    assert cli("load", data).exit_code == 0  # the default: durable_ingest.sqlite here
+    (workdir / "elsewhere").mkdir()
+
+    result = cli("status", "--database-url", "sqlite:///elsewhere/data.sqlite")
+
+    assert result.exit_code == 0
+    assert "no runs yet" in result.stdout
+    assert f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{workdir / 'durable_ingest.sqlite'} ingest status" \
+        in result.stderr

@@ -21,21 +21,33 @@ def load(cli, backend, data, *args):
 def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
     first = load(cli, backend, write_records(workdir / "a.json", people(30)), "--chunk-size", "10")
     second = load(cli, backend, write_records(workdir / "b.json", people(12, 50)),
-                  "--chunk-size", "5", "--fail-task", "2")
+                  "--chunk-size", "5", "--fail-task", "2", "--label", "nightly")
 
     runs = json.loads(cli("status", "--json", env=backend.env()).stdout)
     detail = json.loads(cli("status", second["run_id"], "--json", env=backend.env()).stdout)
     table = cli("status", env=backend.env()).output
+    summed = cli("status", second["run_id"], env=backend.env()).output
+    every = cli("status", second["run_id"], "--chunks", env=backend.env()).output
 
     assert [r["run_id"] for r in runs] == [second["run_id"], first["run_id"]]
     assert runs[0] | {"duration_s": 0, "records_per_s": 0, "started_at": 0, "dataset": ""} == {
         "run_id": second["run_id"], "dataset": "", "state": "done", "files": 1, "records": 12,
         "tasks": 11, "updated": 0, "skipped": 0, "errors": 1, "resolved": 0, "retries": 2, "started_at": 0, "duration_s": 0,
-        "records_per_s": 0, "pages": None, "table": "tasks"}
-    assert [(c["chunk"], c["records"], c["state"]) for c in detail["chunks"]] == [
-        (0, "0-4", "SUCCESS"), (1, "5-9", "SUCCESS"), (2, "10-11", "SUCCESS")]
+        "records_per_s": 0, "pages": None, "table": "tasks", "label": "nightly"}
+    assert runs[1]["label"] == ""
+    assert [(c["chunk"], c["records"], c["state"], c["recoveries"]) for c in detail["chunks"]] == [
+        (0, "0-4", "SUCCESS", 0), (1, "5-9", "SUCCESS", 0), (2, "10-11", "SUCCESS", 0)]
     assert detail["chunks"][0]["errors"] == 1 and detail["chunks"][0]["retry_state"] == "SUCCESS"
-    assert second["run_id"] in table and "done" in table
+    assert detail["chunk_summary"] | {"slowest": []} == {
+        "total": 3, "by_state": {"SUCCESS": 3}, "slowest": [], "failed": [], "failed_total": 0,
+        "recoveries": 0}
+    assert [s["chunk"] for s in detail["chunk_summary"]["slowest"]] != []
+    [second_row] = [line for line in table.splitlines() if line.startswith(second["run_id"])]
+    assert second_row.split()[1] == "done" and second_row.split()[-3:-1] == ["tasks", "nightly"]
+    assert "table" in table.splitlines()[0] and "label" in table.splitlines()[0]
+    assert "chunks 3: SUCCESS 3" in summed and "10-11" not in summed
+    assert f"every chunk: ingest status {second['run_id']} --chunks" in summed
+    assert "recoveries" in every and "10-11" in every
 
 
 def test_status_of_an_unknown_run_and_of_no_runs(cli, sqlite_backend, workdir):

@@ -381,7 +381,7 @@ def refused(cli, workdir, *args) -> str:
     assert result.exit_code == 3, result.output
     line = one_line(result)
     assert TEST_SECRET_KEY not in result.output
-    assert not (workdir / "app.sqlite").exists() and not (workdir / "durable_ingest.sqlite").exists()
+    assert not (workdir / "app.sqlite").exists() and not (workdir / "app_dbos_sys.sqlite").exists()
     return line
 
 
@@ -440,7 +440,7 @@ def checkpoints(workdir) -> bytes:
     """What DBOS stored of the runs (workflow inputs and outputs, step outputs), decoded."""
     queries = ("SELECT inputs FROM workflow_input", "SELECT output FROM workflow_output",
                "SELECT output FROM operation_outputs")
-    with sqlite3.connect(workdir / "durable_ingest.sqlite") as connection:
+    with sqlite3.connect(workdir / "app_dbos_sys.sqlite") as connection:  # sqlite_backend's
         texts = [text for query in queries for (text,) in connection.execute(query)]
     return b"".join(base64.b64decode(text) for text in texts if text)
 

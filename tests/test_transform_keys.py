@@ -332,3 +332,42 @@ def test_retry_does_not_silently_drop_an_update_another_run_holds_off(cli, backe
     [message] = backend.error_messages()
     assert message["error_type"] == "KeyHeldByAnotherRun" and "--on-conflict update" in message["error"]
     assert [d["v"] for d in stored(backend).values()] == [1]
+
+
+def test_a_rerun_with_another_transform_is_refused_naming_it_and_the_ways_on(cli, backend, workdir):
+    data = write_records(workdir / "users.json", people(6))
+    (workdir / "fix.py").write_text("def tag(record):\n    return {**record, 'tagged': True}\n")
+    detached = cli("load", data, "--detach", "--json", env=backend.env())  # no worker runs it
+    run_id = json.loads(detached.stdout)["run_id"]
+
+    unfinished = cli("load", data, "--transform", "fix.py:tag", env=backend.env())
+
+    assert unfinished.exit_code == 2, unfinished.output
+    assert unfinished.output.strip().splitlines() == [
+        f"Error: run {run_id} of these inputs was started with other options (--transform: "
+        f"uppercase, not {workdir / 'fix.py'}:tag): finish it as started with: ingest resume "
+        f"{run_id}; or add --label NAME to load them as a new run"]
+    assert backend.rows_so_far() == 0
+
+    assert load(cli, backend, data, "--chunk-size", "2", "--concurrency", "3")["tasks"] == 6
+    finished = cli("load", data, "--transform", "fix.py:tag", "--max-attempts", "5",
+                   env=backend.env())
+    again = load(cli, backend, data, "--transform", "fix.py:tag", "--label", "tagged")
+
+    assert finished.exit_code == 2, finished.output
+    assert f"these inputs were loaded by run {run_id} with other options (--transform: " \
+        f"uppercase, not {workdir / 'fix.py'}:tag; --max-attempts: 3, not 5): to load them " \
+        "again with these, add --label NAME" in finished.output
+    assert again["run_id"] != run_id and again["tasks"] == 6
+    assert sum(1 for data in stored(backend).values() if data.get("tagged")) == 6
+
+
+def test_a_rerun_with_other_speed_options_is_the_same_run(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(6))
+    first = load(cli, sqlite_backend, data, "--chunk-size", "2")
+
+    again = load(cli, sqlite_backend, data, "--chunk-size", "5", "--concurrency", "1",
+                 "--retry-interval", "0.5")
+
+    assert again["run_id"] == first["run_id"] and again["already_loaded"] is True
+    assert sqlite_backend.counts() == (6, 0)

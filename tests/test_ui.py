@@ -146,3 +146,16 @@ def test_ui_on_an_empty_folder_shows_no_runs_and_creates_nothing(workdir):
         kill_9(process)
     assert [p.name for p in Path(workdir).iterdir()] == []
 
+
+
+def test_the_runs_list_names_each_runs_table_and_label():
+    from durable_ingest.ui.server import runs_fragment
+
+    row = {"run_id": "ingest-0123456789abcdef0123", "state": "done", "files": 1, "records": 3,
+           "tasks": 3, "errors": 0, "retries": 0, "started_at": 0, "duration_s": 1.0,
+           "records_per_s": 3.0, "dataset": "a.json"}
+    html = runs_fragment([row | {"table": "people", "label": "nightly<1>"}, row | {"table": "tasks"}])
+
+    assert "<th class=l>table</th><th class=l>label</th>" in html
+    assert "<td class='l table'>people</td><td class='l label'>nightly&lt;1&gt;</td>" in html
+    assert "<td class='l table'>tasks</td><td class='l label'></td>" in html

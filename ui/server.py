@@ -108,7 +108,8 @@ def runs_fragment(runs: list) -> str:
     live = any(r["state"] in LIVE_STATES for r in runs)
     head = ("<tr><th class=l>run</th><th class=l>state</th><th>files</th><th>records</th>"
             "<th>tasks</th><th>updated</th><th>skipped</th><th>errors</th><th>retries</th>"
-            "<th class=l>started</th><th>duration s</th><th>records/s</th><th class=l>dataset</th></tr>")
+            "<th class=l>started</th><th>duration s</th><th>records/s</th><th class=l>table</th>"
+            "<th class=l>label</th><th class=l>dataset</th></tr>")
     rows = "".join(
         f"<tr class='run' data-run='{e(r['run_id'])}'><td class=l><a href='/runs/{e(r['run_id'])}'>"
         f"{e(r['run_id'])}</a></td><td class='l state-{e(r['state'])}'>{e(r['state'])}</td>"
@@ -116,7 +117,9 @@ def runs_fragment(runs: list) -> str:
         f"<td>{e(r.get('updated', 0))}</td><td>{e(r.get('skipped', 0))}</td>"
         f"<td class=errors>{e(r['errors'])}</td><td>{e(r['retries'])}</td>"
         f"<td class=l>{e(clock(r['started_at']))}</td><td>{e(r['duration_s'])}</td>"
-        f"<td>{e(r['records_per_s'])}</td><td class=l>{e(r['dataset'])}</td></tr>" for r in runs)
+        f"<td>{e(r['records_per_s'])}</td><td class='l table'>{e(r.get('table') or 'tasks')}</td>"
+        f"<td class='l label'>{e(r.get('label') or '')}</td><td class=l>{e(r['dataset'])}</td></tr>"
+        for r in runs)
     empty = "" if runs else "<p>no runs yet; start one with: <code>ingest load FILE</code></p>"
     return (f"<div data-live='{int(live)}'><h1>Runs</h1>{empty}"
             f"<table id=runs>{head}{rows}</table></div>")
@@ -200,7 +203,7 @@ def timeline(chunks: list, width: int = 720, lane: int = 18) -> str:
         color = RETRIED if c["retry_state"] and c["state"] == "SUCCESS" else COLORS.get(c["state"], "#888")
         bars.append(f"<rect class=chunk data-chunk='{c['chunk']}' x='{x:.1f}' y='{y + 2}' width='{w:.1f}' "
                     f"height='{lane - 4}' fill='{color}'><title>chunk {c['chunk']} ({e(c['records'])}): "
-                    f"{e(c['state'])}, {c['recovery_attempts'] or 0} recoveries"
+                    f"{e(c['state'])}, {c['recoveries']} recoveries"
                     f"{', retried' if c['retry_state'] else ''}</title></rect>")
     names = "".join(f"<text x='0' y='{i * lane + 13}' font-size='11'>{e(w)}</text>"
                     for i, w in enumerate(workers))

@@ -8,7 +8,7 @@ def runs(runs: list) -> str:
     if not runs:
         return "no runs yet; start one with: ingest load FILE"
     header = (f"{'run id':<28} {'state':<11} {'files':>7} {'records':>9} {'tasks':>9} {'errors':>7} "
-              f"{'started':<19} {'duration':>9} {'rec/s':>8}  dataset")
+              f"{'started':<19} {'duration':>9} {'rec/s':>8}  {'table':<14} {'label':<12} dataset")
     lines = [header]
     for r in runs:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
@@ -16,11 +16,12 @@ def runs(runs: list) -> str:
         rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
         lines.append(f"{r['run_id']:<28} {r['state']:<11} {r['files']:>7} {r['records']:>9} "
                      f"{r['tasks']:>9} {r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  "
-                     f"{r['dataset']}")
+                     f"{r.get('table') or 'tasks':<14} {r.get('label') or '-':<12} {r['dataset']}")
     return "\n".join(lines)
 
 
-def detail(detail: dict) -> str:
+def detail(detail: dict, every_chunk: bool = False) -> str:
+    """One run: its row, what it wrote where, then its chunks, summed up (or every one)."""
     lines = [runs([detail])]
     if detail.get("table", "tasks") != "tasks":
         lines.append(f"  into table {detail['table']} (its columns: ingest schema {detail['table']})")
@@ -32,16 +33,42 @@ def detail(detail: dict) -> str:
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
     if detail.get("pages"):
         lines.append(describe_pages(detail["pages"]))
-    lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
-              f"{'recoveries':>10}  retry"]
-    for c in detail["chunks"]:
-        lines.append(f"{c['chunk']:>6} {c['records']:<22} {c['state']:<31} {c['tasks']:>7} "
-                     f"{c['errors']:>7} {c['recovery_attempts'] or 0:>10}  {c['retry_state'] or '-'}")
+    lines += ["", *(chunk_rows(detail["chunks"]) if every_chunk
+                    else chunk_summary(detail["chunk_summary"], detail["run_id"]))]
     if detail["files"] > 1 or detail.get("pages"):
         lines.append(f"\nits files and pages: ingest status {detail['run_id']} --files 1")
     if detail["state"] == "incomplete":
         lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
     return "\n".join(lines)
+
+
+def chunk_rows(chunks: list) -> list:
+    lines = [f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
+             f"{'recoveries':>10}  retry"]
+    for c in chunks:
+        lines.append(f"{c['chunk']:>6} {c['records']:<22} {c['state']:<31} {c['tasks']:>7} "
+                     f"{c['errors']:>7} {c['recoveries']:>10}  {c['retry_state'] or '-'}")
+    return lines
+
+
+def chunk_summary(summary: dict, run_id: str) -> list:
+    """A few lines however many chunks: counts by state, the slowest, the failed."""
+    states = ", ".join(f"{state} {count:,}" for state, count in sorted(summary["by_state"].items()))
+    lines = [f"chunks {summary['total']:,}" + (f": {states}" if states else "")]
+    if summary["recoveries"]:
+        lines.append(f"  recovered after a crash: {summary['recoveries']:,} time(s)")
+    if summary["slowest"]:
+        lines.append("  slowest: " + ", ".join(f"chunk {s['chunk']} ({s['seconds']:.2f} s)"
+                                               for s in summary["slowest"]))
+    for failed in summary["failed"]:
+        lines.append(f"  failed: chunk {failed['chunk']} ({failed['state']}), "
+                     f"records {failed['records']}")
+    hidden = summary["failed_total"] - len(summary["failed"])
+    if hidden:
+        lines.append(f"  ... and {hidden:,} more failed chunk(s)")
+    if summary["total"]:
+        lines.append(f"every chunk: ingest status {run_id} --chunks")
+    return lines
 
 
 def files(page: dict) -> str:

@@ -12,8 +12,9 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from ..contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, QUEUED, SUCCESS, TASKS, Chunk,
-                       PageCounts, Summary, children_prefix, is_run_id, redrive_prefix)
+from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT, QUEUED, SUCCESS,
+                       TASKS, Chunk, PageCounts, Summary, children_prefix, is_run_id,
+                       redrive_prefix)
 from ..errors import RunNotFound
 
 
@@ -109,6 +110,24 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
 
 
+def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
+    """Where this SQLite app database's runs were kept before its system database moved
+    beside it (the working directory's ``durable_ingest.sqlite``), when that file exists and
+    is another one: how to list them."""
+    from pathlib import Path
+
+    from .. import database
+
+    databases = database.resolve(database_url)
+    now = database.sqlite_path(databases.system_url)
+    earlier = Path(database.DEFAULT_SQLITE_SYSTEM_FILE).resolve()
+    if now is None or os.environ.get(database.SYSTEM_DATABASE_URL_VARIABLE) \
+            or not earlier.is_file() or now.resolve() == earlier:
+        return None
+    return (f"runs of this database started before its run history moved beside it may be in "
+            f"{earlier}: DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest status")
+
+
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
     """One run with the state of each chunk (and of its retry workflow, if any)."""
     with system_client(database_url) as client:
@@ -126,7 +145,33 @@ def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
                      and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)
     detail["chunks"] = [chunk_row(run_id, c, by_id) for c in chunks]
+    detail["chunk_summary"] = chunk_summary(detail["chunks"])
     return detail
+
+
+SLOWEST_SHOWN = 3
+FAILED_SHOWN = 20
+
+
+def chunk_summary(chunks: list) -> dict:
+    """A run's chunks in a few lines: how many are in each state, the slowest finished
+    ones, and those that failed or were given up (the first ``FAILED_SHOWN``)."""
+    by_state: dict = {}
+    for chunk in chunks:
+        by_state[chunk["state"]] = by_state.get(chunk["state"], 0) + 1
+    timed = [c for c in chunks if c["started_at"] and c["ended_at"]]
+    slowest = sorted(timed, key=lambda c: c["started_at"] - c["ended_at"])[:SLOWEST_SHOWN]
+    failed = [c for c in chunks if c["state"] == ERROR or c["state"] in GIVEN_UP]
+    return {
+        "total": len(chunks),
+        "by_state": by_state,
+        "slowest": [{"chunk": c["chunk"], "seconds": round(c["ended_at"] - c["started_at"], 3)}
+                    for c in slowest],
+        "failed": [{"chunk": c["chunk"], "state": c["state"], "records": c["records"]}
+                   for c in failed[:FAILED_SHOWN]],
+        "failed_total": len(failed),
+        "recoveries": sum(c["recoveries"] for c in chunks),
+    }
 
 
 def run_row(client, parent, children: Optional[list] = None,
@@ -167,6 +212,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "records_per_s": round((tasks + updated + skipped + errors) / duration, 1) if duration else None,
         "pages": pages,
         "table": table_of(plan),
+        "label": label_of(plan),
     }
 
 
@@ -270,6 +316,8 @@ def chunk_row(run_id: str, workflow, by_id: dict) -> dict:
         "errors": output.get("errors", 0) + retry_output.get("errors", 0),
         "retry_state": retry.status if retry else None,
         "recovery_attempts": workflow.recovery_attempts,
+        # DBOS counts every dispatch, the first one too: a recovery is any dispatch after it.
+        "recoveries": max((workflow.recovery_attempts or 0) - 1, 0),
         "executor": workflow.executor_id,
         # When a process took it from the queue and when it ended (epoch s; None: not yet).
         "started_at": (workflow.dequeued_at or workflow.created_at or 0) / 1000 or None,
@@ -296,3 +344,9 @@ def run_table(database_url: Optional[str], run_id: str) -> str:
 def table_of(plan) -> str:
     job = getattr(plan, "job", None)
     return getattr(job, "table", "") or TASKS
+
+
+def label_of(plan) -> str:
+    """The run's ``--label`` ("" without one): the part of its files' identity it names."""
+    job = getattr(plan, "job", None)
+    return (getattr(job, "fingerprint_label", "") or "").split(IDENTITY_SEPARATOR)[0]
