@@ -32,6 +32,7 @@ def detail(detail: dict) -> str:
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
     if detail.get("pages"):
         lines.append(describe_pages(detail["pages"]))
+    lines += landing(detail)
     lines += ["", f"{'chunk':>6} {'records':<22} {'state':<31} {'tasks':>7} {'errors':>7} "
               f"{'recoveries':>10}  retry"]
     for c in detail["chunks"]:
@@ -42,6 +43,26 @@ def detail(detail: dict) -> str:
     if detail["state"] == "incomplete":
         lines.append(f"\nsome chunks were given up; once the cause is fixed: ingest resume {detail['run_id']}")
     return "\n".join(lines)
+
+
+def landing(detail: dict) -> list:
+    """Lines for held-back last lines and files rewritten since they were loaded."""
+    lines = []
+    if detail.get("held_back"):
+        lines.append(f"  {detail['held_back']} incomplete last line(s) held back: they load "
+                     "once complete")
+    count = detail.get("files_changed_count", 0)
+    if count:
+        shown = detail["files_changed"]
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        left = detail.get("files_changed_skipped", 0)
+        lines.append(f"  {count} file(s) rewritten since loaded: {', '.join(shown)}{more}")
+        if left:
+            lines.append(f"  {left} left alone (--changed skip)")
+        if count > left:
+            lines.append("  their records loaded as new content: without --key, those they "
+                         "share with what was loaded are stored twice")
+    return lines
 
 
 def files(page: dict) -> str:
