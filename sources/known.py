@@ -65,6 +65,7 @@ class Seen:
     covered: int
     decompressed: bool = False
     held_back: int = 0
+    positions: Optional[int] = None  # its records, when it was scanned (not only hashed)
 
     def matches(self, stat: os.stat_result) -> bool:
         return (stat.st_size, stat.st_mtime_ns) == (self.size, self.mtime_ns)

@@ -73,7 +73,8 @@ def identify_local(name: str, label: str, policy: LocalPolicy, known: KnownFiles
     item = replace(read(name), origin=origin)
     if item.error is None and _unchanged(name, before):
         known.put(origin, Seen(before.st_size, before.st_mtime_ns, item.fingerprint,
-                               item.covered, item.decompressed, item.held_back))
+                               item.covered, item.decompressed, item.held_back,
+                               item.positions))
     return item
 
 

@@ -166,6 +166,7 @@ class Identified:
     covered: Optional[int] = None  # the bytes its fingerprint covers (see sources.content)
     known: bool = False  # identified by this machine's quick check: not read (see sources.known)
     held_back: int = 0  # an unfinished last line, not part of it yet (see sources.content)
+    positions: Optional[int] = None  # its records, if it was scanned (see sources.scan.Tail)
 
     @property
     def scan_name(self) -> str:
@@ -201,7 +202,8 @@ def scan_alone(path: str, label: str, chunk_size: int, fmt: Optional[str],
 
     def read(name: str) -> Identified:
         seen = known.get(origin_of(name, label))
-        tail = Tail(seen.covered) if seen and os.path.getsize(name) >= seen.size else None
+        tail = Tail(seen.covered, seen.positions) if seen and seen.positions is not None \
+            and os.path.getsize(name) >= seen.size else None
         item, plans["plan"] = _scan_copy(name, name, label, chunk_size, fmt, tail)
         return item
 
@@ -222,7 +224,7 @@ def _scan_copy(path: str, name: str, label: str, chunk_size: int, fmt: Optional[
             remove_quietly(path)  # its content can never load: don't keep it
         raise
     return replace(item, fingerprint=plan.fingerprint, covered=plan.covered,
-                   held_back=plan.held_back), plan
+                   held_back=plan.held_back, positions=plan.prefix_records + plan.records), plan
 
 
 def _identified(name: str, path: str, label: str, decompressed: bool,
@@ -292,7 +294,7 @@ def recalled(name: str, seen: Seen, origin: str) -> Identified:
     """A file this machine read before, as it was then (not read now: ``known``)."""
     return Identified(name=name, path=os.path.abspath(name), fingerprint=seen.fingerprint,
                       decompressed=seen.decompressed, origin=origin, covered=seen.covered,
-                      known=True, held_back=seen.held_back)
+                      known=True, held_back=seen.held_back, positions=seen.positions)
 
 
 def identify_object(obj: S3Object, label: str, chunk_size: int, fmt: Optional[str],
@@ -332,7 +334,8 @@ class Manifest:
     def add(self, item: Identified) -> None:
         self._file.write(orjson.dumps([item.name, item.path, item.fingerprint, item.error,
                                        item.decompressed, item.s3, item.plan, item.origin,
-                                       item.covered, item.known, item.held_back])
+                                       item.covered, item.known, item.held_back,
+                                       item.positions])
                          + b"\n")
         self.identity.add(item.fingerprint, item.name)
         self.first = self.first or item

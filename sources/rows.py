@@ -176,11 +176,10 @@ def _plan_file(item: Identified, planning: Planning, previous) -> tuple:
         plan = None
     if previous is not None:
         fingerprint, covered, positions = previous
-        if plan is None or plan.tail_start != covered:
+        if plan is None or (plan.tail_start, plan.prefix_records) != (covered, positions):
             plan = scan(item.path, planning.chunk_size, fmt, planning.label,
-                        name=item.scan_name, tail=Tail(covered))
-        grown = plan.prefix == fingerprint and plan.prefix_records == positions
-        change = "grown" if grown else "rewritten"
+                        name=item.scan_name, tail=Tail(covered, positions))
+        change = "grown" if plan.prefix == fingerprint else "rewritten"
     if plan is None or plan.tail_start is not None and change != "grown":
         plan = scan(item.path, planning.chunk_size, fmt, planning.label, name=item.scan_name)
     if plan.fingerprint != item.fingerprint or os.stat(item.path).st_mtime_ns != before.st_mtime_ns:

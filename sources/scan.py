@@ -57,19 +57,21 @@ class Plan:
 
 @dataclass(frozen=True)
 class Tail:
-    """Where the bytes of a file loaded before ended (``start``): a scan that is told it
-    chunks only the records after it, and fingerprints the bytes before it on the way."""
+    """Where the bytes of a file loaded before ended (``start``) and how many records they
+    held (``records``): a scan that is told it fingerprints the bytes before ``start`` on the
+    way (only hashed: if they are unchanged, so is their count) and chunks the records after
+    it, at positions from ``records``."""
 
     start: int
+    records: int
 
 
 class _Chunker:
     """Cuts a stream of records, given by byte offsets, into chunks of ``chunk_size``."""
 
-    def __init__(self, chunk_size: int, skip_before: int = 0):
+    def __init__(self, chunk_size: int):
         self.chunk_size = chunk_size
-        self.skip_before = skip_before  # records starting before it are counted, not chunked
-        self.skipped = 0
+        self.skipped = 0  # records of a tail's prefix: counted, not chunked (see Tail)
         self.chunks: list = []
         self.records = 0
         self._start: Optional[int] = None
@@ -80,10 +82,6 @@ class _Chunker:
     def add(self, start: int, end: int, count: int = 1) -> None:
         """Add ``count`` consecutive records spanning bytes ``start..end``; ``count`` must be
         at most ``room()``, so a chunk's end is always the end of a record that was added."""
-        if start < self.skip_before:
-            self.records += count
-            self.skipped += count
-            return
         if self._start is None:
             self._start, self._first, self._count = start, self.records, 0
         self._end = end
@@ -132,7 +130,19 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
 
 def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str,
                tail: Optional[Tail] = None) -> Plan:
-    """Scan the file at ``path``; messages call it ``name`` (what the user passed)."""
+    """Scan the file at ``path``; messages call it ``name`` (what the user passed). A tail
+    that can't be read as one (the file was rewritten: its lines start elsewhere) is read
+    again whole, which says what is wrong with it, if anything."""
+    if tail is not None:
+        try:
+            return _scan_opened(path, name, chunk_size, fmt, label, tail)
+        except InputError:
+            pass
+    return _scan_opened(path, name, chunk_size, fmt, label, None)
+
+
+def _scan_opened(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str,
+                 tail: Optional[Tail]) -> Plan:
     with open_input(path) as f:
         size = os.fstat(f.fileno()).st_size
         return scan_stream(f, name, chunk_size, fmt, label, os.path.abspath(path), size, tail)
@@ -154,9 +164,13 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
     f.seek(body_start)
     tail = tail if shape == "ndjson" else None  # a document that grew is another document
     hasher = ContentHasher(body_start, shape == "ndjson", tail.start if tail else None)
-    chunker = _Chunker(chunk_size, tail.start if tail else 0)
+    chunker = _Chunker(chunk_size)
     if shape == "ndjson":
-        _scan_ndjson(name, f, body_start, hasher, chunker)
+        offset = body_start
+        if tail is not None:
+            offset = _hash_prefix(f, body_start, tail.start, hasher)
+            chunker.records = chunker.skipped = tail.records
+        _scan_ndjson(name, f, offset, hasher, chunker)
     else:
         scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
         scanner.scan()
@@ -217,6 +231,14 @@ def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
         except ValueError:
             pass
     return InputError(f"{name}: is not valid JSON (it starts with {body[:20]!r}); {EXPECTED}")
+
+
+def _hash_prefix(f: BinaryIO, offset: int, end: int, hasher: ContentHasher) -> int:
+    """Feed the bytes up to ``end`` to the hasher as they are (no lines); where it stopped."""
+    while offset < end and (block := f.read(min(BLOCK_BYTES * 4, end - offset))):
+        hasher.update(block)
+        offset += len(block)
+    return offset
 
 
 def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher: ContentHasher,

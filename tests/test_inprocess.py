@@ -108,7 +108,7 @@ def test_write_chunk_refuses_a_changed_input_and_writes_nothing(inprocess):
 
 
 def test_write_chunk_reads_a_file_that_only_grew_since_its_scan(inprocess):
-    run_id, [chunk] = planned(inprocess, ndjson(people(3)))
+    run_id, [chunk] = planned(inprocess, ndjson(people(3, start=700)))
     path = inprocess.query("SELECT path FROM sources WHERE run_id = :r", r=run_id)[0][0]
     with open(path, "a") as f:  # appended while the run loads: the next run's tail
         f.write(json.dumps({"id": 99}) + "\n")
