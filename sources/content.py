@@ -5,7 +5,7 @@ The fingerprint hashes the bytes after a UTF-8 byte-order mark, except, in NDJSO
 unfinished last line: one with no newline after it that does not parse as JSON (a writer
 is still at it). That line is *held back*: it is no record, no ``errors`` row and no part of
 the file's identity, so the file as it will be once the line is complete is the same file
-grown by a tail (see ``sources.growth``). ``covered`` is where the hashed bytes end.
+grown by a tail (see ``sources.rows``). ``covered`` is where the hashed bytes end.
 
 A hasher can also remember the hash of the first ``snapshot_at`` bytes on the way (a file
 that grew: are its old bytes unchanged?) without a second pass.

@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable
 
 from .known import KnownFiles, Seen
 
@@ -84,7 +84,3 @@ def _unchanged(name: str, before: os.stat_result) -> bool:
     except OSError:
         return False
     return (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-
-
-def last_seen(name: str, label: str) -> Optional[Seen]:
-    return KnownFiles(label).get(origin_of(name, label))
