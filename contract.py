@@ -60,12 +60,18 @@ class RunIdentity:
         self._first: Optional[str] = None
         self.count = 0
         self.fetches = False  # it has URL inputs
+        self.settings = False  # it has settings (add_setting)
 
     def add(self, fingerprint: Optional[str], name: str) -> None:
         if self.count == 0:
             self._first = fingerprint
         self._hash.update(f"{fingerprint or 'bad'}\t{name}\n".encode())
         self.count += 1
+
+    def add_setting(self, setting: str) -> None:
+        """A setting that changes what the same files load (``--changed skip``): another run."""
+        self._hash.update(f"setting\t{setting}\n".encode())
+        self.settings = True  # never the ID of the file alone
 
     def add_url(self, source: "UrlSource", label: str) -> None:
         """A URL input: named by what it asks for (and the label), not by what it answers,
@@ -79,7 +85,7 @@ class RunIdentity:
         ``generations``) and end with the generation number, in hex."""
         if self.fetches:
             return f"{self.generations()}{generation:06x}"
-        if self.count == 1 and self._first:
+        if self.count == 1 and self._first and not self.settings:
             return f"ingest-{self._first}"
         return f"ingest-{self._hash.hexdigest()[:20]}"
 

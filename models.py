@@ -82,7 +82,8 @@ class Source(Base):
 
     ``state``: ``planned`` (written by the command, not yet claimed), ``new`` (this run
     claimed its content and loads it), ``duplicate`` (the content was claimed by the run in
-    ``loaded_by``), ``bad`` (it can't be loaded; ``error`` says why). A ``new`` object of a
+    ``loaded_by``), ``bad`` (it can't be loaded; ``error`` says why), ``skipped`` (a rewritten
+file left alone: ``--changed skip``). A ``new`` object of a
     bucket that changed before its chunks read it keeps ``new`` and says so in ``error``.
     """
 
@@ -109,6 +110,16 @@ class Source(Base):
     etag: Mapped[Optional[str]] = mapped_column(Text)
     version_id: Mapped[Optional[str]] = mapped_column(Text)
     compression: Mapped[Optional[str]] = mapped_column(String(16))
+    # A local file (see migration 0006): its absolute path, the bytes its fingerprint covers
+    # (an unfinished last NDJSON line is not: ``held_back``), where its positions start (past
+    # those of the version it grew from), and what it is to the version loaded before at the
+    # same path (``change``: "grown" or "rewritten"; ``previous``: that one's fingerprint).
+    origin: Mapped[Optional[str]] = mapped_column(Text, index=True)
+    covered: Mapped[Optional[int]] = mapped_column(BigInteger)
+    first_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    held_back: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    change: Mapped[Optional[str]] = mapped_column(String(16))
+    previous: Mapped[Optional[str]] = mapped_column(String(64))
 
 
 class Content(Base):

@@ -145,7 +145,8 @@ def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> Non
             files = appviews.run_files(database_url, run_id, files_page)
             click.echo(json.dumps(files) if as_json else render.files(files))
         else:
-            detail = operations.run_detail(database_url, run_id)
+            detail = {**operations.run_detail(database_url, run_id),
+                      **appviews.landing_notes(database_url, run_id)}
             click.echo(json.dumps(detail) if as_json else render.detail(detail, every_chunk))
 
 

@@ -154,6 +154,14 @@ load_command_options = options(
     fault_options,
     click.option("--label", default="", metavar="TEXT",
                  help="Load the same bytes again as a new dataset: a new label is a new run."),
+    click.option("--settle", type=click.FloatRange(0), default=0.0, metavar="SECONDS",
+                 show_default=True, help="Leave files modified less than SECONDS ago for a "
+                 "later run (they may still be being written)."),
+    click.option("--full-check", is_flag=True, help="Read every file, even those whose path, "
+                 "size and modification time match what this machine read before."),
+    click.option("--changed", type=click.Choice(["load", "skip"]), default="load",
+                 show_default=True, help="A file rewritten since it was loaded: load its "
+                 "records as new content, or leave it alone (reported either way)."),
     shaping_options,
     json_option,
     click.option("--fail-on-errors", is_flag=True,
@@ -181,6 +189,7 @@ def load_options_of(paths: tuple, given: dict):
                          given["concurrency"]),
         urls=url_inputs(paths, given["pages"], given["headers"]),
         endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
+        settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
         **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"]))
 
 

@@ -14,7 +14,7 @@ from ..errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
 from .reattach import check_reattach
-from .results import Detached, LoadResult
+from .results import Detached, LoadResult, NothingYet
 from .waiting import progress_of, run_status, wait_for_run
 
 
@@ -32,19 +32,24 @@ def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO]
     from ..sources.s3 import is_s3
 
     skipped, manifest = Skipped(), Manifest()
+    skipped.settling.seconds = options.settle
+    if options.changed == "skip":
+        manifest.identity.add_setting("changed=skip")
     files = [s for s in specs if not is_url(s)]
     if len(specs) == 1 and files and files[0] != "-" and not has_magic(files[0]) \
             and not os.path.isdir(files[0]) and not is_s3(files[0]):
-        item, scanned = scan_alone(files[0], options.identity, options.chunk_size, options.fmt)
-        manifest.add(item)
+        item, scanned = scan_alone(files[0], options.identity, options.chunk_size, options.fmt,
+                                   policy=options.local, settling=skipped.settling)
+        if item is not None:
+            manifest.add(item)
         return manifest, skipped, scanned
     names = expand(files, skipped, options.endpoint_url)
     for item in identify_all(names, options.identity, stdin, options.chunk_size, options.fmt,
-                             options.endpoint_url):
+                             options.endpoint_url, options.local, skipped.settling):
         manifest.add(item)
     for source in options.urls:
         manifest.identity.add_url(source, options.identity)
-    if manifest.bad == manifest.count and not options.urls:  # nothing to load at all
+    if manifest.count and manifest.bad == manifest.count and not options.urls:
         more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
         raise InputError(manifest.first.error + more)
     scanned = None
@@ -84,6 +89,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     from .. import integration
 
     began = time.time()
+    if manifest.count == 0 and not options.urls:
+        return NothingYet(skipped.settling.count, skipped.settling.describe())
     run_id, status = current_run(manifest)
     check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
@@ -117,7 +124,10 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
                                    skipped.describe(), workers=fleet.size if fleet else 1,
                                    table=options.table or TASKS,
-                                   changed=app.changed_objects(run_id))
+                                   changed=app.changed_objects(run_id),
+                                   notes={**app.file_notes(run_id),
+                                          "held_back": manifest.held_back},
+                                   keyed=bool(options.key))
 
 
 HELPER_DRAIN_SEC = 30

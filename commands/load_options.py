@@ -27,6 +27,16 @@ class LoadOptions:
     urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
     table: str = ""  # --table: a dataset table ("": the demo's tasks)
     endpoint_url: str = ""  # where s3:// inputs are read (see ``s3_endpoint``)
+    settle: float = 0.0  # --settle: seconds a local file must have been left alone
+    full_check: bool = False  # --full-check: read every file, known to this machine or not
+    changed: str = "load"  # --changed: what a rewritten file does ("load" or "skip")
+
+    @property
+    def local(self):
+        """How local files are treated (``sources.local.LocalPolicy``)."""
+        from ..sources.local import LocalPolicy
+
+        return LocalPolicy(self.settle, self.full_check)
 
     def job(self, run_id: str) -> Job:
         return Job(run_id=run_id, chunk_size=self.chunk_size, max_attempts=self.max_attempts,

@@ -1,5 +1,6 @@
-"""What a load did, for people (``str``) and for scripts (``asdict``): ``LoadResult``, or
-``Detached`` for a run queued for workers."""
+"""What a load did, for people (``str``) and for scripts (``asdict``): ``LoadResult``,
+``Detached`` for a run queued for workers, or ``NothingYet`` when every file was still
+being written."""
 
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -32,11 +33,18 @@ class LoadResult:
     pages: Optional[dict] = None  # with URL inputs: PageCounts, and "fetched"
     table: str = TASKS  # where the records went: tasks, or a dataset table (--table)
     objects_changed: int = 0  # objects of buckets replaced before their chunks read them
+    held_back: int = 0  # unfinished last NDJSON lines, left for a later run
+    files_changed: list = field(default_factory=list)  # rewritten since loaded (the first 20)
+    files_changed_count: int = 0
+    files_changed_skipped: int = 0  # of those, left alone (--changed skip)
+    keyed: bool = False
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
                      bad_files: list, skipped_inputs: str = "", workers: int = 1,
-                     table: str = TASKS, changed: int = 0) -> "LoadResult":
+                     table: str = TASKS, changed: int = 0, notes: Optional[dict] = None,
+                     keyed: bool = False) -> "LoadResult":
+        notes = notes or {}
         loaded, already = summary.files_new, summary.files_already
         if already_loaded:
             loaded, already = 0, loaded + already
@@ -46,7 +54,10 @@ class LoadResult:
                    files_bad=summary.files_bad, already_loaded=already_loaded,
                    elapsed_s=elapsed_s, bad_files=bad_files, skipped_inputs=skipped_inputs,
                    skipped=summary.skipped, updated=summary.updated, workers=workers,
-                   pages=pages_dict(summary.pages), table=table, objects_changed=changed)
+                   pages=pages_dict(summary.pages), table=table, objects_changed=changed,
+                   held_back=notes.get("held_back", 0), files_changed=notes.get("changed", []),
+                   files_changed_count=notes.get("changed_count", 0),
+                   files_changed_skipped=notes.get("changed_skipped", 0), keyed=keyed)
 
     @property
     def has_errors(self) -> bool:
@@ -100,7 +111,29 @@ class LoadResult:
             f"  records {self.records} | tasks {self.tasks}{shaped} | errors {self.errors}"
             f" | retries {self.retries} | elapsed {self.elapsed_s:.2f} s"
             f" | {self.records_per_s:,.0f} records/s")
-        return "\n".join(lines)
+        return "\n".join(lines + self.landing_lines())
+
+    def landing_lines(self) -> list:
+        """Unfinished last lines held back, and files rewritten since they were loaded."""
+        lines = []
+        if self.held_back:
+            lines.append(f"  {self.held_back} incomplete last line held back: it loads once "
+                         "complete" if self.held_back == 1 else f"  {self.held_back:,} "
+                         "incomplete last lines held back: they load once complete")
+        count = self.files_changed_count
+        if count:
+            names = ", ".join(self.files_changed) + (
+                f" and {count - len(self.files_changed):,} more" if count > len(self.files_changed) else "")
+            files = "file" if count == 1 else "files"
+            lines.append(f"  {count:,} {files} rewritten since loaded: {names}")
+            if self.files_changed_skipped:
+                lines.append(f"  {self.files_changed_skipped:,} left alone (--changed skip)")
+            if count > self.files_changed_skipped:
+                lines.append("  their records loaded as new content; " + (
+                    "with --key, records already stored were skipped or updated (--on-conflict)"
+                    if self.keyed else "without --key, the records they still share with what "
+                    "was loaded are now stored twice (--changed skip leaves such files alone)"))
+        return lines
 
 
 @dataclass(frozen=True)
@@ -117,3 +150,22 @@ class Detached:
         state = "queued" if self.state == "ENQUEUED" else f"already {self.state}"
         return (f"{self.run_id}  {self.dataset}: {state} ({self.records} records); "
                 f"follow it with: ingest status {self.run_id}")
+
+
+@dataclass(frozen=True)
+class NothingYet:
+    """A load whose every file was left for a later run (``--settle``): no run at all."""
+
+    settling: int
+    why: str
+    bad_inputs: int = 0
+    has_errors: bool = False
+
+    def asdict(self) -> dict:
+        return {"run_id": None, "records": 0, "files_settling": self.settling}
+
+    def input_lines(self) -> list:
+        return []
+
+    def __str__(self) -> str:
+        return f"nothing to load yet: {self.why}"

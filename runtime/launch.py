@@ -282,10 +282,17 @@ class App:
 
     def write_plan(self, manifest, run_id: str, options, scanned=None):
         """The run's ``sources`` rows (see ``sources.plan``)."""
-        from ..sources.plan import write_plan
+        from ..sources.rows import write_plan
 
         return write_plan(self.engine, manifest, run_id, options.chunk_size, options.fmt,
-                          options.identity, scanned, options.endpoint_url)
+                          options.identity, scanned, options.endpoint_url, options.changed)
+
+    def file_notes(self, run_id: str) -> dict:
+        """What the run's local files said of themselves (see ``store.files.file_notes``)."""
+        from ..store.files import file_notes
+
+        with self.engine.connect() as connection:
+            return file_notes(connection, run_id)
 
     def check_table(self, table: str, key: str) -> None:
         """``UsageError`` if the dataset table exists with another key than this load's."""

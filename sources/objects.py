@@ -11,7 +11,6 @@ without downloading it again.
 """
 
 import gzip
-import hashlib
 import io
 import os
 import sys
@@ -25,8 +24,9 @@ from ..errors import InputError, UsageError
 from .common import BLOCK_BYTES
 from .object_copies import Keeper, keeper_for
 from .s3 import NEEDS_EXTRA, ObjectChanged, S3Object, S3Store
+from .known import MachineCache
 from .scan import scan_stream
-from .spool import GZIP_MAGIC, remove_quietly, spool_dir
+from .spool import GZIP_MAGIC
 
 DOWNLOADS = 8  # objects (or pieces of them) downloaded at once by one process
 
@@ -206,35 +206,23 @@ class Rewindable(io.RawIOBase):
 # -- the fingerprints this machine knows ----------------------------------------------------
 class FingerprintCache:
     """Fingerprints of the objects this machine read, one small file each under the spool
-    (``s3-fingerprints/``), written atomically: whatever is there is whole."""
+    (``s3-fingerprints/``, see ``sources.known``)."""
 
     def __init__(self, label: str, endpoint: Optional[str]):
         self.label, self.endpoint = label, chosen_endpoint(endpoint)
-        self.directory = os.path.join(spool_dir(), "s3-fingerprints")
+        self.cache = MachineCache("s3-fingerprints")
+        self.directory = self.cache.directory
 
-    def _path(self, obj: S3Object) -> str:
-        names = "\0".join([self.endpoint, obj.bucket, obj.key, obj.etag, obj.version_id or "",
-                           str(obj.size), self.label])
-        digest = hashlib.sha256(names.encode()).hexdigest()
-        return os.path.join(self.directory, digest[:2], digest[2:40])
+    def _parts(self, obj: S3Object) -> tuple:
+        return (self.endpoint, obj.bucket, obj.key, obj.etag, obj.version_id or "",
+                str(obj.size), self.label)
 
     def get(self, obj: S3Object) -> Optional[str]:
         """The object's fingerprint, if this machine read it before."""
-        try:
-            with open(self._path(obj)) as f:
-                found = f.read(64).strip()
-        except OSError:
-            return None
+        raw = self.cache.read(*self._parts(obj))
+        found = (raw or b"")[:64].decode(errors="replace").strip()
         return found if len(found) == 20 and all(c in "0123456789abcdef" for c in found) else None
 
     def put(self, obj: S3Object, fingerprint: str) -> None:
         """Remember it (best effort: a spool that can't be written only costs a download)."""
-        path = self._path(obj)
-        partial = f"{path}-{os.getpid()}-{threading.get_ident()}.partial"
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(partial, "w") as f:
-                f.write(fingerprint)
-            os.replace(partial, path)
-        except OSError:
-            remove_quietly(partial)
+        self.cache.write(fingerprint.encode(), *self._parts(obj))

@@ -4,13 +4,12 @@
 argument's in sorted path order, and ``s3://`` inputs into the objects they name (listed a
 page at a time). ``identify`` names a file by its bytes (gzip and standard input are spooled
 first); ``identify_all`` also reads each new object once, a few at once, which both
-fingerprints and scans it. ``Manifest`` keeps the identified files on disk while the run's
-ID, which depends on all of them, is worked out; ``write_plan`` then scans the files whose
-content was never claimed and writes one ``sources`` row per file. Nothing here holds the
-whole list of files in memory.
+fingerprints and scans it, and passes local files through ``sources.local`` (still being
+written, or known to this machine). ``Manifest`` keeps the identified files on disk while
+the run's ID, which depends on all of them, is worked out; ``sources.rows.write_plan`` then
+writes the run's rows. Nothing here holds the whole list of files in memory.
 """
 
-import hashlib
 import os
 import re
 import tempfile
@@ -23,16 +22,16 @@ import orjson
 
 from ..contract import RunIdentity, fingerprint_of
 from ..errors import InputError
-from ..store.files import claimed_by, source_row, write_sources
 from .common import BLOCK_BYTES, open_input
 from .globs import glob_regex, has_magic, is_data_file
-from .object_copies import discard
-from .objects import (DOWNLOADS, FingerprintCache, ObjectPlan, chosen_endpoint, pool,
-                      scan_object, store_for)
+from .known import KnownFiles, Seen
+from .local import LocalPolicy, Settling, identify_local, origin_of
+from .objects import DOWNLOADS, FingerprintCache, pool, scan_object, store_for
 from .s3 import S3Object, is_s3
 from .s3 import _Missing as NoSuchKey
-from .scan import BOM, Plan, scan
-from .spool import readable_copy, remove_quietly, spool_dir, spool_stdin
+from .content import ContentHasher
+from .scan import BOM, Tail, detect_shape, scan
+from .spool import readable_copy, remove_quietly, spool_stdin
 
 PLAN_BATCH = 1000  # files looked up, scanned and written together
 
@@ -44,12 +43,14 @@ class Skipped:
 
     hidden: int = 0
     other: int = 0
+    settling: Settling = field(default_factory=Settling)  # modified too recently (--settle)
 
     def describe(self) -> str:
         parts = [f"{n:,} {what}" for n, what in ((self.hidden, "hidden"),
                                                  (self.other, "with other extensions")) if n]
-        return f"skipped {' and '.join(parts)} (loaded: .json, .ndjson, .jsonl, optionally .gz)" \
-            if parts else ""
+        walked = f"skipped {' and '.join(parts)} (loaded: .json, .ndjson, .jsonl, optionally " \
+            ".gz)" if parts else ""
+        return "\n".join(line for line in (walked, self.settling.describe()) if line)
 
 
 def format_of(name: str) -> Optional[str]:
@@ -161,61 +162,106 @@ class Identified:
     decompressed: bool = False
     s3: Optional[list] = None  # an object: [bucket, key, size, ETag, VersionId]
     plan: Optional[dict] = None  # an object read at once: its ObjectPlan (None: not read)
+    origin: Optional[str] = None  # a local file: its absolute path (see ``origin_of``)
+    covered: Optional[int] = None  # the bytes its fingerprint covers (see sources.content)
+    known: bool = False  # identified by this machine's quick check: not read (see sources.known)
+    held_back: int = 0  # an unfinished last line, not part of it yet (see sources.content)
+    positions: Optional[int] = None  # its records, if it was scanned (see sources.scan.Tail)
 
     @property
     def scan_name(self) -> str:
         return f"{self.name} (decompressed)" if self.decompressed else self.name
 
 
-def identify(name: str, label: str, stdin: Optional[BinaryIO] = None) -> Identified:
+def identify(name: str, label: str, stdin: Optional[BinaryIO] = None,
+             fmt: Optional[str] = None) -> Identified:
     """Hash a file's bytes into its fingerprint; one-line reasons for files that can't be read."""
     if isinstance(name, NoFiles):
         return Identified(name=name, error=f"{name}: {name.why}")
     try:
         if name == "-":
-            return _identified("stdin", spool_stdin(stdin), label, False)
+            return _identified("stdin", spool_stdin(stdin), label, False, fmt)
         path, decompressed = readable_copy(name, name)
-        return _identified(name, path, label, decompressed)
+        return _identified(name, path, label, decompressed, fmt)
     except InputError as exc:
         return Identified(name=name, error=str(exc))
 
 
 def scan_alone(path: str, label: str, chunk_size: int, fmt: Optional[str],
-               name: Optional[str] = None) -> tuple:
+               name: Optional[str] = None, policy: Optional[LocalPolicy] = None,
+               settling: Optional[Settling] = None) -> tuple:
     """``(Identified, Plan)`` of a file named alone: one pass over its bytes both scans and
     fingerprints it (the scan hashes what ``identify`` hashes). ``InputError`` if it can't
-    be loaded. Messages call it ``name`` (default: its path)."""
-    name = name or path
+    be loaded. Messages call it ``name`` (default: its path). With a ``policy`` (a local
+    file, not a spooled copy) the file goes through ``identify_local``: ``(None, None)`` if
+    it is left for a later run, no plan if this machine knows it; a file that grew since
+    this machine read it is scanned as a tail (``Tail``), its old bytes checked on the way."""
+    if policy is None:
+        return _scan_copy(path, name or path, label, chunk_size, fmt, None)
+    known, plans = KnownFiles(label), {}
+
+    def read(name: str) -> Identified:
+        seen = known.get(origin_of(name, label))
+        tail = Tail(seen.covered, seen.positions) if seen and seen.positions is not None \
+            and os.path.getsize(name) >= seen.size else None
+        item, plans["plan"] = _scan_copy(name, name, label, chunk_size, fmt, tail)
+        return item
+
+    item = identify_local(path, label, policy, known, settling or Settling(policy.settle),
+                          read, recalled)
+    return item, plans.get("plan")
+
+
+def _scan_copy(path: str, name: str, label: str, chunk_size: int, fmt: Optional[str],
+               tail: Optional[Tail]) -> tuple:
     path, decompressed = readable_copy(path, name)
     item = Identified(name=name, path=os.path.abspath(path), decompressed=decompressed)
     try:
-        plan = scan(path, chunk_size, fmt or format_of(name), label, name=item.scan_name)
+        plan = scan(path, chunk_size, fmt or format_of(name), label, name=item.scan_name,
+                    tail=tail)
     except InputError:
         if decompressed:
             remove_quietly(path)  # its content can never load: don't keep it
         raise
-    return Identified(item.name, item.path, plan.fingerprint, None, decompressed), plan
+    return replace(item, fingerprint=plan.fingerprint, covered=plan.covered,
+                   held_back=plan.held_back, positions=plan.prefix_records + plan.records), plan
 
 
-def _identified(name: str, path: str, label: str, decompressed: bool) -> Identified:
-    """The fingerprint hashes what ``scan`` hashes: the bytes after a UTF-8 byte-order mark."""
-    hasher = hashlib.sha256()
+def _identified(name: str, path: str, label: str, decompressed: bool,
+                fmt: Optional[str] = None) -> Identified:
+    """The fingerprint hashes what ``scan`` hashes (see ``sources.content``)."""
     with open_input(path) as f:
-        head = f.read(len(BOM))
-        if head != BOM:
-            hasher.update(head)
+        hasher = content_hasher(f, name, fmt or format_of(name))
         while block := f.read(BLOCK_BYTES * 4):
             hasher.update(block)
     return Identified(name=name, path=os.path.abspath(path),
-                      fingerprint=fingerprint_of(hasher.hexdigest(), label),
-                      decompressed=decompressed)
+                      fingerprint=fingerprint_of(hasher.finish(), label),
+                      decompressed=decompressed, covered=hasher.covered,
+                      held_back=hasher.held_back)
+
+
+def content_hasher(f: BinaryIO, name: str, fmt: Optional[str]) -> ContentHasher:
+    """A hasher for the file ``f``, positioned past its byte-order mark; NDJSON (as ``scan``
+    would tell it) holds back an unfinished last line."""
+    head = f.read(BLOCK_BYTES)
+    start = len(BOM) if head.startswith(BOM) else 0
+    try:
+        ndjson = detect_shape(name, head, start, fmt) == "ndjson"
+    except InputError:
+        ndjson = False  # the scan says what is wrong with it
+    f.seek(start)
+    return ContentHasher(start, ndjson)
 
 
 def identify_all(names: Iterator, label: str, stdin: Optional[BinaryIO], chunk_size: int,
-                 fmt: Optional[str], endpoint: Optional[str]) -> Iterator[Identified]:
+                 fmt: Optional[str], endpoint: Optional[str],
+                 policy: LocalPolicy = LocalPolicy(),
+                 settling: Optional[Settling] = None) -> Iterator[Identified]:
     """``identify`` each of ``names`` (what ``expand`` yields), in order; objects of a bucket
-    are downloaded ``DOWNLOADS`` at once while the listing goes on."""
-    cache = FingerprintCache(label, endpoint)
+    are downloaded ``DOWNLOADS`` at once while the listing goes on. Local files go through
+    ``identify_local``: those still being written are counted in ``settling``, not yielded."""
+    cache, known = FingerprintCache(label, endpoint), KnownFiles(label)
+    settling = settling if settling is not None else Settling(policy.settle)
     pending: deque = deque()
     try:
         for name in names:
@@ -223,8 +269,11 @@ def identify_all(names: Iterator, label: str, stdin: Optional[BinaryIO], chunk_s
                 pending.append(pool().submit(identify_object, name, label, chunk_size, fmt,
                                              endpoint, cache))
             else:
+                item = _identify_name(name, label, stdin, fmt, policy, known, settling)
+                if item is None:
+                    continue
                 pending.append(Future())
-                pending[-1].set_result(identify(name, label, stdin))
+                pending[-1].set_result(item)
             while pending and (len(pending) > DOWNLOADS or pending[0].done()):
                 yield pending.popleft().result()
         while pending:
@@ -232,6 +281,20 @@ def identify_all(names: Iterator, label: str, stdin: Optional[BinaryIO], chunk_s
     finally:
         for future in pending:
             future.cancel()
+
+
+def _identify_name(name, label, stdin, fmt, policy, known, settling) -> Optional[Identified]:
+    if name == "-" or isinstance(name, NoFiles):
+        return identify(name, label, stdin, fmt)
+    return identify_local(name, label, policy, known, settling,
+                          read=lambda n: identify(n, label, stdin, fmt), recall=recalled)
+
+
+def recalled(name: str, seen: Seen, origin: str) -> Identified:
+    """A file this machine read before, as it was then (not read now: ``known``)."""
+    return Identified(name=name, path=os.path.abspath(name), fingerprint=seen.fingerprint,
+                      decompressed=seen.decompressed, origin=origin, covered=seen.covered,
+                      known=True, held_back=seen.held_back, positions=seen.positions)
 
 
 def identify_object(obj: S3Object, label: str, chunk_size: int, fmt: Optional[str],
@@ -251,7 +314,7 @@ def identify_object(obj: S3Object, label: str, chunk_size: int, fmt: Optional[st
     return replace(item, fingerprint=plan.fingerprint, plan=asdict(plan))
 
 
-def _object(item: Identified) -> S3Object:
+def object_of(item: Identified) -> S3Object:
     bucket, key, size, etag, version_id = item.s3
     return S3Object(item.name, bucket, key, size, etag, version_id)
 
@@ -264,16 +327,21 @@ class Manifest:
         self.identity = RunIdentity()
         self.count = 0
         self.bad = 0
+        self.held_back = 0  # unfinished last lines of its files, as this command saw them
         self.first: Optional[Identified] = None
         self.chosen: Optional[str] = None
 
     def add(self, item: Identified) -> None:
         self._file.write(orjson.dumps([item.name, item.path, item.fingerprint, item.error,
-                                       item.decompressed, item.s3, item.plan]) + b"\n")
+                                       item.decompressed, item.s3, item.plan, item.origin,
+                                       item.covered, item.known, item.held_back,
+                                       item.positions])
+                         + b"\n")
         self.identity.add(item.fingerprint, item.name)
         self.first = self.first or item
         self.count += 1
         self.bad += item.error is not None
+        self.held_back += item.held_back
 
     @property
     def run_id(self) -> Optional[str]:
@@ -288,118 +356,3 @@ class Manifest:
 
     def close(self) -> None:
         self._file.close()
-
-
-# -- the run's rows -------------------------------------------------------------------------------
-@dataclass
-class PlanCounts:
-    planned: int = 0  # files to scan and claim
-    records: int = 0
-    known: int = 0  # already claimed when the command looked
-    bad: int = 0
-    bad_names: list = field(default_factory=list)  # the first few, for the output
-
-
-def write_plan(engine, manifest: Manifest, run_id: str, chunk_size: int, fmt: Optional[str],
-               label: str, scanned: Optional[Plan] = None,
-               endpoint: Optional[str] = None) -> PlanCounts:
-    """One ``sources`` row per file, a batch per transaction; files whose content is already
-    claimed are not scanned again. ``scanned`` is a plan the command already made."""
-    counts = PlanCounts()
-    batch: list = []
-    for ordinal, item in enumerate(manifest):
-        batch.append((ordinal, item))
-        if len(batch) == PLAN_BATCH:
-            _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts, endpoint)
-            batch = []
-    _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts, endpoint)
-    return counts
-
-
-def _write_batch(engine, run_id, batch, chunk_size, fmt, label, scanned, counts,
-                 endpoint) -> None:
-    if not batch:
-        return
-    with engine.begin() as connection:
-        owners = claimed_by(connection, [i.fingerprint for _, i in batch if i.fingerprint])
-    batch = _objects_read(batch, owners, chunk_size, fmt, label, endpoint)
-    rows = [_source_row(run_id, ordinal, item, owners.get(item.fingerprint), chunk_size, fmt,
-                        label, scanned, counts) for ordinal, item in batch]
-    with engine.begin() as connection:
-        write_sources(connection, rows)
-    for (_, item), row in zip(batch, rows):
-        if item.s3 and row["state"] != "planned":  # no chunk will read its copy
-            discard(chosen_endpoint(endpoint), _object(item))
-
-
-def _objects_read(batch: list, owners: dict, chunk_size, fmt, label, endpoint) -> list:
-    """The batch, with the objects known from the fingerprint cache whose content is not
-    claimed read now (a few at once): they need their plan."""
-    unread = {ordinal: pool().submit(scan_object, _object(item), chunk_size,
-                                     fmt or format_of(item.name), label, endpoint)
-              for ordinal, item in batch if item.s3 and item.plan is None
-              and item.error is None and item.fingerprint not in owners}
-    return [(ordinal, _with_plan(item, unread[ordinal]) if ordinal in unread else item)
-            for ordinal, item in batch]
-
-
-def _with_plan(item: Identified, read: Future) -> Identified:
-    try:
-        plan: ObjectPlan = read.result()
-    except InputError as exc:
-        return replace(item, error=str(exc))
-    if plan.fingerprint != item.fingerprint:  # the cache said otherwise: it can't be trusted
-        return replace(item, error=f"{item.name}: its content is not what this machine "
-                       f"recorded for it; delete {os.path.join(spool_dir(), 's3-fingerprints')}"
-                       " and run the command again")
-    return replace(item, plan=asdict(plan))
-
-
-def _source_row(run_id, ordinal, item: Identified, owner, chunk_size, fmt, label, scanned,
-                counts: PlanCounts) -> dict:
-    row = source_row(run_id, ordinal, item.name, item.path, fingerprint=item.fingerprint)
-    if item.error is None and owner is None and item.s3:
-        return _object_row(row, item, counts)
-    if item.error is None and owner is None:
-        try:
-            plan, stat = _scan_unchanged(item, chunk_size, fmt or format_of(item.name), label,
-                                         scanned)
-        except InputError as exc:
-            if item.decompressed:
-                remove_quietly(item.path)  # its content can never load: don't keep it
-            item = Identified(item.name, item.path, item.fingerprint, str(exc))
-        else:
-            counts.planned += 1
-            counts.records += plan.records
-            return {**row, "shape": plan.shape, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                    "records": plan.records, "pieces": [list(p) for p in plan.chunks]}
-    if item.error is not None:
-        counts.bad += 1
-        if len(counts.bad_names) < 20:
-            counts.bad_names.append(item.error)
-        return {**row, "state": "bad", "error": item.error}
-    counts.known += 1
-    return {**row, "state": "duplicate", "loaded_by": owner}
-
-
-def _object_row(row: dict, item: Identified, counts: PlanCounts) -> dict:
-    """An object's row: its plan, and what its chunks' ranged reads must find."""
-    plan, (_, _, size, etag, version_id) = item.plan, item.s3
-    counts.planned += 1
-    counts.records += plan["records"]
-    return {**row, "shape": plan["shape"], "size": size, "records": plan["records"],
-            "pieces": plan["pieces"], "etag": etag, "version_id": version_id,
-            "compression": plan["compression"]}
-
-
-def _scan_unchanged(item: Identified, chunk_size: int, fmt, label: str,
-                    scanned: Optional[Plan]) -> tuple:
-    """Scan the file (or take the scan the command made) and check it is still the file that
-    was identified."""
-    before = os.stat(item.path)
-    plan = scanned if scanned is not None and scanned.fingerprint == item.fingerprint \
-        else scan(item.path, chunk_size, fmt, label, name=item.scan_name)
-    if plan.fingerprint != item.fingerprint or os.stat(item.path).st_mtime_ns != before.st_mtime_ns:
-        raise InputError(f"{item.name}: changed while it was being read; load it again once "
-                         "it is complete")
-    return plan, before

@@ -18,7 +18,6 @@ workflow's inputs hold offsets, never records.
 """
 
 import codecs
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import BinaryIO, Optional
 from ..contract import fingerprint_of
 from ..errors import InputError
 from .common import BLOCK_BYTES, EXPECTED, is_blank, iter_lines, json_type, open_input
+from .content import ContentHasher
 from .document import DocumentScanner
 from .spool import remove_quietly, readable_copy
 
@@ -46,6 +46,24 @@ class Plan:
     records: int = 0
     # (start byte, end byte, first position, record count) per chunk
     chunks: list = field(default_factory=list)
+    covered: Optional[int] = None  # where the fingerprinted bytes end (see sources.content)
+    held_back: int = 0  # an unfinished last line, not loaded (1) or none (0)
+    # A scan of a tail (``Tail``): the fingerprint of the bytes before ``tail.start`` and
+    # how many records they hold (the chunks only have the records after them).
+    prefix: Optional[str] = None
+    prefix_records: int = 0
+    tail_start: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Where the bytes of a file loaded before ended (``start``) and how many records they
+    held (``records``): a scan that is told it fingerprints the bytes before ``start`` on the
+    way (only hashed: if they are unchanged, so is their count) and chunks the records after
+    it, at positions from ``records``."""
+
+    start: int
+    records: int
 
 
 class _Chunker:
@@ -53,6 +71,7 @@ class _Chunker:
 
     def __init__(self, chunk_size: int):
         self.chunk_size = chunk_size
+        self.skipped = 0  # records of a tail's prefix: counted, not chunked (see Tail)
         self.chunks: list = []
         self.records = 0
         self._start: Optional[int] = None
@@ -73,11 +92,12 @@ class _Chunker:
 
     def mark(self) -> tuple:
         """Where the chunker is, for ``rewind``."""
-        return len(self.chunks), self.records, self._start, self._end, self._first, self._count
+        return (len(self.chunks), self.records, self.skipped, self._start, self._end,
+                self._first, self._count)
 
     def rewind(self, mark: tuple) -> None:
         """Take back every record added since ``mark``."""
-        closed, self.records, self._start, self._end, self._first, self._count = mark
+        closed, self.records, self.skipped, self._start, self._end, self._first, self._count = mark
         del self.chunks[closed:]
 
     def room(self) -> int:
@@ -91,7 +111,7 @@ class _Chunker:
 
 
 def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
-         name: Optional[str] = None) -> Plan:
+         name: Optional[str] = None, tail: Optional[Tail] = None) -> Plan:
     """Read the dataset once: validate, fingerprint and cut it into chunks.
 
     A gzip file is decompressed into the spool first; the plan then points at that copy.
@@ -100,23 +120,36 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
     name = name or path
     copy, decompressed = readable_copy(path, name)
     if not decompressed:
-        return _scan_file(path, name, chunk_size, fmt, label)
+        return _scan_file(path, name, chunk_size, fmt, label, tail)
     try:
-        return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label)
+        return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label, tail)
     except InputError:
         remove_quietly(copy)  # its content can never load: don't keep it in the spool
         raise
 
 
-def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str) -> Plan:
-    """Scan the file at ``path``; messages call it ``name`` (what the user passed)."""
+def _scan_file(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str,
+               tail: Optional[Tail] = None) -> Plan:
+    """Scan the file at ``path``; messages call it ``name`` (what the user passed). A tail
+    that can't be read as one (the file was rewritten: its lines start elsewhere) is read
+    again whole, which says what is wrong with it, if anything."""
+    if tail is not None:
+        try:
+            return _scan_opened(path, name, chunk_size, fmt, label, tail)
+        except InputError:
+            pass
+    return _scan_opened(path, name, chunk_size, fmt, label, None)
+
+
+def _scan_opened(path: str, name: str, chunk_size: int, fmt: Optional[str], label: str,
+                 tail: Optional[Tail]) -> Plan:
     with open_input(path) as f:
         size = os.fstat(f.fileno()).st_size
-        return scan_stream(f, name, chunk_size, fmt, label, os.path.abspath(path), size)
+        return scan_stream(f, name, chunk_size, fmt, label, os.path.abspath(path), size, tail)
 
 
 def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], label: str,
-                path: str, size: Optional[int] = None) -> Plan:
+                path: str, size: Optional[int] = None, tail: Optional[Tail] = None) -> Plan:
     """Scan a dataset from the binary stream ``f`` (a file, or an object's body as it
     downloads): read once, front to back, but for one seek back within its first block
     (past a byte-order mark). ``size``: its bytes, or None for as many as were read."""
@@ -127,28 +160,40 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
     if not head[body_start:].strip():
         what = "is empty" if not head else "holds only whitespace"
         raise InputError(f"{name}: {what}; nothing to load, check that it is the right file")
-    shape = _detect_shape(name, head, body_start, fmt)
+    shape = detect_shape(name, head, body_start, fmt)
     f.seek(body_start)
-    hasher = hashlib.sha256()
+    tail = tail if shape == "ndjson" else None  # a document that grew is another document
+    hasher = ContentHasher(body_start, shape == "ndjson", tail.start if tail else None)
     chunker = _Chunker(chunk_size)
     if shape == "ndjson":
-        _scan_ndjson(name, f, body_start, hasher, chunker)
+        offset = body_start
+        if tail is not None:
+            offset = _hash_prefix(f, body_start, tail.start, hasher)
+            chunker.records = chunker.skipped = tail.records
+        _scan_ndjson(name, f, offset, hasher, chunker)
     else:
         scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
         scanner.scan()
         shape = scanner.shape
+        hasher.finish()
     chunker.close()
+    prefix = fingerprint_of(hasher.snapshot, label) if hasher.snapshot is not None else None
     return Plan(
         path=path,
         shape=shape,
-        fingerprint=fingerprint_of(hasher.hexdigest(), label),
+        fingerprint=fingerprint_of(hasher.finish(), label),
         size=f.tell() if size is None else size,
-        records=chunker.records,
+        records=chunker.records - chunker.skipped,
         chunks=chunker.chunks,
+        covered=hasher.covered,
+        held_back=hasher.held_back,
+        prefix=prefix,
+        prefix_records=chunker.skipped,
+        tail_start=tail.start if tail else None,
     )
 
 
-def _detect_shape(name: str, head: bytes, body_start: int, fmt: Optional[str]) -> str:
+def detect_shape(name: str, head: bytes, body_start: int, fmt: Optional[str]) -> str:
     """NDJSON when the first line is a whole JSON value and more follows; else a document.
 
     A file starting with '[' is always an array: a one-line array is more likely than NDJSON
@@ -188,16 +233,36 @@ def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
     return InputError(f"{name}: is not valid JSON (it starts with {body[:20]!r}); {EXPECTED}")
 
 
-def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher, chunker: _Chunker) -> None:
+def _hash_prefix(f: BinaryIO, offset: int, end: int, hasher: ContentHasher) -> int:
+    """Feed the bytes up to ``end`` to the hasher as they are (no lines); where it stopped."""
+    while offset < end and (block := f.read(min(BLOCK_BYTES * 4, end - offset))):
+        hasher.update(block)
+        offset += len(block)
+    return offset
+
+
+def _scan_ndjson(name: str, f: BinaryIO, offset: int, hasher: ContentHasher,
+                 chunker: _Chunker) -> None:
+    """Chunk the lines; an unfinished last line (see ``sources.content``) is taken back once
+    the hasher says so, and its bytes are not checked (a writer may be mid-character)."""
+    bad_utf8: Optional[InputError] = None
+    last_start, mark = None, None
     for line_number, (start, end, line) in enumerate(iter_lines(f, offset, hasher=hasher), 1):
-        if line is None:
-            chunker.add(start, end)  # too large: reported as a record error when loaded
-        elif not is_blank(line):
+        if bad_utf8 is not None:
+            raise bad_utf8  # it was not the last line
+        if line is not None and is_blank(line):
+            continue
+        if line is not None:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(
+                bad_utf8 = InputError(
                     f"{name}: line {line_number} is not valid UTF-8 (byte {start + exc.start}); "
-                    "re-encode the file as UTF-8 (iconv -t UTF-8)"
-                ) from None
-            chunker.add(start, end)
+                    "re-encode the file as UTF-8 (iconv -t UTF-8)")
+        last_start, mark = start, chunker.mark()
+        chunker.add(start, end)  # too large (None): reported as a record error when loaded
+    hasher.finish()
+    if last_start is not None and last_start >= hasher.covered:
+        chunker.rewind(mark)  # held back
+    elif bad_utf8 is not None:
+        raise bad_utf8

@@ -16,6 +16,7 @@ from . import faults
 from ..contract import TASKS, Chunk, Job
 from ..errors import InputChanged, is_permanent
 from ..models import Source
+from ..sources.content import still_holds
 from ..sources.object_reads import ObjectPieces
 from ..sources.read import RecordProblem, SourceTexts, read_chunk
 from ..sources.s3 import is_s3
@@ -131,7 +132,7 @@ def chunk_files(run_id: str, chunk: Chunk) -> list:
     return datasource.session().execute(
         select(Source.ordinal, Source.path, Source.shape, Source.fingerprint, Source.size,
                Source.mtime_ns, Source.pieces, Source.etag, Source.version_id,
-               Source.compression)
+               Source.compression, Source.covered)
         .where(Source.run_id == run_id, Source.state == "new",
                Source.ordinal >= chunk.first, Source.ordinal <= chunk.last)
         .order_by(Source.ordinal)).all()
@@ -151,7 +152,7 @@ def chunk_records(files: list, chunk: Chunk, job: Job):
                 records, texts = objects.next_records()
             else:
                 if checked != file.ordinal:
-                    check_input(file)
+                    check_input(file, job.fingerprint_label)
                     checked = file.ordinal
                 records = read_chunk(file.path, file.shape, start, end, position)
                 texts = SourceTexts(file.path, file.shape, start, end, position)
@@ -169,15 +170,18 @@ def pieces_of(file, chunk: Chunk) -> list:
     return file.pieces[first:last + 1]
 
 
-def check_input(file) -> None:
+def check_input(file, label: str = "") -> None:
     """Refuse to read byte ranges of a file that changed since it was scanned (or that this
-    worker sees differently): its records would land under the wrong keys."""
+    worker sees differently): its records would land under the wrong keys. A file that
+    only grew (its fingerprinted bytes unchanged) is read: the next run loads its tail."""
     try:
         stat = os.stat(file.path)
     except OSError as exc:
         raise InputChanged(f"{file.path}: {exc.strerror}; every worker must see the input at "
                            "this path (a shared volume)") from None
-    if (stat.st_size, stat.st_mtime_ns) != (file.size, file.mtime_ns):
+    if (stat.st_size, stat.st_mtime_ns) != (file.size, file.mtime_ns) and not still_holds(
+            file.path, stat.st_size, stat.st_mtime_ns,
+            file.size if file.covered is None else file.covered, file.fingerprint, label):
         raise InputChanged(f"{file.path} changed since it was scanned; load the new file as "
                            "a new dataset (ingest load), it gets a new run id")
 

@@ -34,7 +34,9 @@ def claim_page(run_id: str, low: int, high: int, table: str = TASKS) -> Claimed:
     count_on_commit(session, 0, written)
     new_set = set(new)
     claimed_rows = [r for r in rows if r.ordinal in new_set]
-    return Claimed(new=len(new), duplicate=len(rows) - len(new) - len(bad), bad=len(bad),
+    left_alone = sum(r.state == "skipped" for r in rows)  # rewritten, with --changed skip
+    return Claimed(new=len(new), duplicate=len(rows) - len(new) - len(bad) - left_alone,
+                   bad=len(bad),
                    bad_rows=written,
                    records=sum(r.records for r in claimed_rows))
 

@@ -80,3 +80,8 @@ def test_bucket_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     assert "20 objects x 10 records" in out and "moto CPU per bucket load" in out
     assert "ratio far/folder" in out
     assert "target <= 250 MB" in out
+
+
+def test_landing_benchmark_smoke_run_prints_a_ratio(tmp_path):
+    out = smoke_run("bench_landing.py", tmp_path)
+    assert "each once" in out and "(0 decompressed)" in out

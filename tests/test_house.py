@@ -24,7 +24,7 @@ LAYERS = (
     ("read-only views", ["views.*"]),
     ("start and stop DBOS", ["runtime.*"]),
     ("the DBOS story", ["integration"]),
-    ("the steps' work", ["steps.*", "sources.plan"]),
+    ("the steps' work", ["steps.*", "sources.plan", "sources.rows"]),
     ("records, inputs and rows", ["transform", "sources.*", "store.*", "tables.*"]),
     ("services", ["database", "models", "telemetry.*", "generate.*", "codec.*"]),
     ("foundation", ["errors", "contract", "__init__"]),

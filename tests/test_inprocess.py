@@ -21,7 +21,7 @@ from durable_ingest.contract import SUCCESS, Job, chunk_workflow_id, redrive_wor
 from durable_ingest.errors import InputChanged
 from durable_ingest.commands.load_options import LoadOptions
 from durable_ingest.commands.load import identify_inputs
-from durable_ingest.sources.plan import write_plan
+from durable_ingest.sources.rows import write_plan
 from durable_ingest.transform import Faults
 
 pytestmark = pytest.mark.xdist_group("inprocess")  # one process, one after the other: one launch
@@ -98,13 +98,24 @@ def test_write_chunk_with_one_attempt_writes_the_failure_to_errors(inprocess):
 def test_write_chunk_refuses_a_changed_input_and_writes_nothing(inprocess):
     run_id, [chunk] = planned(inprocess, ndjson(people(3)))
     path = inprocess.query("SELECT path FROM sources WHERE run_id = :r", r=run_id)[0][0]
-    with open(path, "a") as f:
-        f.write(json.dumps({"id": 99}) + "\n")
+    with open(path, "r+") as f:
+        f.write('{"other": 1}')
 
     with pytest.raises(InputChanged, match="changed since it was scanned"):
         write_chunk(job(run_id), chunk)
 
     assert inprocess.counts(run_id) == (0, 0)
+
+
+def test_write_chunk_reads_a_file_that_only_grew_since_its_scan(inprocess):
+    run_id, [chunk] = planned(inprocess, ndjson(people(3, start=700)))
+    path = inprocess.query("SELECT path FROM sources WHERE run_id = :r", r=run_id)[0][0]
+    with open(path, "a") as f:  # appended while the run loads: the next run's tail
+        f.write(json.dumps({"id": 99}) + "\n")
+
+    outcome = write_chunk(job(run_id), chunk)
+
+    assert (outcome["tasks"], outcome["errors"]) == (3, 0)
 
 
 def test_a_file_cut_into_chunks_keeps_its_positions(inprocess):

@@ -39,6 +39,21 @@ def run_files(database_url: Optional[str], run_id: str, page: int,
             "next_page": page + 1 if first + len(files) <= total else None, "files": files}
 
 
+def landing_notes(database_url: Optional[str], run_id: str) -> dict:
+    """What a run's local files said of themselves (``store.files.file_notes``): held-back
+    last lines and rewritten files; {} without an app database."""
+    from ..store.files import file_notes
+
+    with app_engine(database_url) as engine:
+        if engine is None:
+            return {}
+        with engine.connect() as connection:
+            notes = file_notes(connection, run_id)
+    return {"held_back": notes["held_back"], "files_changed": notes["changed"],
+            "files_changed_count": notes["changed_count"],
+            "files_changed_skipped": notes["changed_skipped"]}
+
+
 def file_row(connection, source, table: str = TASKS) -> dict:
     tasks = errors = 0
     if source.state == "new":

@@ -33,6 +33,7 @@ def detail(detail: dict, every_chunk: bool = False) -> str:
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
     if detail.get("pages"):
         lines.append(describe_pages(detail["pages"]))
+    lines += landing(detail)
     lines += ["", *(chunk_rows(detail["chunks"]) if every_chunk
                     else chunk_summary(detail["chunk_summary"], detail["run_id"]))]
     if detail["files"] > 1 or detail.get("pages"):
@@ -68,6 +69,26 @@ def chunk_summary(summary: dict, run_id: str) -> list:
         lines.append(f"  ... and {hidden:,} more failed chunk(s)")
     if summary["total"]:
         lines.append(f"every chunk: ingest status {run_id} --chunks")
+    return lines
+
+
+def landing(detail: dict) -> list:
+    """Lines for held-back last lines and files rewritten since they were loaded."""
+    lines = []
+    if detail.get("held_back"):
+        lines.append(f"  {detail['held_back']} incomplete last line(s) held back: they load "
+                     "once complete")
+    count = detail.get("files_changed_count", 0)
+    if count:
+        shown = detail["files_changed"]
+        more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        left = detail.get("files_changed_skipped", 0)
+        lines.append(f"  {count} file(s) rewritten since loaded: {', '.join(shown)}{more}")
+        if left:
+            lines.append(f"  {left} left alone (--changed skip)")
+        if count > left:
+            lines.append("  their records loaded as new content: without --key, those they "
+                         "share with what was loaded are stored twice")
     return lines
 
 
