@@ -4,8 +4,9 @@ or ``views`` (read-only views), print. No DBOS calls of its own.
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.
 
-Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 4 records
-ended in ``errors`` and ``--fail-on-errors`` was given; 130 interrupted.
+Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 4 no record
+loaded, or more in ``errors`` than ``--max-errors`` (``--fail-on-errors``) allows; 130
+interrupted. Every non-zero exit prints one line that says why.
 """
 
 import json
@@ -18,10 +19,10 @@ import click
 
 from .. import __version__
 from ..commands import progress
-from ..errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
-from .options import (concurrency_option, database_option, errors_command_options,
-                      fault_options, faults_of, generate_command_options, json_option,
-                      load_command_options, load_options_of, one_line_errors, remote_options,
+from ..errors import EXIT_INTERRUPTED
+from .options import (Failure, concurrency_option, database_option, error_budget_of,
+                      errors_command_options, fault_options, faults_of, generate_command_options,
+                      json_option, load_command_options, load_options_of, one_line_errors, remote_options,
                       report_unexpected, running_app, say, status_command_options,
                       worker_command_options)
 
@@ -63,7 +64,7 @@ def load(paths, **given) -> None:
     run: dict = {}
     database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
     with one_line_errors(lambda: waiting.interrupted_line(run["manifest"].run_id if run else None)):
-        options = load_options_of(paths, given)
+        options, budget = load_options_of(paths, given), error_budget_of(given)
         fleet = runs.helpers(database_url, given["workers"], concurrency, detach, say,
                              entry=run_ingest)
         with fleet or nullcontext():
@@ -79,10 +80,11 @@ def load(paths, **given) -> None:
         return
     for line in result.input_lines():
         say(line)
-    if result.bad_inputs:
-        sys.exit(EXIT_BAD_INPUT)
-    if given["fail_on_errors"] and result.has_errors:
-        sys.exit(EXIT_RECORD_ERRORS)
+    failed = result.failure(budget)
+    if failed:
+        if failed[1]:
+            say(failed[1])
+        sys.exit(failed[0])
 
 
 # -- ingest resume ------------------------------------------------------------------------------
@@ -271,8 +273,13 @@ def ui(database_url, host, port) -> None:
     """
     from ..ui import server as web
 
-    with one_line_errors(lambda: "stopped"):
-        web.serve(database_url, host, port, say=say)
+    try:
+        with one_line_errors():
+            web.serve(database_url, host, port, say=say)
+    except Failure as stopped:
+        if stopped.exit_code != EXIT_INTERRUPTED:
+            raise
+        say("ingest ui stopped")  # Ctrl-C is how it is meant to stop: no error
 
 
 # -- ingest migrate -----------------------------------------------------------------------------

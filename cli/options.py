@@ -137,6 +137,16 @@ def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int)
                       concurrency=concurrency)
 
 
+def _check_budget(_ctx, _param, value):
+    from ..commands.results import ErrorBudget
+
+    try:
+        ErrorBudget.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 load_command_options = options(
     click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
                  help="Input format (default: detected from the content)."),
@@ -156,8 +166,12 @@ load_command_options = options(
                  help="Load the same bytes again as a new dataset: a new label is a new run."),
     shaping_options,
     json_option,
+    click.option("--max-errors", metavar="N|P%", default=None, callback=_check_budget,
+                 help=f"Exit {EXIT_RECORD_ERRORS} if more than N records (or P% of them) "
+                      "ended in errors (default: only if none loaded)."),
     click.option("--fail-on-errors", is_flag=True,
-                 help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors."),
+                 help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors "
+                      "(--max-errors 0)."),
     click.option("--detach", is_flag=True,
                  help="Queue the run for `ingest worker` processes, print its id and return."),
     click.option("--no-progress", is_flag=True, help="No progress line on stderr."),
@@ -165,6 +179,17 @@ load_command_options = options(
     http_options,
     endpoint_option,
 )
+
+
+def error_budget_of(given: dict):
+    """``--max-errors`` as an ``ErrorBudget``; ``--fail-on-errors`` is ``--max-errors 0``."""
+    from ..commands.results import ErrorBudget
+
+    if given["fail_on_errors"]:
+        if given["max_errors"] is not None:
+            raise click.UsageError("--fail-on-errors is --max-errors 0: give one of them")
+        return ErrorBudget(count=0, option="--fail-on-errors")
+    return ErrorBudget.parse(given["max_errors"])
 
 
 def load_options_of(paths: tuple, given: dict):

@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import re
 import select
 import signal
 
@@ -240,3 +241,21 @@ def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgre
     assert "w2" in {c["executor"] for c in detail["chunks"]}
     postgres_backend.assert_each_record_once(records, errors=1)
     assert (detail["tasks"], detail["errors"]) == (records - 1, 1)
+
+
+@pytest.mark.slow
+def test_a_worker_says_a_line_when_it_starts_and_finishes_a_run(sqlite_backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(30), "ndjson")
+    run_id = detach(sqlite_backend, workdir, data, "--fail-task", "3")
+    worker = start_worker(sqlite_backend, workdir, "w1")
+    wait_done(sqlite_backend, workdir, run_id)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+
+    assert worker.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert f"run {run_id} started: {data} (30 records)" in lines
+    [finished] = [line for line in lines if line.startswith(f"run {run_id} finished: ")]
+    assert re.fullmatch(r"run \S+ finished: records 30 \| tasks 29 \| errors 1 in \d+\.\d s",
+                        finished), finished
+    assert "Error" not in stderr

@@ -142,3 +142,21 @@ def test_ui_on_an_empty_folder_shows_no_runs_and_creates_nothing(workdir):
         kill_9(process)
     assert [p.name for p in Path(workdir).iterdir()] == []
 
+
+
+def test_ctrl_c_stops_the_ui_with_no_error_and_a_port_in_use_says_what_to_do(workdir):
+    import signal
+
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    process, url = start_ui(backend, workdir)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    second = run_ingest("ui", "--port", port, env=backend.env(), cwd=workdir)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert second.returncode == 1
+    assert second.stderr.strip() == (f"Error: port {port} of 127.0.0.1 is in use (another ingest "
+                                      "ui?): choose another with --port N, or --port 0 for any "
+                                      "free one")
+    assert process.returncode == 0
+    assert stderr.strip() == "ingest ui stopped"

@@ -286,6 +286,23 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def listening(host: str, port: int, handler) -> ThreadingHTTPServer:
+    """The server bound to ``host:port``, or an ``IngestError`` that names the fix."""
+    import errno
+
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise IngestError(f"port {port} of {host} is in use (another ingest ui?): choose "
+                              "another with --port N, or --port 0 for any free one") from None
+        if exc.errno == errno.EACCES:
+            raise IngestError(f"port {port} of {host} needs privileges: choose one above 1023 "
+                              "with --port N") from None
+        raise IngestError(f"can't listen on {host}:{port} ({exc.strerror or exc}): check --host "
+                          "(an address of this machine) and --port") from None
+
+
 def serve(database_url: Optional[str], host: str, port: int, say=lambda line: None) -> None:
     """Serve until interrupted; ``say`` gets the page's address once it listens (and a
     warning when it listens beyond this machine)."""
@@ -297,7 +314,7 @@ def serve(database_url: Optional[str], host: str, port: int, say=lambda line: No
     views = Views(database_url)
     where = database.redact(database.resolve(database_url).app_url)
     handler = type("BoundHandler", (Handler,), {"views": views, "where": where})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = listening(host, port, handler)
     server.daemon_threads = True
     say(f"ingest ui on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:
