@@ -4,9 +4,8 @@ or ``views`` (read-only views), print. No DBOS calls of its own.
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.
 
-Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 4 no record
-loaded, or more in ``errors`` than ``--max-errors`` (``--fail-on-errors``) allows; 130
-interrupted. Every non-zero exit prints one line that says why.
+Exit codes: ``errors.EXIT_*`` and docs/commands.md. Every non-zero exit prints one line
+that says why.
 """
 
 import json
@@ -21,10 +20,10 @@ from .. import __version__
 from ..commands import progress
 from ..errors import EXIT_INTERRUPTED
 from .options import (Failure, concurrency_option, database_option, error_budget_of,
-                      errors_command_options, fault_options, faults_of, generate_command_options,
-                      json_option, load_command_options, load_options_of, one_line_errors, remote_options,
-                      report_unexpected, running_app, say, status_command_options,
-                      worker_command_options)
+                      error_filter_of, errors_command_options, fault_options, faults_of,
+                      generate_command_options, json_option, load_command_options,
+                      load_options_of, one_line_errors, remote_options, report_unexpected,
+                      running_app, say, status_command_options, worker_command_options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,22 +152,23 @@ def status(run_id, database_url, limit, files_page, as_json) -> None:
 @database_option
 @errors_command_options
 @json_option
-def errors(run_id, database_url, limit, include_resolved, table, as_json) -> None:
-    """Group error rows by exception type and message, with counts and a sample title.
-
-    Files that could not be loaded at all show as error type BadFile, titled by their path;
-    API pages that could not be had, as BadPage, titled by their URL.
+def errors(run_id, database_url, limit, as_json, **given) -> None:
+    """Group error rows by type and message (positions and offsets taken out), with counts
+    and where a sample is: file and line (or URL), and run. Files that could not be loaded
+    at all are error type BadFile; API pages that could not be had, BadPage.
 
     \b
     Example:
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
+      ingest errors --file users.ndjson --type InvalidJSON
     """
-    from ..views import app_database as appviews, render
+    from ..views import error_triage, render
 
+    which = error_filter_of(run_id, given)
     with one_line_errors():
-        groups = appviews.error_groups(database_url, run_id, limit, include_resolved, table)
-    click.echo(json.dumps(groups) if as_json else render.error_groups(groups, run_id))
+        groups = error_triage.error_groups(database_url, which, limit)
+    click.echo(json.dumps(groups) if as_json else render.error_groups(groups, which.run_id))
 
 
 # -- ingest schema ------------------------------------------------------------------------------
@@ -276,10 +276,10 @@ def ui(database_url, host, port) -> None:
     try:
         with one_line_errors():
             web.serve(database_url, host, port, say=say)
-    except Failure as stopped:
+    except Failure as stopped:  # Ctrl-C is how it is meant to stop: no error
         if stopped.exit_code != EXIT_INTERRUPTED:
             raise
-        say("ingest ui stopped")  # Ctrl-C is how it is meant to stop: no error
+        say("ingest ui stopped")
 
 
 # -- ingest migrate -----------------------------------------------------------------------------

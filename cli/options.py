@@ -264,7 +264,26 @@ errors_command_options = options(
     click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
                  help="Groups to show."),
     click.option("--all", "include_resolved", is_flag=True,
-                 help="Include resolved (redriven) rows."),
+                 help="Include resolved (redriven) rows, and a keyed record's superseded ones."),
     click.option("--table", default=None, metavar="NAME",
                  help="Only the errors of records bound for this table (tasks, or a --table)."),
+    click.option("--run", "run_option", default=None, metavar="RUN_ID",
+                 help="Only this run's errors (the same as the RUN_ID argument)."),
+    click.option("--file", "file_name", default=None, metavar="PATH",
+                 help="Only the errors of records of this file (its name or path, or their "
+                      "end), or of this URL."),
+    click.option("--type", "error_type", default=None, metavar="TYPE",
+                 help="Only errors of this type (e.g. InvalidJSON, MissingKey, BadFile)."),
 )
+
+
+def error_filter_of(run_id, given: dict):
+    """The rows ``ingest errors`` groups: RUN_ID (or ``--run``), ``--file``, ``--type``,
+    ``--table`` and ``--all``."""
+    from ..views.error_triage import ErrorFilter
+
+    if run_id and given["run_option"] and run_id != given["run_option"]:
+        raise click.UsageError("give the run once: as RUN_ID or as --run")
+    return ErrorFilter(run_id=run_id or given["run_option"], file=given["file_name"],
+                       error_type=given["error_type"], table=given["table"],
+                       include_resolved=given["include_resolved"])

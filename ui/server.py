@@ -21,7 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from ..views import app_database as appviews, runs as operations
+from ..views import app_database as appviews, error_triage, runs as operations
+from ..views.error_triage import ErrorFilter
+from ..views.render import sample_of
 from ..errors import IngestError, RunNotFound
 
 DEFAULT_PORT = 8787
@@ -89,7 +91,7 @@ class Views:
         return appviews.run_files(self.database_url, run_id, page, table)
 
     def errors(self, run_id: str) -> list:
-        return appviews.error_groups(self.database_url, run_id, 20, False)
+        return error_triage.error_groups(self.database_url, ErrorFilter(run_id=run_id), 20)
 
     def close(self) -> None:
         if self._client is not None:
@@ -212,7 +214,7 @@ def error_table(groups: list) -> str:
     if not groups:
         return "<p class=muted>no errors</p>"
     rows = "".join(f"<tr class=error-group><td>{e(g['count'])}</td><td class=l>{e(g['error_type'])}</td>"
-                   f"<td class=l>{e(g['sample_title'])}</td><td class=l>{e(g['error'])}</td></tr>"
+                   f"<td class=l>{e(sample_of(g))}</td><td class=l>{e(g['error'])}</td></tr>"
                    for g in groups)
     return ("<table id=errors><tr><th>count</th><th class=l>type</th><th class=l>sample</th>"
             f"<th class=l>error</th></tr>{rows}</table>")
