@@ -1,5 +1,5 @@
 """Read-only views of the app database for operators: a run's files with the rows each has
-(``ingest status RUN --files``), error triage (``ingest errors``) and the dataset tables'
+(``ingest status RUN --files``) and the dataset tables'
 schemas (``ingest schema``). Looking never changes anything, and never creates a database
 that is not there."""
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..contract import TASKS, is_run_id
 from ..errors import RunNotFound, TableNotFound
-from .runs import app_engine, require_known_run, run_table
+from .runs import app_engine, run_table
 
 FILES_PAGE = 100
 
