@@ -100,7 +100,7 @@ def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser):
         assert len(browser.find_elements(By.CSS_SELECTOR, "svg#timeline rect.chunk")) == 3
         assert browser.find_elements(By.CSS_SELECTOR, "svg#throughput rect")
         [group] = browser.find_elements(By.CSS_SELECTOR, "#errors tr.error-group")
-        assert "InjectedFailure" in group.text and "task 3" in group.text
+        assert "InjectedFailure" in group.text and "done.json record 4" in group.text
         assert f"ingest retry {done['run_id']}" in browser.find_element(By.CLASS_NAME, "action").text
         assert PASSWORD not in browser.page_source
         browser.save_screenshot(str(workdir / "run.png"))
@@ -111,6 +111,39 @@ def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser):
     finally:
         for process in (ui, live):
             kill_9(process)
+
+
+@pytest.mark.parametrize("records, chunk_size", [(1, 5000), (1000, 5000), (60, 20)])
+def test_the_charts_of_a_tiny_run_are_right(workdir, browser, records, chunk_size):
+    """A run of one record, of one chunk, of a second or less: the throughput chart's axis
+    runs to the run's duration and its rate is what the run did (records / duration for a
+    single bar), never a millisecond and a million records/s; every chunk's bar is seen."""
+    from selenium.webdriver.common.by import By
+
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    data = write_records(workdir / "tiny.json", people(records))
+    run_id = load(backend, workdir, data, "--chunk-size", str(chunk_size))["run_id"]
+    detail = json.loads(run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir).stdout)
+    ui, url = start_ui(backend, workdir)
+    try:
+        browser.get(f"{url}runs/{run_id}")
+        texts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg#throughput text")]
+        bars = browser.find_elements(By.CSS_SELECTOR, "svg#timeline rect.chunk")
+        widths = [float(b.get_attribute("width")) for b in bars]
+        xs = [float(b.get_attribute("x")) for b in bars]
+    finally:
+        kill_9(ui)
+
+    seconds = detail["duration_s"]
+    assert texts[0] == "0 s"
+    axis_end = float(texts[1].split()[0].replace(",", ""))
+    assert texts[1].endswith(" s") and abs(axis_end - seconds) <= max(0.05, seconds * 0.05), texts
+    rate = float(texts[2].split()[1].replace(",", ""))
+    if texts[2].startswith("average"):  # one bar: the run's own rate
+        assert abs(rate - records / seconds) <= max(1, 0.05 * records / seconds), (texts, seconds)
+    assert rate <= records / min(seconds, 1.0) + 1, (texts, seconds)  # at most the run in <= 1 s
+    assert len(bars) == -(-records // chunk_size)
+    assert all(w >= 3 and 130 <= x and x + w <= 720 for w, x in zip(widths, xs)), (widths, xs)
 
 
 def table_rows(browser) -> list:
