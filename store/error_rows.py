@@ -16,8 +16,9 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
               record: Any, attempts: int, permanent: bool, key: Optional[str] = None,
               ordinal: Optional[int] = None, table: str = TASKS,
               source: Optional[str] = None) -> dict:
-    """An ``errors`` row: the reason as JSON, with the original record for triage, and the
-    record's text as it was in the input (``source``, when known). A record with its own key
+    """An ``errors`` row: the reason as JSON, and the record's text as it was in the input
+    (``source``), kept once: the record itself goes into the reason only when its text is
+    not known. A record with its own key
     (``--key``) is filed under it, with the file it came from; ``table`` is the table the
     record was bound for. A NUL byte of ``source`` (only invalid JSON has one) is kept as
     the six characters of its JSON escape: a Postgres text column can't hold it."""
@@ -30,7 +31,7 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
         "error": message,
         "attempts": attempts,
         "permanent": permanent,
-        "record": storable(record),
+        "record": storable(record) if source is None else None,  # the text is kept once
     }
     if key is not None:
         reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)

@@ -80,3 +80,9 @@ def test_bucket_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     assert "20 objects x 10 records" in out and "moto CPU per bucket load" in out
     assert "ratio far/folder" in out
     assert "target <= 250 MB" in out
+
+
+def test_failures_benchmark_smoke_run_prints_the_targets(tmp_path):
+    out = smoke_run("bench_failures.py", tmp_path)
+    assert "records 300 | tasks 0 | errors 300 | retries 600" in out
+    assert "targets: peak RSS" in out

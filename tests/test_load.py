@@ -27,7 +27,9 @@ def test_demo_task_50_fails_and_everything_else_lands(cli, backend, workdir):
     assert message["error_type"] == "InjectedFailure"
     assert "task 50 failed on purpose" in message["error"]
     assert message["attempts"] == 3
-    assert message["record"]["name"]["first"] == "first50"  # the original, untransformed
+    assert message["record"] is None  # the record's text is kept once: errors.source
+    [source] = backend.query("SELECT source FROM errors")[0]
+    assert json.loads(source)["name"]["first"] == "first50"  # the original, untransformed
     assert summary["retries"] == 2
 
 
