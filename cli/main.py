@@ -20,8 +20,8 @@ from .. import __version__
 from ..commands import progress
 from ..errors import EXIT_INTERRUPTED
 from .options import (Failure, concurrency_option, database_option, error_budget_of,
-                      error_filter_of, errors_command_options, fault_options, faults_of,
-                      generate_command_options, json_option, load_command_options,
+                      error_filter_of, errors_command_options, exit_if_failed, fault_options,
+                      faults_of, generate_command_options, json_option, load_command_options,
                       load_options_of, one_line_errors, remote_options, report_unexpected,
                       running_app, say, status_command_options, worker_command_options)
 
@@ -79,11 +79,7 @@ def load(paths, **given) -> None:
         return
     for line in result.input_lines():
         say(line)
-    failed = result.failure(budget)
-    if failed:
-        if failed[1]:
-            say(failed[1])
-        sys.exit(failed[0])
+    exit_if_failed(result.failure(budget))
 
 
 # -- ingest resume ------------------------------------------------------------------------------
@@ -110,11 +106,13 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
             click.echo("no unfinished runs")
             return
         with running_app(database_url, concurrency) as app:
-            results = resuming.resume_all(app, run_id, say=say, quiet=as_json)
+            results, failed = resuming.resume_all(app, run_id, say=say, quiet=as_json), None
             for result in results:
                 click.echo(json.dumps(result.asdict()) if as_json else str(result))
+                failed = failed or result.failure()
             if results.count == 0:
                 click.echo("no unfinished runs")
+    exit_if_failed(failed)
 
 
 # -- ingest status ------------------------------------------------------------------------------

@@ -181,6 +181,14 @@ load_command_options = options(
 )
 
 
+def exit_if_failed(failed) -> None:
+    """Exit with a ``LoadResult.failure``'s code, after its line (None: carry on)."""
+    if failed:
+        if failed[1]:
+            say(failed[1])
+        sys.exit(failed[0])
+
+
 def error_budget_of(given: dict):
     """``--max-errors`` as an ``ErrorBudget``; ``--fail-on-errors`` is ``--max-errors 0``."""
     from ..commands.results import ErrorBudget

@@ -6,6 +6,7 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
+from ..contract import ACTIVE, SUCCESS, Summary
 from .load import tune_gc
 
 
@@ -37,8 +38,8 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
             f"{f', {processes} processes' if processes > 1 else ''}); Ctrl-C to stop")
         log = RunLog(worker_id, say)
         while not stop.wait(RunLog.POLL_SEC):
-            log.poll()
-        log.poll()  # a run that ended since the last look
+            log.look()
+        log.look()  # a run that ended since the last look
         say(f"worker {worker_id} stopping: letting running work finish (up to {drain_sec} s)")
     app.drain_sec = drain_sec
 
@@ -57,6 +58,14 @@ class RunLog:
         self.ended = deque(maxlen=256)  # runs said ended (polls overlap by POLL_SEC)
         self.since = time.time()
 
+    def look(self) -> None:
+        """``poll``, best effort: a database that can't be read now is read next time (the
+        worker's own work retries by itself)."""
+        try:
+            self.poll()
+        except Exception:
+            pass
+
     def poll(self) -> None:
         from datetime import datetime, timezone
 
@@ -73,7 +82,7 @@ class RunLog:
         for run in pending:
             self._started(run)
         for run in {run.workflow_id: run for run in ended}.values():
-            if run.status != "PENDING" and run.workflow_id not in self.ended:
+            if run.status not in ACTIVE and run.workflow_id not in self.ended:
                 self._ended(run)
         self.since = now
 
@@ -90,8 +99,8 @@ class RunLog:
             self._started(run)
         began = self.running.pop(run.workflow_id)
         self.ended.append(run.workflow_id)
-        summary = run.output
-        if run.status == "SUCCESS" and summary is not None:
+        summary = Summary.from_output(run.output) if run.output is not None else None
+        if run.status == SUCCESS and summary is not None:
             self.say(f"run {run.workflow_id} finished: records {summary.records:,} | tasks "
                      f"{summary.tasks:,} | errors {summary.errors:,} in "
                      f"{summary.finished_at - summary.started_at:.1f} s")
