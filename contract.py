@@ -15,8 +15,10 @@ from typing import Optional
 
 # Pinned, so that a run interrupted by a crash is recovered by the next version of the code
 # (DBOS only recovers workflows of its own application version). Bump it when a shape below
-# changes, after draining runs in flight. v2: runs over sets of files.
-APPLICATION_VERSION = "ingest-v2"
+# changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
+# travel to retry_records as runs of positions (``add_position``), and its rounds are
+# retry_round transactions.
+APPLICATION_VERSION = "ingest-v3"
 
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
@@ -276,6 +278,46 @@ class Chunk:
     def describe(self) -> str:
         what = f"records {self.span()}" if self.first == self.last else self.span()
         return f"chunk {self.index} ({what})"
+
+
+# -- failed records, by reference ---------------------------------------------------------------
+# A chunk's records whose transform failed travel to ``retry_records`` (and from one retry
+# round to the next) as runs of positions, ``[[ordinal, first, last], ...]`` (a file's
+# ordinal in the run, inclusive positions in it), never as records: each round reads them
+# again from the input. Their errors stay out of checkpoints too: only the last attempt's
+# is stored, by the round that writes the record to ``errors``.
+def add_position(ranges: list, ordinal: int, position: int) -> None:
+    """Add a position to ``ranges`` (positions come in the input's order)."""
+    if ranges and ranges[-1][0] == ordinal and ranges[-1][2] == position - 1:
+        ranges[-1][2] = position
+    else:
+        ranges.append([ordinal, position, position])
+
+
+def count_of(ranges: list) -> int:
+    return sum(last - first + 1 for _, first, last in ranges)
+
+
+class PositionSet:
+    """Membership in ``ranges`` without expanding them (a chunk may hold a million)."""
+
+    def __init__(self, ranges: list):
+        self._by_file: dict = {}
+        for ordinal, first, last in ranges:
+            starts, ends = self._by_file.setdefault(ordinal, ([], []))
+            starts.append(first)
+            ends.append(last)
+
+    def __contains__(self, place: tuple) -> bool:
+        return self.overlaps(place[0], place[1], place[1])
+
+    def overlaps(self, ordinal: int, low: int, high: int) -> bool:
+        """Whether any position ``low``..``high`` (inclusive) of the file is in the set."""
+        import bisect
+
+        starts, ends = self._by_file.get(ordinal, ((), ()))
+        i = bisect.bisect_right(starts, high) - 1
+        return i >= 0 and ends[i] >= low
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ Read top to bottom, this is the story of a load:
    ``tasks`` in one datasource transaction (``write_chunk``; COPY on Postgres). Records that
    can never load go straight to ``errors``.
 4. Records whose transform failed are handed, one workflow per chunk, to the
-   ``ingest-retries`` queue: ``retry_records`` retries them in rounds (``transform_round``
-   steps, durable sleeps growing by the backoff in between), then writes the rescued ones
-   to ``tasks`` and the rest to ``errors`` with the original exception.
+   ``ingest-retries`` queue as runs of positions, never the records themselves.
+   ``retry_records`` retries them in rounds (``retry_round`` transactions, durable sleeps
+   growing by the backoff in between): each reads them again from the input, writes the
+   rescued ones to ``tasks``, and those that failed for good (the last attempt, or a
+   permanent error) to ``errors`` with their exception and text.
 5. The run awaits its chunks in batches and returns its summary. Run again, the same files
    get that summary back without any work; after a crash, DBOS resumes the run where it
    stopped.
@@ -57,7 +59,7 @@ from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
                        RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
                        HttpPolicy, Job, PageCounts, RunPlan, Summary, UrlSource,
-                       chunk_workflow_id, fork_id, redrive_prefix, redrive_workflow_id,
+                       chunk_workflow_id, count_of, fork_id, redrive_prefix, redrive_workflow_id,
                        retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
 from .sources.fetcher import forget_run
@@ -226,13 +228,13 @@ def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail)
 def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
     telemetry.tag_run(job.run_id)
     faults.park(chunk.index, "start")
-    with telemetry.chunk(chunk.records):
+    with telemetry.chunk(chunk.records), chunks.reading_slot():
         outcome = datasource.run_tx("write_chunk", chunks.write_chunk, job, chunk)
     retry_workflow = None
     if outcome["retry"]:
         with SetWorkflowID(retry_workflow_id(job.run_id, chunk.index)):
             retry_workflow = DBOS.enqueue_workflow(
-                RETRY_QUEUE, retry_records, job, chunk.index, outcome["retry"]).workflow_id
+                RETRY_QUEUE, retry_records, job, chunk, outcome["retry"]).workflow_id
     return ChunkResult(index=chunk.index, tasks=outcome["tasks"], errors=outcome["errors"],
                        retry_workflow=retry_workflow, skipped=outcome.get("skipped", 0),
                        updated=outcome.get("updated", 0))
@@ -240,29 +242,28 @@ def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
 
 # -- 4. retries -----------------------------------------------------------------------------
 @DBOS.workflow(name="retry_records", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
-def retry_records(job: Job, index: int, failures: list) -> dict:
+def retry_records(job: Job, chunk: Chunk, failed: list) -> dict:
+    """Retry a chunk's failed records in rounds, durable sleeps growing by the backoff in
+    between. They travel as runs of positions (``contract.add_position``), never as records:
+    each round (one transaction) reads them again from the input, writes the rescued to the
+    run's table, and those that failed for good (their last attempt, or a permanent error)
+    to ``errors``; the rest go on to the next round."""
     telemetry.tag_run(job.run_id)
-    pending, rescued, retries = failures, [], 0
-    delay = job.retry_interval
-    dropped = 0
+    pending, delay = failed, job.retry_interval
+    totals = {"tasks": 0, "updated": 0, "skipped": 0, "errors": 0, "retries": 0}
     for number in range(2, job.max_attempts + 1):
         DBOS.sleep(delay)
         delay *= job.backoff
-        retries += len(pending)
-        round_result = transform_round(job, pending, number)
-        rescued.extend(round_result["rescued"])
-        dropped += round_result.get("skipped", 0)
-        pending = round_result["failed"]
+        totals["retries"] += count_of(pending)
+        with chunks.reading_slot():
+            outcome = datasource.run_tx("retry_round", chunks.retry_round, job, chunk, pending,
+                                        number, number == job.max_attempts)
+        for name in ("tasks", "updated", "skipped", "errors"):
+            totals[name] += outcome[name]
+        pending = outcome["failed"]
         if not pending:
             break
-    return datasource.run_tx("write_retried", chunks.write_retried, job, rescued, pending, retries,
-                             dropped)
-
-
-@DBOS.step(name="transform_round")
-def transform_round(job: Job, pending: list, number: int) -> dict:
-    """One more attempt at each failed record of a chunk."""
-    return chunks.transform_round(job, pending, number)
+    return totals
 
 
 # -- 5. awaiting the chunks -------------------------------------------------------------------

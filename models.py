@@ -57,7 +57,8 @@ class Task(Base):
 class Error(Base):
     """A record that did not make it, with the reason (``message``) as JSON and the record's
     text as it was in the input (``source``); ``table_name`` is the table it was bound for
-    (``tasks``, or a dataset table of ``--table``), and its key is unique there."""
+    (``tasks``, or a dataset table of ``--table``), and its key is unique there: a keyed
+    record's earlier failures are kept under their key suffixed ``#superseded-ID``."""
 
     __tablename__ = "errors"
     __table_args__ = (Index("ix_errors_run_id", "run_id"),
@@ -75,6 +76,8 @@ class Error(Base):
     )
     resolved_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     source: Mapped[Optional[str]] = mapped_column(Text)
+    # A keyed record's earlier failure, kept when a newer one came (closed: resolved too).
+    superseded_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
 
 class Source(Base):

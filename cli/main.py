@@ -4,8 +4,7 @@ or ``views`` (read-only views), print. No DBOS calls of its own.
 Heavy libraries (DBOS, SQLAlchemy, OpenTelemetry) are imported inside the commands that
 need them, so ``ingest --help`` answers at once.
 
-Exit codes (``errors.EXIT_*``): 0 success; 1 fatal; 2 usage error; 3 bad input; 4 records
-ended in ``errors`` and ``--fail-on-errors`` was given; 130 interrupted.
+Exit codes: ``errors.EXIT_*`` (docs/commands.md); every non-zero exit says why in one line.
 """
 
 import json
@@ -18,12 +17,12 @@ import click
 
 from .. import __version__
 from ..commands import progress
-from ..errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
-from .options import (concurrency_option, database_option, errors_command_options,
-                      fault_options, faults_of, generate_command_options, json_option,
-                      load_command_options, load_options_of, one_line_errors, remote_options,
-                      report_unexpected, running_app, say, status_command_options,
-                      worker_command_options)
+from ..errors import EXIT_INTERRUPTED
+from .options import (Failure, concurrency_option, database_option, error_budget_of,
+                      error_filter_of, errors_command_options, exit_if_failed, fault_options,
+                      faults_of, generate_command_options, json_option, load_command_options,
+                      load_options_of, one_line_errors, remote_options, report_unexpected,
+                      running_app, say, status_command_options, worker_command_options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,7 +62,7 @@ def load(paths, **given) -> None:
     run: dict = {}
     database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
     with one_line_errors(lambda: waiting.interrupted_line(run["manifest"].run_id if run else None)):
-        options = load_options_of(paths, given)
+        options, budget = load_options_of(paths, given), error_budget_of(given)
         fleet = runs.helpers(database_url, given["workers"], concurrency, detach, say,
                              entry=run_ingest)
         with fleet or nullcontext():
@@ -79,10 +78,7 @@ def load(paths, **given) -> None:
         return
     for line in result.input_lines():
         say(line)
-    if result.bad_inputs:
-        sys.exit(EXIT_BAD_INPUT)
-    if given["fail_on_errors"] and result.has_errors:
-        sys.exit(EXIT_RECORD_ERRORS)
+    exit_if_failed(result.failure(budget))
 
 
 # -- ingest resume ------------------------------------------------------------------------------
@@ -109,11 +105,13 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
             click.echo("no unfinished runs")
             return
         with running_app(database_url, concurrency) as app:
-            results = resuming.resume_all(app, run_id, say=say, quiet=as_json)
+            results, failed = resuming.resume_all(app, run_id, say=say, quiet=as_json), None
             for result in results:
                 click.echo(json.dumps(result.asdict()) if as_json else str(result))
+                failed = failed or result.failure()
             if results.count == 0:
                 click.echo("no unfinished runs")
+    exit_if_failed(failed)
 
 
 # -- ingest status ------------------------------------------------------------------------------
@@ -137,10 +135,8 @@ def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> Non
     with one_line_errors():
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
-            click.echo(json.dumps(runs) if as_json else render.runs(runs))
-            hint = None if runs else operations.earlier_runs_hint(database_url)
-            if hint:
-                click.echo(hint, err=True)
+            hint = None if runs or as_json else operations.earlier_runs_hint(database_url)
+            click.echo(json.dumps(runs) if as_json else render.runs(runs, hint))
         elif files_page:
             files = appviews.run_files(database_url, run_id, files_page)
             click.echo(json.dumps(files) if as_json else render.files(files))
@@ -156,22 +152,23 @@ def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> Non
 @database_option
 @errors_command_options
 @json_option
-def errors(run_id, database_url, limit, include_resolved, table, as_json) -> None:
-    """Group error rows by exception type and message, with counts and a sample title.
-
-    Files that could not be loaded at all show as error type BadFile, titled by their path;
-    API pages that could not be had, as BadPage, titled by their URL.
+def errors(run_id, database_url, limit, as_json, **given) -> None:
+    """Group error rows by type and message (positions and offsets taken out), with counts
+    and where a sample is: file and line (or URL), and run. Files that could not be loaded
+    at all are error type BadFile; API pages that could not be had, BadPage.
 
     \b
     Example:
       ingest errors
       ingest errors ingest-3c1e0d8a2b4f6e7d9c01 --limit 5 --json
+      ingest errors --file users.ndjson --type InvalidJSON
     """
-    from ..views import app_database as appviews, render
+    from ..views import error_triage, render
 
+    which = error_filter_of(run_id, given)
     with one_line_errors():
-        groups = appviews.error_groups(database_url, run_id, limit, include_resolved, table)
-    click.echo(json.dumps(groups) if as_json else render.error_groups(groups, run_id))
+        groups = error_triage.error_groups(database_url, which, limit)
+    click.echo(json.dumps(groups) if as_json else render.error_groups(groups, which.run_id))
 
 
 # -- ingest schema ------------------------------------------------------------------------------
@@ -276,8 +273,13 @@ def ui(database_url, host, port) -> None:
     """
     from ..ui import server as web
 
-    with one_line_errors(lambda: "stopped"):
-        web.serve(database_url, host, port, say=say)
+    try:
+        with one_line_errors():
+            web.serve(database_url, host, port, say=say)
+    except Failure as stopped:  # Ctrl-C is how it is meant to stop: no error
+        if stopped.exit_code != EXIT_INTERRUPTED:
+            raise
+        say("ingest ui stopped")
 
 
 # -- ingest migrate -----------------------------------------------------------------------------

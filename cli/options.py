@@ -137,6 +137,16 @@ def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int)
                       concurrency=concurrency)
 
 
+def _check_budget(_ctx, _param, value):
+    from ..commands.results import ErrorBudget
+
+    try:
+        ErrorBudget.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 load_command_options = options(
     click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
                  help="Input format (default: detected from the content)."),
@@ -164,8 +174,12 @@ load_command_options = options(
                  "records as new content, or leave it alone (reported either way)."),
     shaping_options,
     json_option,
+    click.option("--max-errors", metavar="N|P%", default=None, callback=_check_budget,
+                 help=f"Exit {EXIT_RECORD_ERRORS} if more than N records (or P% of them) "
+                      "ended in errors (default: only if none loaded)."),
     click.option("--fail-on-errors", is_flag=True,
-                 help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors."),
+                 help=f"Exit {EXIT_RECORD_ERRORS} if any record ended in errors "
+                      "(--max-errors 0)."),
     click.option("--detach", is_flag=True,
                  help="Queue the run for `ingest worker` processes, print its id and return."),
     click.option("--no-progress", is_flag=True, help="No progress line on stderr."),
@@ -173,6 +187,25 @@ load_command_options = options(
     http_options,
     endpoint_option,
 )
+
+
+def exit_if_failed(failed) -> None:
+    """Exit with a ``LoadResult.failure``'s code, after its line (None: carry on)."""
+    if failed:
+        if failed[1]:
+            say(failed[1])
+        sys.exit(failed[0])
+
+
+def error_budget_of(given: dict):
+    """``--max-errors`` as an ``ErrorBudget``; ``--fail-on-errors`` is ``--max-errors 0``."""
+    from ..commands.results import ErrorBudget
+
+    if given["fail_on_errors"]:
+        if given["max_errors"] is not None:
+            raise click.UsageError("--fail-on-errors is --max-errors 0: give one of them")
+        return ErrorBudget(count=0, option="--fail-on-errors")
+    return ErrorBudget.parse(given["max_errors"])
 
 
 def load_options_of(paths: tuple, given: dict):
@@ -252,7 +285,26 @@ errors_command_options = options(
     click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
                  help="Groups to show."),
     click.option("--all", "include_resolved", is_flag=True,
-                 help="Include resolved (redriven) rows."),
+                 help="Include resolved (redriven) rows, and a keyed record's superseded ones."),
     click.option("--table", default=None, metavar="NAME",
                  help="Only the errors of records bound for this table (tasks, or a --table)."),
+    click.option("--run", "run_option", default=None, metavar="RUN_ID",
+                 help="Only this run's errors (the same as the RUN_ID argument)."),
+    click.option("--file", "file_name", default=None, metavar="PATH",
+                 help="Only the errors of records of this file (its name or path, or their "
+                      "end), or of this URL."),
+    click.option("--type", "error_type", default=None, metavar="TYPE",
+                 help="Only errors of this type (e.g. InvalidJSON, MissingKey, BadFile)."),
 )
+
+
+def error_filter_of(run_id, given: dict):
+    """The rows ``ingest errors`` groups: RUN_ID (or ``--run``), ``--file``, ``--type``,
+    ``--table`` and ``--all``."""
+    from ..views.error_triage import ErrorFilter
+
+    if run_id and given["run_option"] and run_id != given["run_option"]:
+        raise click.UsageError("give the run once: as RUN_ID or as --run")
+    return ErrorFilter(run_id=run_id or given["run_option"], file=given["file_name"],
+                       error_type=given["error_type"], table=given["table"],
+                       include_resolved=given["include_resolved"])

@@ -1,11 +1,54 @@
 """What a load did, for people (``str``) and for scripts (``asdict``): ``LoadResult``,
 ``Detached`` for a run queued for workers, or ``NothingYet`` when every file was still
-being written."""
+being written; and whether it failed (``ErrorBudget``, ``LoadResult.failure``): the exit
+code and the one line that says why."""
 
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..contract import TASKS, Summary
+from ..errors import EXIT_BAD_INPUT, EXIT_RECORD_ERRORS
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """How many records may end in ``errors`` before a load exits 4 (``--max-errors``): a
+    count, or a percentage of the run's records; None for either: no limit."""
+
+    count: Optional[int] = None
+    percent: Optional[float] = None
+    option: str = ""  # how it was asked, when not as --max-errors
+
+    @classmethod
+    def parse(cls, text: Optional[str]) -> "ErrorBudget":
+        """``N`` or ``P%`` (a ``ValueError`` that says what is expected otherwise)."""
+        if text is None:
+            return cls()
+        written = text.strip()
+        try:
+            if written.endswith("%"):
+                percent = float(written[:-1])
+                if 0 <= percent <= 100:
+                    return cls(percent=percent)
+            elif int(written) >= 0:
+                return cls(count=int(written))
+        except ValueError:
+            pass
+        raise ValueError(f"{text!r} is neither a count (e.g. 10) nor a percentage from 0% to "
+                         "100% (e.g. 0.5%)")
+
+    def exceeded(self, errors: int, records: int) -> bool:
+        if self.count is not None:
+            return errors > self.count
+        if self.percent is not None:
+            return errors > records * self.percent / 100
+        return False
+
+    def __str__(self) -> str:
+        if self.option:
+            return self.option
+        limit = self.count if self.count is not None else f"{self.percent:g}%"
+        return f"--max-errors {limit}"
 from ..views.states import pages_dict
 
 
@@ -62,6 +105,27 @@ class LoadResult:
     @property
     def has_errors(self) -> bool:
         return self.errors > 0
+
+    @property
+    def nothing_landed(self) -> bool:
+        """Records were read and every one ended in ``errors``: a total failure."""
+        return self.errors > 0 and self.tasks + self.updated + self.skipped == 0
+
+    def failure(self, budget: ErrorBudget = ErrorBudget()) -> Optional[tuple]:
+        """(exit code, the one line that says why) when this load failed, else None: bad
+        inputs exit 3 (``input_lines`` said why); every record in ``errors``, or more than
+        ``budget`` allows, exit 4."""
+        if self.bad_inputs:  # the lines of ``input_lines`` say which and why
+            return EXIT_BAD_INPUT, ""
+        see = f"`ingest errors {self.run_id}` shows why, `ingest retry {self.run_id}` tries them again"
+        if self.nothing_landed:
+            return EXIT_RECORD_ERRORS, (f"exit {EXIT_RECORD_ERRORS}: no record loaded, all "
+                                        f"{self.errors:,} ended in errors; {see}")
+        if budget.exceeded(self.errors, self.records):
+            return EXIT_RECORD_ERRORS, (f"exit {EXIT_RECORD_ERRORS}: {self.errors:,} of "
+                                        f"{self.records:,} records ended in errors, more than "
+                                        f"{budget} allows; {see}")
+        return None
 
     @property
     def bad_inputs(self) -> int:

@@ -16,6 +16,7 @@ from dbos import DBOS, SQLAlchemyDatasource
 from sqlalchemy import Engine, event
 
 from .. import APP_NAME
+from ..steps import chunks
 from ..store import datasource
 from ..telemetry import metrics as telemetry
 from ..codec import json_text
@@ -132,7 +133,9 @@ def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
     DBOS.register_queue(CHUNK_QUEUE, worker_concurrency=concurrency,
                         global_concurrency=_global_concurrency,
                         polling_interval_sec=QUEUE_POLLING_SEC)
-    # Retry workflows mostly sleep between rounds, so more of them may wait at once.
+    # Retry workflows mostly sleep between rounds, so more of them may wait at once; but
+    # only as many chunks and rounds as chunk workflows hold their records at once.
+    chunks.set_readers(concurrency)
     DBOS.register_queue(RETRY_QUEUE,
                         worker_concurrency=max(8, concurrency * 4) if retries is None else retries,
                         polling_interval_sec=QUEUE_POLLING_SEC)

@@ -4,7 +4,7 @@ that can't be loaded at all."""
 
 from typing import Any, Optional
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Text, cast as sa_cast, func, insert, update
 
 from ..codec import storable
 from ..contract import BAD_FILE_POSITION, TASKS, bad_file_key, is_url, source_key, title_of
@@ -16,8 +16,9 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
               record: Any, attempts: int, permanent: bool, key: Optional[str] = None,
               ordinal: Optional[int] = None, table: str = TASKS,
               source: Optional[str] = None) -> dict:
-    """An ``errors`` row: the reason as JSON, with the original record for triage, and the
-    record's text as it was in the input (``source``, when known). A record with its own key
+    """An ``errors`` row: the reason as JSON, and the record's text as it was in the input
+    (``source``), kept once: the record itself goes into the reason only when its text is
+    not known. A record with its own key
     (``--key``) is filed under it, with the file it came from; ``table`` is the table the
     record was bound for. A NUL byte of ``source`` (only invalid JSON has one) is kept as
     the six characters of its JSON escape: a Postgres text column can't hold it."""
@@ -30,7 +31,7 @@ def error_row(run_id: str, fingerprint: str, position: int, error_type: str, mes
         "error": message,
         "attempts": attempts,
         "permanent": permanent,
-        "record": storable(record),
+        "record": storable(record) if source is None else None,  # the text is kept once
     }
     if key is not None:
         reason.update(key=key, ordinal=ordinal, fingerprint=fingerprint)
@@ -67,20 +68,37 @@ def resolve_bad_pages(session, names: list, table: str = TASKS) -> None:
                         .values(resolved_at=func.now()))
 
 
+SUPERSEDE_BATCH = 1000  # keys per statement (SQLite's bound parameters are limited)
+
+
 def write_errors(session, rows: list, keyed: bool = False) -> None:
-    """Insert ``errors`` rows. Under records' own keys (``keyed``), a key that failed before
-    keeps one row: the newest failure, unresolved again."""
+    """Insert ``errors`` rows. Under records' own keys (``keyed``), the earlier rows of a key
+    that failed before are kept, superseded (``supersede``), and the new failure is the
+    key's open row."""
     if not rows:
         return
     if not keyed:
         session.execute(insert(Error), rows)
         return
+    supersede(session, rows[0]["table_name"], [row["source_key"] for row in rows])
     statement = dialect_insert(session, Error)
-    session.execute(statement.on_conflict_do_update(
+    session.execute(statement.on_conflict_do_update(  # the same key twice in one chunk
         index_elements=[Error.table_name, Error.source_key],
         set_={"title": statement.excluded.title, "run_id": statement.excluded.run_id,
               "position": statement.excluded.position, "message": statement.excluded.message,
               "source": statement.excluded.source, "resolved_at": None}), rows)
+
+
+def supersede(session, table: str, keys: list) -> None:
+    """Move the rows of ``keys`` aside: their key suffixed ``#superseded-ID`` (the key stays
+    unique per table), closed and marked superseded, kept for the audit history."""
+    moved = Error.source_key + "#superseded-" + sa_cast(Error.id, Text)
+    for low in range(0, len(keys), SUPERSEDE_BATCH):
+        batch = keys[low:low + SUPERSEDE_BATCH]
+        session.execute(update(Error).where(Error.table_name == table, Error.source_key.in_(batch))
+                        .values(source_key=moved, superseded_at=func.now(),
+                                resolved_at=func.coalesce(Error.resolved_at, func.now())),
+                        execution_options={"synchronize_session": False})
 
 
 def write_errors_once(session, rows: list) -> int:

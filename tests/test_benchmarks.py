@@ -85,3 +85,9 @@ def test_bucket_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
 def test_landing_benchmark_smoke_run_prints_a_ratio(tmp_path):
     out = smoke_run("bench_landing.py", tmp_path)
     assert "each once" in out and "(0 decompressed)" in out
+
+
+def test_failures_benchmark_smoke_run_prints_the_targets(tmp_path):
+    out = smoke_run("bench_failures.py", tmp_path)
+    assert "records 300 | tasks 0 | errors 300 | retries 600" in out
+    assert "targets: peak RSS" in out

@@ -228,3 +228,48 @@ def test_a_park_never_released_ends_the_process_after_its_timeout(sqlite_backend
 
     assert process.returncode == 87  # loudly, rather than hanging
     assert [m["index"] for m in parking.parked()] == [0]
+
+
+def always_failing(records: int, rate: float, attempts: int, seed: int) -> int:
+    """How many of ``records`` fail every one of ``attempts`` (the draws are deterministic)."""
+    from durable_ingest.transform import Faults
+
+    faults = Faults(flaky_rate=rate, seed=seed)
+
+    def fails(position: int, attempt: int) -> bool:
+        try:
+            faults.check(position, attempt)
+        except Exception:
+            return True
+        return False
+
+    return sum(all(fails(p, a) for a in range(1, attempts + 1)) for p in range(records))
+
+
+@pytest.mark.parametrize("rate", [0.6, 1.0])
+def test_kill_9_during_retry_rounds_then_same_command_each_record_once(backend, workdir, rate):
+    """Failed records travel to the retry rounds by reference and are read again from the
+    input: killed while the rounds run (retry workflows recorded, their sleeps and rounds
+    under way), the same command finishes them, every record once in tasks or errors."""
+    records, attempts = 300, 5
+    data = write_records(workdir / "u.ndjson", people(records), "ndjson")
+    command = ("load", data, "--chunk-size", CHUNK, "--flaky-rate", rate, "--seed", "3",
+               "--max-attempts", attempts, "--retry-interval", "1", "--backoff", "1", "--json")
+    process = start_ingest(*command, env=backend.env(), cwd=workdir)
+    # Its rounds sleep 4 x 1 s: a retry workflow recorded leaves seconds before the end.
+    wait_until(lambda: any("-retry-" in w for w in backend.workflow_ids(workdir)), 60,
+               "a retry workflow", interval=0.02, process=process)
+    assert kill_9(process) == -9
+    interrupted = json.loads(run_ingest("status", "--json", env=backend.env(), cwd=workdir).stdout)
+    assert interrupted[0]["state"] != "done", interrupted[0]
+
+    again = run_ingest(*command, env=backend.env(), cwd=workdir)
+
+    failing = always_failing(records, rate, attempts, seed=3)
+    assert again.returncode == (4 if failing == records else 0), again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["tasks"], summary["errors"]) == (records - failing, failing)
+    backend.assert_each_record_once(records, errors=failing)
+    texts = [json.loads(text) for (text,) in backend.query("SELECT source FROM errors")]
+    assert all(text["name"]["first"].startswith("first") for text in texts)  # each with its text
+    assert all(m["record"] is None for m in backend.error_messages())  # ...kept once

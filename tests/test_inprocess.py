@@ -71,8 +71,7 @@ def test_write_chunk_writes_transformed_records_and_bad_ones_at_once(inprocess):
     outcome = write_chunk(job(run_id, fail=(1,)), chunk)
 
     assert (outcome["tasks"], outcome["errors"]) == (3, 2)
-    assert [(f["position"], f["error_type"], f["permanent"]) for f in outcome["retry"]] == [
-        (1, "InjectedFailure", False)]  # handed to retry_records, not written yet
+    assert outcome["retry"] == [[0, 1, 1]]  # handed to retry_records as file 0's position 1
     rows = inprocess.query("SELECT position, title, data FROM tasks WHERE run_id = :r "
                            "ORDER BY position", r=run_id)
     assert [(p, t) for p, t, _ in rows] == [(0, "task 0"), (2, "task 2"), (5, "task 5")]
@@ -92,7 +91,9 @@ def test_write_chunk_with_one_attempt_writes_the_failure_to_errors(inprocess):
     assert (message["title"], message["error_type"], message["attempts"]) == (
         "task 2", "InjectedFailure", 1)
     assert message["error"] == "task 2 failed on purpose (--fail-task 2)"
-    assert message["record"]["name"]["first"] == "first2"  # the original, untransformed
+    assert message["record"] is None  # its text is kept once, in errors.source
+    [source] = inprocess.query("SELECT source FROM errors WHERE run_id = :r", r=run_id)[0]
+    assert json.loads(source)["name"]["first"] == "first2"  # the original, untransformed
 
 
 def test_write_chunk_refuses_a_changed_input_and_writes_nothing(inprocess):
@@ -165,7 +166,7 @@ def test_retry_records_rescues_a_transient_failure(inprocess):
     outcome = write_chunk(job(run_id, fail=(0,)), chunk)  # fails once, here
 
     with SetWorkflowID(retry_workflow_id(run_id, chunk.index)):
-        retried = integration.retry_records(job(run_id), chunk.index, outcome["retry"])
+        retried = integration.retry_records(job(run_id), chunk, outcome["retry"])
 
     assert retried == {"tasks": 1, "updated": 0, "skipped": 0, "errors": 0, "retries": 1}
     assert inprocess.counts(run_id) == (2, 0)

@@ -28,7 +28,9 @@ def test_demo_task_50_fails_and_everything_else_lands(cli, backend, workdir):
     assert message["error_type"] == "InjectedFailure"
     assert "task 50 failed on purpose" in message["error"]
     assert message["attempts"] == 3
-    assert message["record"]["name"]["first"] == "first50"  # the original, untransformed
+    assert message["record"] is None  # the record's text is kept once: errors.source
+    [source] = backend.query("SELECT source FROM errors")[0]
+    assert json.loads(source)["name"]["first"] == "first50"  # the original, untransformed
     assert summary["retries"] == 2
 
 
@@ -174,13 +176,52 @@ def test_summary_line_for_people(cli, sqlite_backend, workdir):
     assert lines[1].endswith("records/s")
 
 
-def test_fail_on_errors_sets_exit_code_4(cli, sqlite_backend, workdir):
+def test_fail_on_errors_sets_exit_code_4_and_says_why(cli, sqlite_backend, workdir):
     data = write_records(workdir / "users.json", people(10))
 
     result = cli("load", data, "--fail-task", "3", "--fail-on-errors", env=sqlite_backend.env())
 
     assert result.exit_code == 4
     assert sqlite_backend.counts() == (9, 1)
+    why = result.stderr.strip().splitlines()[-1]
+    assert why.startswith("exit 4: 1 of 10 records ended in errors, more than --fail-on-errors "
+                          "allows; `ingest errors ingest-")
+
+
+def test_a_load_where_no_record_landed_is_never_exit_0(cli, sqlite_backend, workdir):
+    data = write_records(workdir / "users.json", people(6))
+
+    result = cli("load", data, "--flaky-rate", "1.0", "--retry-interval", "0",
+                 env=sqlite_backend.env())
+
+    assert result.exit_code == 4
+    assert sqlite_backend.counts() == (0, 6)
+    assert "exit 4: no record loaded, all 6 ended in errors; `ingest errors" in result.stderr
+    assert "`ingest retry ingest-" in result.stderr
+
+
+@pytest.mark.parametrize("limit, code", [("1", 0), ("0", 4), ("10%", 0), ("5%", 4)])
+def test_max_errors_is_a_count_or_a_percentage(cli, sqlite_backend, workdir, limit, code):
+    data = write_records(workdir / "users.json", people(10))  # 1 of 10 fails: 10%
+
+    result = cli("load", data, "--fail-task", "3", "--max-errors", limit, env=sqlite_backend.env())
+
+    assert result.exit_code == code, result.output
+    assert (f"more than --max-errors {limit} allows" in result.stderr) == (code == 4)
+
+
+@pytest.mark.parametrize("given, says", [
+    (("--max-errors", "lots"), "'lots' is neither a count (e.g. 10) nor a percentage"),
+    (("--max-errors", "101%"), "nor a percentage from 0% to 100%"),
+    (("--max-errors", "1", "--fail-on-errors"), "--fail-on-errors is --max-errors 0: give one"),
+])
+def test_max_errors_that_cannot_work_is_a_usage_error(cli, sqlite_backend, workdir, given, says):
+    data = write_records(workdir / "users.json", people(2))
+
+    result = cli("load", data, *given, env=sqlite_backend.env())
+
+    assert result.exit_code == 2
+    assert says in result.stderr
 
 
 def test_zero_set_up_default_writes_local_sqlite_files(cli, workdir):
@@ -233,4 +274,4 @@ def test_status_points_at_runs_kept_in_the_working_directory_by_earlier_versions
     assert result.exit_code == 0
     assert "no runs yet" in result.stdout
     assert f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{workdir / 'durable_ingest.sqlite'} ingest status" \
-        in result.stderr
+        in result.stdout

@@ -3,6 +3,7 @@
 import json
 import os
 import pty
+import re
 import select
 import signal
 
@@ -11,9 +12,9 @@ import pytest
 from conftest import kill_9, people, run_ingest, start_ingest, wait_until, write_records
 
 
-def load(cli, backend, data, *args):
+def load(cli, backend, data, *args, code=0):
     result = cli("load", data, "--json", *args, env=backend.env())
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return json.loads(result.stdout)
 
 
@@ -89,10 +90,61 @@ def test_errors_groups_by_type_and_message(cli, backend, workdir):
     assert ("InvalidJSON", 1) in counts or ("InvalidJSON", 2) in counts
     assert ("NotAnObject", 1) in counts and ("InjectedFailure", 1) in counts
     assert sum(g["count"] for g in groups) == 4
-    assert {g["sample_title"] for g in groups} >= {"task 3", "task 41"}
-    assert "InjectedFailure" in text and "task 3 failed on purpose" in text
+    assert {g["sample_where"] for g in groups} >= {"line 4", "line 42"}
+    assert "InjectedFailure: task N failed on purpose" in text
     limited = json.loads(cli("errors", "--limit", "1", "--json", env=backend.env()).stdout)
     assert len(limited) == 1
+
+
+def test_errors_groups_one_mistake_whatever_its_offset_and_says_where_the_sample_is(
+        cli, sqlite_backend, workdir):
+    """20 lines, the same mistake (a trailing comma) at different byte offsets: one group,
+    its sample located by file, line and run; the offsets stay in each row."""
+    lines = [f'{{"name": "{"x" * (i % 3)}", "age": {i},}}' for i in range(20)]
+    data = workdir / "people.ndjson"
+    data.write_text("\n" + "\n".join(lines) + "\n")  # a blank first line: line != record
+    run_id = load(cli, sqlite_backend, data, code=4)["run_id"]
+    other = write_records(workdir / "other.ndjson", people(3), "ndjson")
+    load(cli, sqlite_backend, other, "--fail-task", "1")
+
+    [group] = json.loads(cli("errors", "--file", "people.ndjson", "--json",
+                             env=sqlite_backend.env()).stdout)
+    text = cli("errors", "--run", run_id, env=sqlite_backend.env()).output
+
+    assert (group["error_type"], group["count"]) == ("InvalidJSON", 20)
+    assert group["error"].endswith("trailing comma in object (byte N)")
+    assert (group["sample_file"], group["sample_where"], group["sample_run"]) == (
+        str(data), "line 2", run_id)
+    assert "(byte 2" in group["sample_error"]
+    assert text.splitlines() == [f"     20  InvalidJSON: {group['error']}",
+                                 f"         e.g. {data} line 2 (run {run_id})"]
+    [injected] = json.loads(cli("errors", "--type", "InjectedFailure", "--json",
+                                env=sqlite_backend.env()).stdout)
+    assert (injected["count"], injected["sample_file"]) == (1, str(other))
+    assert json.loads(cli("errors", "--file", "nowhere.json", "--json",
+                          env=sqlite_backend.env()).stdout) == []
+    twice = cli("errors", run_id, "--run", "ingest-0123456789abcdef0123", env=sqlite_backend.env())
+    assert twice.exit_code == 2 and "give the run once" in twice.output
+
+
+def test_a_keyed_record_failing_twice_keeps_its_first_error_superseded(cli, backend, workdir):
+    first = write_records(workdir / "one.ndjson", [{"id": "k", "v": 1}], "ndjson")
+    second = write_records(workdir / "two.ndjson", [{"id": "k", "v": 2}], "ndjson")
+    run_1 = load(cli, backend, first, "--key", "id", "--fail-task", "0", "--max-attempts", "1",
+                 code=4)["run_id"]
+    run_2 = load(cli, backend, second, "--key", "id", "--fail-task", "0", "--max-attempts", "1",
+                 code=4)["run_id"]
+
+    rows = backend.query("SELECT run_id, source_key, superseded_at IS NOT NULL, "
+                         "resolved_at IS NOT NULL FROM errors ORDER BY id")
+    assert rows == [(run_1, rows[0][1], True, True), (run_2, "k", False, False)]
+    assert rows[0][1].startswith("k#superseded-")
+    open_groups = json.loads(cli("errors", "--json", env=backend.env()).stdout)
+    every = json.loads(cli("errors", "--all", "--json", env=backend.env()).stdout)
+    assert [(g["count"], g["sample_run"]) for g in open_groups] == [(1, run_2)]
+    assert sum(g["count"] for g in every) == 2
+    retried = json.loads(cli("retry", run_1, "--json", env=backend.env()).stdout)
+    assert retried["retried"] == 0  # a superseded failure is history, not redriven
 
 
 @pytest.mark.slow  # over 2 s
@@ -250,3 +302,21 @@ def test_a_dead_workers_run_is_finished_by_another_worker_taking_it_over(postgre
     assert "w2" in {c["executor"] for c in detail["chunks"]}
     postgres_backend.assert_each_record_once(records, errors=1)
     assert (detail["tasks"], detail["errors"]) == (records - 1, 1)
+
+
+@pytest.mark.slow
+def test_a_worker_says_a_line_when_it_starts_and_finishes_a_run(sqlite_backend, workdir):
+    data = write_records(workdir / "u.ndjson", people(30), "ndjson")
+    run_id = detach(sqlite_backend, workdir, data, "--fail-task", "3")
+    worker = start_worker(sqlite_backend, workdir, "w1")
+    wait_done(sqlite_backend, workdir, run_id)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+
+    assert worker.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert f"run {run_id} started: {data} (30 records)" in lines
+    [finished] = [line for line in lines if line.startswith(f"run {run_id} finished: ")]
+    assert re.fullmatch(r"run \S+ finished: records 30 \| tasks 29 \| errors 1 in \d+\.\d s",
+                        finished), finished
+    assert "Error" not in stderr

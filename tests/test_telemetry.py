@@ -240,7 +240,7 @@ def test_chunks_are_timed_and_every_span_carries_the_run_id(sqlite_backend, work
     assert receiver.totals("ingest.records.in_flight") == {(): 0}  # all done
     spans = [s for s in receiver.spans() if s[1].get("operationUUID", "").startswith(summary["run_id"])]
     names = {s[0] for s in spans}
-    assert {"ingest_dataset", "load_chunk", "write_chunk", "retry_records", "transform_round"} <= names
+    assert {"ingest_dataset", "load_chunk", "write_chunk", "retry_records", "retry_round"} <= names
     assert {s[1].get(telemetry.RUN_ID_ATTRIBUTE) for s in spans} == {summary["run_id"]}
 
 

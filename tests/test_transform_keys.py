@@ -323,7 +323,7 @@ def test_retry_does_not_silently_drop_an_update_another_run_holds_off(cli, backe
          "--key", "id", "--transform", "identity")
     second = load(cli, backend, write_records(workdir / "two.ndjson", [{"id": "k", "v": 2}], "ndjson"),
                   "--key", "id", "--on-conflict", "update", "--transform", "identity",
-                  "--fail-task", "0", "--max-attempts", "1")
+                  "--fail-task", "0", "--max-attempts", "1", code=4)  # its one record failed
     assert second["errors"] == 1
 
     retried = cli("retry", second["run_id"], "--json", env=backend.env())

@@ -104,7 +104,7 @@ def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser, parki
         assert len(browser.find_elements(By.CSS_SELECTOR, "svg#timeline rect.chunk")) == 3
         assert browser.find_elements(By.CSS_SELECTOR, "svg#throughput rect")
         [group] = browser.find_elements(By.CSS_SELECTOR, "#errors tr.error-group")
-        assert "InjectedFailure" in group.text and "task 3" in group.text
+        assert "InjectedFailure" in group.text and "done.json record 4" in group.text
         assert f"ingest retry {done['run_id']}" in browser.find_element(By.CLASS_NAME, "action").text
         assert PASSWORD not in browser.page_source
         browser.save_screenshot(str(workdir / "run.png"))
@@ -115,6 +115,39 @@ def test_the_runs_and_a_run_in_a_browser(secret_backend, workdir, browser, parki
     finally:
         for process in (ui, live):
             kill_9(process)
+
+
+@pytest.mark.parametrize("records, chunk_size", [(1, 5000), (1000, 5000), (60, 20)])
+def test_the_charts_of_a_tiny_run_are_right(workdir, browser, records, chunk_size):
+    """A run of one record, of one chunk, of a second or less: the throughput chart's axis
+    runs to the run's duration and its rate is what the run did (records / duration for a
+    single bar), never a millisecond and a million records/s; every chunk's bar is seen."""
+    from selenium.webdriver.common.by import By
+
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    data = write_records(workdir / "tiny.json", people(records))
+    run_id = load(backend, workdir, data, "--chunk-size", str(chunk_size))["run_id"]
+    detail = json.loads(run_ingest("status", run_id, "--json", env=backend.env(), cwd=workdir).stdout)
+    ui, url = start_ui(backend, workdir)
+    try:
+        browser.get(f"{url}runs/{run_id}")
+        texts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg#throughput text")]
+        bars = browser.find_elements(By.CSS_SELECTOR, "svg#timeline rect.chunk")
+        widths = [float(b.get_attribute("width")) for b in bars]
+        xs = [float(b.get_attribute("x")) for b in bars]
+    finally:
+        kill_9(ui)
+
+    seconds = detail["duration_s"]
+    assert texts[0] == "0 s"
+    axis_end = float(texts[1].split()[0].replace(",", ""))
+    assert texts[1].endswith(" s") and abs(axis_end - seconds) <= max(0.05, seconds * 0.05), texts
+    rate = float(texts[2].split()[1].replace(",", ""))
+    if texts[2].startswith("average"):  # one bar: the run's own rate
+        assert abs(rate - records / seconds) <= max(1, 0.05 * records / seconds), (texts, seconds)
+    assert rate <= records / min(seconds, 1.0) + 1, (texts, seconds)  # at most the run in <= 1 s
+    assert len(bars) == -(-records // chunk_size)
+    assert all(w >= 3 and 130 <= x and x + w <= 720 for w, x in zip(widths, xs)), (widths, xs)
 
 
 def table_rows(browser) -> list:
@@ -159,3 +192,21 @@ def test_the_runs_list_names_each_runs_table_and_label():
     assert "<th class=l>table</th><th class=l>label</th>" in html
     assert "<td class='l table'>people</td><td class='l label'>nightly&lt;1&gt;</td>" in html
     assert "<td class='l table'>tasks</td><td class='l label'></td>" in html
+
+
+def test_ctrl_c_stops_the_ui_with_no_error_and_a_port_in_use_says_what_to_do(workdir):
+    import signal
+
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    process, url = start_ui(backend, workdir)
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    second = run_ingest("ui", "--port", port, env=backend.env(), cwd=workdir)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert second.returncode == 1
+    assert second.stderr.strip() == (f"Error: port {port} of 127.0.0.1 is in use (another ingest "
+                                      "ui?): choose another with --port N, or --port 0 for any "
+                                      "free one")
+    assert process.returncode == 0
+    assert stderr.strip() == "ingest ui stopped"

@@ -21,7 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from ..views import app_database as appviews, runs as operations
+from ..views import app_database as appviews, error_triage, runs as operations
+from ..views.error_triage import ErrorFilter
+from ..views.render import sample_of
 from ..errors import IngestError, RunNotFound
 
 DEFAULT_PORT = 8787
@@ -89,7 +91,7 @@ class Views:
         return appviews.run_files(self.database_url, run_id, page, table)
 
     def errors(self, run_id: str) -> list:
-        return appviews.error_groups(self.database_url, run_id, 20, False)
+        return error_triage.error_groups(self.database_url, ErrorFilter(run_id=run_id), 20)
 
     def close(self) -> None:
         if self._client is not None:
@@ -134,8 +136,8 @@ def run_fragment(detail: dict, files: dict, errors: list) -> str:
             f"{e(detail['dataset'])} → table <b id=table>{e(detail.get('table', 'tasks'))}</b></p>"
             f"{pages_line(detail.get('pages'))}"
             f"{actions(run_id, state, detail['errors'])}"
-            f"<h2>Throughput</h2>{throughput_chart(detail['chunks'])}"
-            f"<h2>Chunks by worker</h2>{timeline(detail['chunks'])}"
+            f"<h2>Throughput</h2>{throughput_chart(detail['chunks'], run_span(detail))}"
+            f"<h2>Chunks by worker</h2>{timeline(detail['chunks'], run_span(detail))}"
             f"<h2>Errors</h2>{error_table(errors)}<h2>Files</h2>{files_table(run_id, files)}</div>")
 
 
@@ -160,46 +162,76 @@ def actions(run_id: str, state: str, errors: int) -> str:
                    for c in wanted)
 
 
-def throughput_chart(chunks: list, width: int = 720, height: int = 160) -> str:
-    """Records finished per second over the run, as bars, from the chunks' end times (about
-    two chunks a bar, at most 60 bars)."""
+def run_span(detail: dict) -> tuple:
+    """(start, seconds) of a run for its charts: from its start to its end (to now while it
+    runs), and never shorter than its chunks' times, which the system database may keep to
+    the second only (SQLite)."""
+    chunks = detail["chunks"]
+    now = time.time()
+    times = [t for c in chunks for t in (c["started_at"], c["ended_at"]) if t]
+    start = detail.get("started_at") or min(times, default=now)
+    end = start + detail["duration_s"] if detail.get("duration_s") else now
+    end = max([end, *(c["ended_at"] for c in chunks if c["ended_at"])])
+    return start, max(end - start, MIN_SPAN_SEC)
+
+
+MIN_SPAN_SEC = 1e-3
+MIN_BAR_PX = 3.0  # a chunk as quick as the times' resolution still shows
+
+
+def throughput_chart(chunks: list, span: tuple, width: int = 720, height: int = 160) -> str:
+    """Records finished per second over the run (``span``: its start and seconds), as bars
+    from the chunks' end times: at most 60 bars, about two chunks a bar, none shorter than a
+    second (the resolution of the end times) unless the whole run is."""
     done = [c for c in chunks if c["ended_at"] and c["state"] == "SUCCESS"]
     if not done:
         return "<p class=muted>no chunk has finished yet</p>"
-    buckets = max(1, min(60, len(done) // 2))
-    start = min(c["started_at"] or c["ended_at"] for c in chunks if c["started_at"] or c["ended_at"])
-    span = max(max(c["ended_at"] for c in done) - start, 1e-3)
+    start, seconds = span
+    buckets = max(1, min(60, len(done) // 2, int(seconds)))
     per = [0.0] * buckets
     for c in done:
-        per[min(int((c["ended_at"] - start) / span * buckets), buckets - 1)] += c["tasks"] + c["errors"]
-    rates = [n / (span / buckets) for n in per]
+        at = min(max(c["ended_at"] - start, 0.0), seconds)
+        per[min(int(at / seconds * buckets), buckets - 1)] += c["tasks"] + c["errors"]
+    rates = [n / (seconds / buckets) for n in per]
     top = max(rates) or 1
     bar = width / buckets
     bars = "".join(f"<rect x='{i * bar:.1f}' y='{height - r / top * height:.1f}' width='{bar - 1:.1f}' "
                    f"height='{r / top * height:.1f}' fill='#3b78c4'><title>{r:,.0f} records/s</title></rect>"
                    for i, r in enumerate(rates) if r)
+    what = "peak" if buckets > 1 else "average"
     return (f"<svg id=throughput width='{width}' height='{height + 20}' role=img>"
             f"<g>{bars}</g><text x='0' y='{height + 15}' font-size='11'>0 s</text>"
-            f"<text x='{width - 60}' y='{height + 15}' font-size='11'>{span:.1f} s</text>"
-            f"<text x='4' y='12' font-size='11'>peak {top:,.0f} records/s</text></svg>")
+            f"<text x='{width - 60}' y='{height + 15}' font-size='11'>{duration(seconds)}</text>"
+            f"<text x='4' y='12' font-size='11'>{what} {top:,.0f} records/s</text></svg>")
 
 
-def timeline(chunks: list, width: int = 720, lane: int = 18) -> str:
-    """One lane per worker (executor); a bar per chunk from when it was taken to its end.
-    Green done, orange retried, red failed or given up, blue running."""
+def duration(seconds: float) -> str:
+    """A chart's time axis end: ``1.5 s``, ``0.25 s``, ``12 ms``."""
+    if seconds >= 10:
+        return f"{seconds:,.0f} s"
+    if seconds >= 0.1:
+        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s"
+    return f"{seconds * 1000:.0f} ms"
+
+
+def timeline(chunks: list, span: tuple, width: int = 720, lane: int = 18) -> str:
+    """One lane per worker (executor); a bar per chunk from when it was taken to its end,
+    on the run's time axis (``span``). Green done, orange retried, red failed or given up,
+    blue running."""
     if not chunks:
         return "<p class=muted>no chunks yet</p>"
     now = time.time()
     workers = sorted({c["executor"] or "?" for c in chunks})
-    start = min(c["started_at"] or now for c in chunks)
-    span = max(max(c["ended_at"] or now for c in chunks) - start, 1e-3)
+    start, seconds = span
     label = 130
-    scale = (width - label) / span
+    scale = (width - label) / seconds
     bars = []
     for c in chunks:
         y = workers.index(c["executor"] or "?") * lane
-        x = label + ((c["started_at"] or now) - start) * scale
-        w = max(((c["ended_at"] or now) - (c["started_at"] or now)) * scale, 1.0)
+        x = label + min(max((c["started_at"] or now) - start, 0.0), seconds) * scale
+        w = max(((c["ended_at"] or now) - (c["started_at"] or now)) * scale, MIN_BAR_PX)
+        x = min(x, width - MIN_BAR_PX)
+        w = min(w, width - x)
         color = RETRIED if c["retry_state"] and c["state"] == "SUCCESS" else COLORS.get(c["state"], "#888")
         bars.append(f"<rect class=chunk data-chunk='{c['chunk']}' x='{x:.1f}' y='{y + 2}' width='{w:.1f}' "
                     f"height='{lane - 4}' fill='{color}'><title>chunk {c['chunk']} ({e(c['records'])}): "
@@ -215,7 +247,7 @@ def error_table(groups: list) -> str:
     if not groups:
         return "<p class=muted>no errors</p>"
     rows = "".join(f"<tr class=error-group><td>{e(g['count'])}</td><td class=l>{e(g['error_type'])}</td>"
-                   f"<td class=l>{e(g['sample_title'])}</td><td class=l>{e(g['error'])}</td></tr>"
+                   f"<td class=l>{e(sample_of(g))}</td><td class=l>{e(g['error'])}</td></tr>"
                    for g in groups)
     return ("<table id=errors><tr><th>count</th><th class=l>type</th><th class=l>sample</th>"
             f"<th class=l>error</th></tr>{rows}</table>")
@@ -289,6 +321,23 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def listening(host: str, port: int, handler) -> ThreadingHTTPServer:
+    """The server bound to ``host:port``, or an ``IngestError`` that names the fix."""
+    import errno
+
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise IngestError(f"port {port} of {host} is in use (another ingest ui?): choose "
+                              "another with --port N, or --port 0 for any free one") from None
+        if exc.errno == errno.EACCES:
+            raise IngestError(f"port {port} of {host} needs privileges: choose one above 1023 "
+                              "with --port N") from None
+        raise IngestError(f"can't listen on {host}:{port} ({exc.strerror or exc}): check --host "
+                          "(an address of this machine) and --port") from None
+
+
 def serve(database_url: Optional[str], host: str, port: int, say=lambda line: None) -> None:
     """Serve until interrupted; ``say`` gets the page's address once it listens (and a
     warning when it listens beyond this machine)."""
@@ -300,7 +349,7 @@ def serve(database_url: Optional[str], host: str, port: int, say=lambda line: No
     views = Views(database_url)
     where = database.redact(database.resolve(database_url).app_url)
     handler = type("BoundHandler", (Handler,), {"views": views, "where": where})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = listening(host, port, handler)
     server.daemon_threads = True
     say(f"ingest ui on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
     try:

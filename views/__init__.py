@@ -3,7 +3,8 @@
 
 - ``runs``: runs and their chunks, read from DBOS's system database with its client;
 - ``app_database``: what the app database holds for a run: its files with the rows each
-  has, its ``errors`` grouped, a dataset table's schema;
+  has, a dataset table's schema;
+- ``error_triage``: ``errors`` rows grouped (``ingest errors``), each group's sample located;
 - ``states``: how a run's state reads (running, interrupted, done...), for views and waits;
 - ``render``: their tables on a terminal.
 

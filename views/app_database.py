@@ -1,5 +1,5 @@
 """Read-only views of the app database for operators: a run's files with the rows each has
-(``ingest status RUN --files``), error triage (``ingest errors``) and the dataset tables'
+(``ingest status RUN --files``) and the dataset tables'
 schemas (``ingest schema``). Looking never changes anything, and never creates a database
 that is not there."""
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..contract import TASKS, is_run_id
 from ..errors import RunNotFound, TableNotFound
-from .runs import app_engine, require_known_run, run_table
+from .runs import app_engine, run_table
 
 FILES_PAGE = 100
 
@@ -92,39 +92,6 @@ def table_key(connection, table: str) -> Optional[str]:
     return read_schema(connection, table).key_column
 
 
-# -- error triage -------------------------------------------------------------------------------
-def error_groups(database_url: Optional[str], run_id: Optional[str], limit: int,
-                 include_resolved: bool, table: Optional[str] = None) -> list:
-    """Error rows grouped by exception type and message: count and a sample title each; of
-    one run, of the records bound for one table, or all."""
-    from sqlalchemy import text
-
-    if run_id:
-        require_known_run(database_url, run_id)
-    with app_engine(database_url) as engine:
-        if engine is None:
-            return []
-        error_type, message = json_fields(engine.dialect.name)
-        where = ["1 = 1"]
-        params: dict = {"limit": limit}
-        if run_id:
-            where.append("run_id = :run_id")
-            params["run_id"] = run_id
-        if table:
-            where.append("table_name = :table")
-            params["table"] = table
-        if not include_resolved:
-            where.append("resolved_at IS NULL")
-        sql = text(
-            f"SELECT {error_type} AS error_type, {message} AS error, count(*) AS n, min(title) AS sample "
-            f"FROM errors WHERE {' AND '.join(where)} "
-            f"GROUP BY {error_type}, {message} ORDER BY n DESC, error_type LIMIT :limit"
-        )
-        with engine.connect() as connection:
-            rows = connection.execute(sql, params).fetchall()
-    return [{"error_type": r[0], "error": r[1], "count": r[2], "sample_title": r[3]} for r in rows]
-
-
 # -- dataset tables ----------------------------------------------------------------------------
 def table_schemas(database_url: Optional[str], table: Optional[str] = None) -> list:
     """The dataset tables (or one): their key, columns with type and the run that added
@@ -141,12 +108,3 @@ def table_schemas(database_url: Optional[str], table: Optional[str] = None) -> l
     if table and not found:
         raise TableNotFound(table)
     return found
-
-
-
-def json_fields(dialect: str) -> tuple:
-    """The SQL that reads ``message.error_type`` and ``message.error``: the one place that
-    knows each database's JSON operators."""
-    if dialect == "postgresql":
-        return "message->>'error_type'", "message->>'error'"
-    return "json_extract(message, '$.error_type')", "json_extract(message, '$.error')"

@@ -2,11 +2,13 @@
 status`` and ``ingest errors``, from the dicts ``views.runs`` returns."""
 
 import time
+from typing import Optional
 
 
-def runs(runs: list) -> str:
+def runs(runs: list, hint: Optional[str] = None) -> str:
+    """The runs table; with no runs, how to start one (and ``hint``, where earlier runs are)."""
     if not runs:
-        return "no runs yet; start one with: ingest load FILE"
+        return "no runs yet; start one with: ingest load FILE" + (f"\n{hint}" if hint else "")
     header = (f"{'run id':<28} {'state':<11} {'files':>7} {'records':>9} {'tasks':>9} {'errors':>7} "
               f"{'started':<19} {'duration':>9} {'rec/s':>8}  {'table':<14} {'label':<12} dataset")
     lines = [header]
@@ -106,12 +108,20 @@ def files(page: dict) -> str:
 
 
 def error_groups(groups: list, run_id=None) -> str:
+    """``ingest errors``: a block per group: count, type and message; then where its sample is."""
     if not groups:
         return "no errors" + (f" in {run_id}" if run_id else "")
-    lines = [f"{'count':>7}  {'error type':<20} {'sample':<12} error"]
-    lines += [f"{g['count']:>7}  {g['error_type']:<20} {g['sample_title']:<12} {g['error']}"
-              for g in groups]
+    lines = []
+    for g in groups:
+        lines.append(f"{g['count']:>7,}  {g['error_type']}: {g['error']}")
+        lines.append(f"         e.g. {sample_of(g)}")
     return "\n".join(lines)
+
+
+def sample_of(group: dict) -> str:
+    """Where a group's sample is: ``file line N (run RUN_ID)``, or the URL of a page."""
+    where = " ".join(part for part in (group["sample_file"], group["sample_where"]) if part)
+    return f"{where or group['sample_title']} (run {group['sample_run']})"
 
 
 def describe_pages(pages: dict) -> str:
