@@ -231,5 +231,9 @@ class NothingYet:
     def input_lines(self) -> list:
         return []
 
+    def failure(self, budget=None):
+        """Nothing read, nothing failed: a later run takes the files (exit 0)."""
+        return None
+
     def __str__(self) -> str:
         return f"nothing to load yet: {self.why}"
