@@ -180,10 +180,10 @@ def test_postgres_restart_mid_load_completes_exactly_once(postgres_backend, work
 
 def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workdir, parking):
     data = write_records(workdir / "u.ndjson", people(RECORDS), "ndjson")
-    scanned = data.stat()
+    scanned, original = data.stat(), data.read_bytes()
     process = start_parked_load(sqlite_backend, data, workdir, parking, 1, "--concurrency", "1")
     kill_at = held_at(process, sqlite_backend, parking, 1)  # chunk 0 in, 1 not read yet
-    os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns + 10**9))  # "edited"
+    data.write_bytes(original.replace(b'"first', b'"First', 1))  # edited: same size, other bytes
     parking.release()
     out, err = process.communicate(timeout=300)
 
@@ -195,7 +195,8 @@ def test_failed_chunks_are_reported_then_resumed_by_a_fork(sqlite_backend, workd
     loaded = sum(sqlite_backend.counts())
     assert CHUNK <= loaded < RECORDS
 
-    os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns))  # the cause is fixed
+    data.write_bytes(original)  # the cause is fixed
+    os.utime(data, ns=(scanned.st_atime_ns, scanned.st_mtime_ns))
     run_id = message.split("ingest resume ")[1].strip()
     resumed = run_ingest("resume", run_id, "--json", env=sqlite_backend.env(), cwd=workdir)
 
