@@ -95,10 +95,11 @@ def app_database_url(database_url: Optional[str] = None) -> str:
 
 
 def sqlite_path(url: str) -> Optional[Path]:
-    """The file of a ``sqlite:///FILE`` URL (None: Postgres, in memory, or a URI form)."""
-    if is_postgres(url) or not url.startswith("sqlite:///"):
-        return None
-    name = url[len("sqlite:///"):].split("?", 1)[0]
+    """The file of a ``sqlite:///FILE`` URL (None: Postgres, in memory, or a URI form), as
+    SQLAlchemy reads the URL."""
+    from sqlalchemy import make_url
+
+    name = None if is_postgres(url) else make_url(url).database
     return None if not name or name == ":memory:" or name.startswith("file:") else Path(name)
 
 
