@@ -92,7 +92,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     if manifest.count == 0 and not options.urls:
         return NothingYet(skipped.settling.count, skipped.settling.describe())
     run_id, status = current_run(manifest)
-    check_reattach(run_id, status, options.job(run_id))
+    if status is not None:  # the job (with its credentials check) is built only to compare
+        check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
     if options.table and status is None:
         app.check_table(options.table, options.key)
