@@ -71,7 +71,7 @@ def load(paths, **given) -> None:
             with running_app(database_url, concurrency, role="client" if detach else "local") as app:
                 runs.tune_gc()
                 result = runs.load(app, list(paths), options, manifest, skipped, scanned,
-                                   detach=detach, fleet=fleet,
+                                   detach=detach, fleet=fleet, say=say,
                                    show_progress=progress.wanted(not given["no_progress"]))
     click.echo(json.dumps(result.asdict()) if given["as_json"] else str(result))
     if detach:
@@ -211,8 +211,8 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
 
     with one_line_errors():
         resuming.any_state(database_url, run_id)
-        with running_app(database_url, 1):
-            outcome = resuming.redrive(run_id, faults_of(fail_tasks, flaky_rate, seed))
+        with running_app(database_url, 1) as app:
+            outcome = resuming.redrive(app, run_id, faults_of(fail_tasks, flaky_rate, seed), say)
     if as_json:
         click.echo(json.dumps(outcome))
     elif not outcome["retried"]:

@@ -13,9 +13,10 @@ from ..contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
 from ..errors import InputError
 from .load_options import LoadOptions
 from .progress import Progress
+from .interrupted import finish_others_first, name_others
 from .reattach import check_reattach
 from .results import Detached, LoadResult, NothingYet
-from .waiting import progress_of, run_status, wait_for_run
+from .waiting import bar_for_run, progress_of, run_status, wait_for_run
 
 
 def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
@@ -82,10 +83,12 @@ def current_run(manifest) -> tuple:
 
 
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
-         detach: bool = False, show_progress: bool = False, fleet=None):
+         detach: bool = False, show_progress: bool = False, fleet=None,
+         say: Callable = lambda line: None):
     """Plan the run of these files and start it, or attach to it if it exists; returns its
     ``LoadResult`` (``Detached`` with ``detach``). A ``Fleet`` (see ``helper_processes``) loads
-    chunks beside this process until the run ends."""
+    chunks beside this process until the run ends. Another run this machine left
+    unfinished is finished first, in view, when this one has work (``interrupted``)."""
     from .. import integration
 
     began = time.time()
@@ -97,6 +100,11 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     dataset = describe_inputs(specs, options.urls)
     if options.table and status is None:
         app.check_table(options.table, options.key)
+    if not detach and status == SUCCESS:
+        name_others(run_id, say)
+    elif not detach:
+        finish_others_first(app, run_id, say, show_progress)
+        began = time.time()
     if fleet is not None:
         fleet.take_over_others(app.databases)
         if status != SUCCESS:
@@ -110,8 +118,9 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
             integration.start_run(plan, detach=detach)
         if detach:
             return Detached(run_id, dataset, planned, status or "ENQUEUED")
-        bar = Progress(planned, enabled=show_progress and status != SUCCESS, files=manifest.count,
-                       pages=bool(options.urls))
+        bar = Progress(planned, enabled=show_progress, files=manifest.count,
+                       pages=bool(options.urls)) if status is None else \
+            bar_for_run(run_id, show_progress and status != SUCCESS)
         try:
             summary = wait_for_run(run_id, on_children=progress_of(bar, run_id))
         finally:
@@ -122,6 +131,8 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     # A run this command did not start (done already, or going on after an interruption):
     # its whole duration, from its first start to its end, not this command's part.
     elapsed = time.time() - began if status is None else summary.finished_at - summary.started_at
+    if status == SUCCESS:
+        summary = as_today(summary, dataset)
     return LoadResult.from_summary(summary, status == SUCCESS, elapsed, app.bad_files(run_id),
                                    skipped.describe(), workers=fleet.size if fleet else 1,
                                    table=options.table or TASKS,
@@ -129,6 +140,23 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
                                    notes={**app.file_notes(run_id),
                                           "held_back": manifest.held_back},
                                    keyed=bool(options.key))
+
+
+def as_today(summary, given: str):
+    """A finished run's summary as the inputs given name it, with its counts as they are
+    now (``ingest retry`` may have moved error rows to tasks since)."""
+    from dataclasses import replace
+
+    from dbos import DBOS
+
+    from ..contract import redrive_prefix
+    from ..views.runs import redriven_of
+
+    redrives = DBOS.list_workflows(workflow_id_prefix=redrive_prefix(summary.run_id),
+                                   status=SUCCESS, load_input=False)
+    moved, skipped = redriven_of(summary.run_id, redrives)
+    return replace(summary, inputs=given, tasks=summary.tasks + moved,
+                   skipped=summary.skipped + skipped, errors=summary.errors - moved - skipped)
 
 
 HELPER_DRAIN_SEC = 30

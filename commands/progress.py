@@ -23,6 +23,13 @@ class Progress:
         self.pages = pages  # the run fetches pages: its total grows as they come
         self.started = time.time()
         self.drawn = 0.0
+        self.base = 0  # records done before this command began (a run it finishes)
+
+    def resumed_at(self, done: int) -> "Progress":
+        """The run had ``done`` records when this command took it up: the rate and the ETA
+        count only what this command does."""
+        self.base = done
+        return self
 
     def update(self, done: int, files_done: int = 0, pages: Optional[dict] = None) -> None:
         now = time.time()
@@ -30,7 +37,7 @@ class Progress:
             return
         self.drawn = now
         elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = max(done - self.base, 0) / elapsed if elapsed > 0 else 0.0
         total = self.total + (pages or {}).get("records", 0)
         pct = 100.0 * done / total if total else (0.0 if self.pages else 100.0)
         eta = f"{(total - done) / rate:.0f} s" if rate > 0 and done < total and not self.pages else "-"

@@ -8,7 +8,8 @@ from ..contract import ACTIVE, GIVEN_UP, Job, RunPlan, is_run_id
 from ..errors import RunNotFound
 from .results import LoadResult
 from .load import tune_gc
-from .waiting import POLL_SEC, run_status, wait_for_run
+from .interrupted import finish_others_first
+from .waiting import POLL_SEC, bar_for_run, progress_of, run_status, wait_for_run
 
 
 def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool:
@@ -45,23 +46,28 @@ class resume_all:
     (``count`` says how many runs there are)."""
 
     def __init__(self, app, run_id: Optional[str], say: Callable, quiet: bool = False):
+        from .progress import wanted
+
         self.app, self.say, self.quiet = app, say, quiet
+        self.show_progress = show_progress = wanted(not quiet)
         tune_gc()
         take_over_helpers(app, say)
         if run_id:
             check_run(run_id)
             self.run_ids = [run_id]
+            finish_others_first(app, run_id, say, show_progress)
         else:
             self.run_ids, theirs = unfinished_runs()
             for other, owner in theirs:
                 say(f"{other} belongs to executor {owner}: restart that worker, or "
                     f"`ingest worker --take-over {owner}`")
+            app.start_working()
         self.count = len(self.run_ids)
 
     def __iter__(self) -> Iterator[LoadResult]:
         for rid in self.run_ids:
             yield resume(self.app, rid, on_resumed=None if self.quiet else lambda r, n: self.say(
-                f"resumed {n} given-up workflow(s) of {r}"))
+                f"resumed {n} given-up workflow(s) of {r}"), show_progress=self.show_progress)
 
 
 def take_over_helpers(app, say: Callable) -> None:
@@ -74,7 +80,8 @@ def take_over_helpers(app, say: Callable) -> None:
     Fleet(DBOS.executor_id, 1, app.concurrency, app.database_url, 0, say).take_over_others(app.databases)
 
 
-def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResult:
+def resume(app, run_id: str, on_resumed: Optional[Callable] = None,
+           show_progress: bool = False) -> LoadResult:
     """Put a run's given-up or failed parts back to work and wait for it."""
     from .. import integration
 
@@ -84,16 +91,21 @@ def resume(app, run_id: str, on_resumed: Optional[Callable] = None) -> LoadResul
     resumed = integration.resume_run(run_id)
     if resumed and on_resumed:
         on_resumed(run_id, len(resumed))
-    summary = wait_for_run(run_id)
+    bar = bar_for_run(run_id, show_progress)
+    try:
+        summary = wait_for_run(run_id, on_children=progress_of(bar, run_id))
+    finally:
+        bar.close()
     return LoadResult.from_summary(summary, False, summary.finished_at - summary.started_at,
                                    app.bad_files(run_id))
 
 
-def redrive(run_id: str, faults: dict) -> dict:
+def redrive(app, run_id: str, faults: dict, say: Callable) -> dict:
     """``ingest retry``: the run's errors through the run's own transform again."""
     from .. import integration
 
     check_run(run_id)
+    finish_others_first(app, run_id, say, show_progress=False)
     job = run_job(run_id)
     if job is not None:
         load_transform(job)

@@ -64,6 +64,31 @@ def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:
     return update
 
 
+def run_so_far(run_id: str) -> tuple:
+    """(records done, records planned, files planned, whether it fetches pages) of a run."""
+    from dbos import DBOS
+
+    from ..views.runs import planned_size
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
+    args = found[0].input.get("args") if found and found[0].input else None
+    plan = args[0] if args else None
+    records, files = planned_size(plan)
+    children = DBOS.list_workflows(workflow_id_prefix=children_prefix(run_id), status=SUCCESS,
+                                   name="load_chunk", load_output=False)
+    done = sum(c.input["args"][1].records for c in children if c.input)
+    return done, records, files, bool(getattr(plan, "urls", None))
+
+
+def bar_for_run(run_id: str, enabled: bool) -> Progress:
+    """A progress display for a run this command finishes, not starts: its whole size, and
+    a rate of what this command does."""
+    if not enabled:
+        return Progress(0, enabled=False)
+    done, records, files, pages = run_so_far(run_id)
+    return Progress(records, files=files, pages=pages).resumed_at(done)
+
+
 def failure_of(run_id: str) -> str:
     """The first line of the error a failed workflow ended with."""
     from dbos import DBOS

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from typing import Optional
 
 from dbos import DBOS, SQLAlchemyDatasource
@@ -29,6 +30,9 @@ SQLITE_OPEN_BUSY_SEC = 5
 LOCAL_DRAIN_SEC = 30
 
 _lock = None  # the ExecutorLock of a local process
+_concurrency = 1  # of this process's chunk queue
+_working = False  # whether this process works the queues yet (``start_working``)
+_deferred = False  # whether its start-up recovery waits for ``start_working``
 
 
 def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict:
@@ -83,14 +87,80 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     # JSON columns written exactly: an errors row's record may hold Decimals (codec.storable)
     datasource.install(SQLAlchemyDatasource.create(databases.app_url,
                                               engine_kwargs={"json_serializer": json_text}))
-    DBOS.launch()
-    if role == "client":
+    global _concurrency, _deferred
+    _concurrency = concurrency
+    _deferred = role == "local" and has_unfinished_runs(databases.system_url, executor_id)
+    if _deferred:  # it works only once the command knows it has work: ``start_working``
+        DBOS.listen_queues([])
+        with startup_recovery_deferred():
+            DBOS.launch()
         return
+    DBOS.launch()
+    if role != "client":
+        start_working()
+
+
+def has_unfinished_runs(system_url: str, executor_id: str) -> bool:
+    """Whether the system database holds runs this executor left unfinished, read before
+    DBOS starts (and without creating anything): then a local command starts no work until
+    it knows it has some (see ``commands.interrupted``)."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(system_url)
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and not (url.database and os.path.exists(url.database)):
+        return False
+    engine = create_engine(url, poolclass=NullPool)
+    table = "workflow_status" if sqlite else "dbos.workflow_status"
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(
+                f"SELECT 1 FROM {table} WHERE executor_id = :executor AND name = :name "
+                "AND status IN ('PENDING', 'ENQUEUED') LIMIT 1"),
+                {"executor": executor_id, "name": "ingest_dataset"}).first() is not None
+    except SQLAlchemyError:  # no such database or table yet: no run ever started here
+        return False
+    finally:
+        engine.dispose()
+
+
+def start_working() -> None:
+    """Work the queues here, and recover every workflow this executor left unfinished (a
+    local command's own run, and any other run a killed command of this machine left):
+    once per process."""
+    global _working
+    if _working:
+        return
+    _working = True
     crashed = crashed_children()
+    if _deferred:  # a local command put off DBOS's start-up recovery and its queues until now
+        from dbos._dbos import _get_dbos_instance
+
+        _get_dbos_instance()._listening_queues = None  # every queue, as ``launch`` would
+        DBOS._recover_pending_workflows([DBOS.executor_id])
     if crashed:
-        start_recovery_mode(crashed, concurrency)
+        start_recovery_mode(crashed, _concurrency)
     else:
-        register_queues(concurrency)
+        register_queues(_concurrency)
+
+
+@contextmanager
+def startup_recovery_deferred():
+    """``DBOS.launch`` re-enqueues every PENDING workflow of the executor in the background,
+    at once. A local command that has nothing to do must leave another command's
+    interrupted run as it was, and one that has work says first that it finishes such a
+    run (``commands.interrupted``): so its launch skips that, and ``start_working``
+    recovers. Replaces a module attribute of DBOS 3.4 (pinned) during the launch only."""
+    import dbos._dbos as core
+
+    original = core.startup_recovery_thread
+    core.startup_recovery_thread = lambda *_: None
+    try:
+        yield
+    finally:
+        core.startup_recovery_thread = original
 
 
 def local_executor_id() -> str:
@@ -175,9 +245,10 @@ def start_recovery_mode(crashed: list, concurrency: int) -> None:
 def shutdown(drain_sec: int = 0) -> None:
     """Stop DBOS; with drain_sec, first let running workflows finish for that long (what
     is left stays PENDING for this executor to recover when it comes back)."""
-    global _lock
-    if drain_sec:
+    global _lock, _working
+    if drain_sec and _working:
         drain(drain_sec)
+    _working = False
     DBOS.destroy(workflow_completion_timeout_sec=0)
     datasource.install(None)
     if _lock is not None:
@@ -282,6 +353,10 @@ class App:
         finally:
             telemetry.stop()
         return False
+
+    def start_working(self) -> None:
+        """This command has work: it works the queues now (see ``start_working``)."""
+        start_working()
 
     def write_plan(self, manifest, run_id: str, options, scanned=None):
         """The run's ``sources`` rows (see ``sources.plan``)."""

@@ -179,11 +179,7 @@ def run_row(client, parent, children: Optional[list] = None,
     plan = parent.input["args"][0] if parent.input and parent.input.get("args") else None
     if children is None:
         children = client.list_workflows(workflow_id_prefix=children_prefix(parent.workflow_id))
-    redrives = [c.output for c in children
-                if c.workflow_id.startswith(redrive_prefix(parent.workflow_id))
-                and c.status == SUCCESS and isinstance(c.output, dict)]
-    redriven = sum(r.get("tasks", 0) for r in redrives)
-    redrive_skipped = sum(r.get("skipped", 0) for r in redrives)
+    redriven, redrive_skipped = redriven_of(parent.workflow_id, children)
     if parent.status == SUCCESS and parent.output is not None:
         out = Summary.from_output(parent.output)
         tasks, errors, retries, records = out.tasks, out.errors, out.retries, out.records
@@ -193,12 +189,15 @@ def run_row(client, parent, children: Optional[list] = None,
         tasks, errors, retries, skipped, updated = sum_children(children)
         started, finished = (parent.created_at or 0) / 1000, None
         records, files = planned_size(plan)
+    state = run_state(parent, children, alive)
+    if finished is None and state not in ("running", "queued"):  # nothing runs: its clock stops
+        finished = last_change(parent, children)
     duration = (finished or time.time()) - started if started else None
     pages = pages_of(client, parent, plan)
     return {
         "run_id": parent.workflow_id,
         "dataset": dataset_of(plan),
-        "state": run_state(parent, children, alive),
+        "state": state,
         "files": files,
         "records": records,
         "tasks": tasks + redriven,
@@ -214,6 +213,20 @@ def run_row(client, parent, children: Optional[list] = None,
         "table": table_of(plan),
         "label": label_of(plan),
     }
+
+
+def redriven_of(run_id: str, children: list) -> tuple:
+    """(error rows moved to tasks, and skipped as already there) by ``ingest retry``s of the
+    run, from its finished redrive workflows among ``children``."""
+    redrives = [c.output for c in children if c.workflow_id.startswith(redrive_prefix(run_id))
+                and c.status == SUCCESS and isinstance(c.output, dict)]
+    return sum(r.get("tasks", 0) for r in redrives), sum(r.get("skipped", 0) for r in redrives)
+
+
+def last_change(parent, children: list) -> Optional[float]:
+    """When the run or one of its workflows last changed (epoch seconds)."""
+    moments = [w.updated_at for w in (parent, *children) if w.updated_at]
+    return max(moments) / 1000 if moments else None
 
 
 def pages_of(client, parent, plan) -> Optional[dict]:
