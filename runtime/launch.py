@@ -101,9 +101,14 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
 
 
 def has_unfinished_runs(system_url: str, executor_id: str) -> bool:
-    """Whether the system database holds runs this executor left unfinished, read before
-    DBOS starts (and without creating anything): then a local command starts no work until
-    it knows it has some (see ``commands.interrupted``)."""
+    """Whether the system database holds runs this executor left unfinished: then a local
+    command starts no work until it knows it has some (see ``commands.interrupted``)."""
+    return bool(unfinished_runs_of(system_url, executor_id))
+
+
+def unfinished_runs_of(system_url: str, executor_id: str) -> list:
+    """[(run ID, application version)] of the runs this executor left unfinished, read
+    before DBOS starts and without creating anything."""
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
@@ -116,12 +121,13 @@ def has_unfinished_runs(system_url: str, executor_id: str) -> bool:
     table = "workflow_status" if sqlite else "dbos.workflow_status"
     try:
         with engine.connect() as connection:
-            return connection.execute(text(
-                f"SELECT 1 FROM {table} WHERE executor_id = :executor AND name = :name "
-                "AND status IN ('PENDING', 'ENQUEUED') LIMIT 1"),
-                {"executor": executor_id, "name": "ingest_dataset"}).first() is not None
+            return [tuple(row) for row in connection.execute(text(
+                f"SELECT workflow_uuid, application_version FROM {table} "
+                "WHERE executor_id = :executor AND name = :name "
+                "AND status IN ('PENDING', 'ENQUEUED') ORDER BY created_at"),
+                {"executor": executor_id, "name": "ingest_dataset"})]
     except SQLAlchemyError:  # no such database or table yet: no run ever started here
-        return False
+        return []
     finally:
         engine.dispose()
 
@@ -161,6 +167,23 @@ def startup_recovery_deferred():
         yield
     finally:
         core.startup_recovery_thread = original
+
+
+def refuse_earlier_versions(databases: Databases, executor_id: str) -> None:
+    """``UsageError`` before anything is changed (the app database's schema included) when
+    this executor left a run unfinished under another application version: DBOS recovers
+    only its own version's workflows, and that run's checkpoints have another shape."""
+    from ..database import redact
+    from ..errors import UsageError
+
+    for run_id, version in unfinished_runs_of(databases.system_url, executor_id):
+        if version != APPLICATION_VERSION:
+            raise UsageError(
+                f"run {run_id} was interrupted under another version of durable-ingest "
+                f"(application version {version}; this is {APPLICATION_VERSION}), which this "
+                f"one cannot finish; nothing was changed: finish it with that version "
+                f"(`ingest resume {run_id}`), or give it up "
+                f"(`dbos workflow cancel {run_id} -s {redact(databases.system_url)}`)")
 
 
 def local_executor_id() -> str:
@@ -328,6 +351,8 @@ class App:
         from ..errors import IngestError, one_line
 
         self.databases = database.resolve(self.database_url)
+        if self.role == "local":
+            refuse_earlier_versions(self.databases, self.executor_id or local_executor_id())
         database.upgrade_schema(self.databases.app_url)  # DBOS creates its own database
         telemetry.start(warn=self.warn)
         try:
