@@ -116,7 +116,7 @@ def unfinished_runs_of(system_url: str, executor_id: str) -> list:
     url = make_url(system_url)
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite and not (url.database and os.path.exists(url.database)):
-        return False
+        return []
     engine = create_engine(url, poolclass=NullPool)
     table = "workflow_status" if sqlite else "dbos.workflow_status"
     try:
