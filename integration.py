@@ -42,7 +42,7 @@ if __name__ == "__main__" and not __package__:
     from pathlib import Path
 
     demo = str(Path(__file__).resolve().parent / "data" / "randomuser-1000.json")
-    sys.argv[1:] = sys.argv[1:] or ["load", demo, "--fail-task", "50"]
+    sys.argv[1:] = sys.argv[1:] or ["load", demo, "--transform", "uppercase", "--fail-task", "50"]
     runpy.run_module("durable_ingest.cli", run_name="__main__", alter_sys=True)
 
 import time

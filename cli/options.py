@@ -99,8 +99,9 @@ shaping_options = options(
                       "and extended as needed), instead of tasks."),
     click.option("--transform", "transform_spec", default=None, metavar="MODULE:FUNCTION",
                  help="The function each record goes through: MODULE:FUNCTION, "
-                      "path/to/file.py:FUNCTION, uppercase or identity  [default: uppercase "
-                      "into tasks, identity into a --table]"),
+                      "path/to/file.py:FUNCTION, identity (store records as read) or "
+                      "uppercase (the demo's: every string value uppercased)  [default: "
+                      "identity]"),
     click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
                  "(a dotted path, e.g. login.uuid): one row per key, across files and runs."),
     click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,

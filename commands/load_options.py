@@ -19,7 +19,7 @@ class LoadOptions:
     retry_interval: float = 0.1
     backoff: float = 2.0
     faults: dict = field(default_factory=dict)
-    transform: str = "uppercase"  # as recorded: see transform.recorded_spec
+    transform: str = "identity"  # as recorded: see transform.recorded_spec (transform.DEFAULT)
     transform_dir: str = ""
     key: str = ""
     on_conflict: str = "skip"
@@ -79,16 +79,17 @@ def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: O
     """``LoadOptions`` fields for ``--transform``, ``--key``, ``--on-conflict`` and
     ``--table``, checked before any work: a transform that can't be imported or called is
     ``TransformNotFound`` (exit 2), a malformed key path or table name a ``UsageError``. The
-    transform is ``uppercase`` (the demo's) into ``tasks``, ``identity`` into a table."""
+    transform is ``transform.DEFAULT`` (``identity``) unless one is named; the run records
+    it by name, so a later default never changes what an earlier run does."""
     import os
 
     from ..errors import UsageError
     from ..tables.names import check_table_name
-    from ..transform import key_path, recorded_spec, resolve
+    from ..transform import DEFAULT, key_path, recorded_spec, resolve
 
     if table is not None:
         check_table_name(table)
-    transform = transform or ("identity" if table else "uppercase")
+    transform = transform or DEFAULT
 
     if on_conflict and not key:
         raise UsageError("--on-conflict needs --key: without a key, records are identified "

@@ -220,7 +220,7 @@ def test_utf8_bom_is_accepted_in_every_shape(cli, sqlite_backend, workdir):
 
     assert [(s["tasks"], s["errors"], s["files_loaded"]) for s in summaries] == [(9, 0, 3)]
     firsts = sqlite_backend.query("SELECT data FROM tasks WHERE position = 0")
-    assert [json.loads(d)["name"]["first"] for (d,) in firsts] == ["FIRST0"] * 3
+    assert [json.loads(d)["name"]["first"] for (d,) in firsts] == ["first0"] * 3
 
 
 @pytest.mark.slow  # two runs, about 2 s
