@@ -240,6 +240,8 @@ class Job:
     # Where its s3:// inputs are read ("": AWS, or the reading process's AWS_ENDPOINT_URL);
     # never credentials: each process takes its own from AWS's default chain.
     endpoint_url: str = ""
+    # --column: ((field path as given, type), ...) sorted, the column types it asks for
+    columns: tuple = ()
 
     @property
     def keyed(self) -> bool:

@@ -103,9 +103,10 @@ def clock() -> float:
 
 
 def prepare_table(job: Job) -> None:
-    """The run's dataset table, created if it is not there yet (its columns come with the
-    records that need them)."""
-    datasource.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id)
+    """The run's dataset table, created if it is not there yet, and its column hints kept (its
+    columns come with the records that need them)."""
+    datasource.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id,
+                      job.columns)
 
 
 def claim_files(job: Job, files: int) -> Claimed:

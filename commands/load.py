@@ -96,7 +96,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
         check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
     if options.table and status is None:
-        app.check_table(options.table, options.key)
+        app.check_table(options.table, options.key, options.columns)
     if fleet is not None:
         fleet.take_over_others(app.databases)
         if status != SUCCESS:

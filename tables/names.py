@@ -19,7 +19,7 @@ SOURCE_KEY, RUN_ID, ORDINAL, POSITION, LOADED_AT, DATA = (
 SYSTEM_COLUMNS = (SOURCE_KEY, RUN_ID, ORDINAL, POSITION, LOADED_AT, DATA)
 # The app database's own tables: not a dataset's name.
 OWN_TABLES = ("tasks", "errors", "sources", "contents", "alembic_version", "ingest_tables",
-              "ingest_columns", "ingest_incoming", "ingest_table_incoming")
+              "ingest_columns", "ingest_incoming", "ingest_table_incoming", "ingest_column_hints")
 # Keywords SQLite takes unquoted nowhere a column name can be, that Postgres reserves not
 # (each of SQLite's keywords tried as a column in SELECT, WHERE and ORDER BY).
 SQLITE_KEYWORDS = frozenset((
