@@ -70,8 +70,7 @@ def read_schema(connection, table: str) -> Schema:
     """The table's schema (a connection or a session; ``exists`` False if there is none)."""
     entry = connection.execute(select(DatasetTable.key_path, DatasetTable.key_column)
                                .where(DatasetTable.name == table)).first()
-    hints = {tuple(json.loads(r.path)): r.type for r in connection.execute(
-        select(DatasetHint.path, DatasetHint.type).where(DatasetHint.table_name == table))}
+    hints = hints_in(connection, table)
     if entry is None:
         return Schema(table, hints=hints)
     rows = connection.execute(
@@ -115,6 +114,12 @@ def hints_of(specs: tuple, table: Optional[str], key: Optional[str]) -> tuple:
                              "give one")
         found[path] = type_name
     return tuple(sorted(found.items()))
+
+
+def hints_in(connection, table: str) -> dict:
+    """The table's hints: field path (a tuple of keys) -> type."""
+    return {tuple(json.loads(r.path)): r.type for r in connection.execute(
+        select(DatasetHint.path, DatasetHint.type).where(DatasetHint.table_name == table))}
 
 
 def check_hints(schema: Schema, hints: tuple) -> None:
@@ -225,8 +230,7 @@ def tables(connection, table: Optional[str] = None) -> list:
         query = query.where(DatasetTable.name == table)
     found = []
     for entry in connection.execute(query).all():
-        hints = {r.path: r.type for r in connection.execute(
-            select(DatasetHint.path, DatasetHint.type).where(DatasetHint.table_name == entry.name))}
+        hints = hints_in(connection, entry.name)
         columns = connection.execute(
             select(DatasetColumn.name, DatasetColumn.type, DatasetColumn.path,
                    DatasetColumn.variant_of, DatasetColumn.added_by, DatasetColumn.added_at)
@@ -236,7 +240,8 @@ def tables(connection, table: Optional[str] = None) -> list:
                       "columns": [{"name": c.name, "type": c.type, "path": json.loads(c.path),
                                    "variant_of": c.variant_of, "added_by": c.added_by,
                                    "added_at": _iso(c.added_at),
-                                   "hinted": not c.variant_of and hints.get(c.path) == c.type}
+                                   "hinted": not c.variant_of
+                                   and hints.get(tuple(json.loads(c.path))) == c.type}
                                   for c in columns]})
     return found
 
