@@ -125,12 +125,18 @@ def hints_in(connection, table: str) -> dict:
 def check_hints(schema: Schema, hints: tuple) -> None:
     """A hint can't change a column the table has: ``UsageError`` naming it and the ways on."""
     for path, type_name in hints:
-        column = schema.bases.get(tuple(path.split(".")))
-        if column is not None and column.type != type_name:
+        column = contradicted(schema, (path, type_name))
+        if column is not None:
             raise UsageError(
                 f"--column {path}={type_name}: table {schema.table} has {path} as column "
                 f"{column.name} of type {column.type} already, and a column's type never changes; "
                 f"drop --column {path}, or load into a new --table")
+
+
+def contradicted(schema: Schema, hint: tuple) -> Optional[Column]:
+    """The table's column of the hint's field, if it has one of another type."""
+    column = schema.bases.get(tuple(hint[0].split(".")))
+    return column if column is not None and column.type != hint[1] else None
 
 
 def keep_hints(session, table: str, hints: tuple, run_id: str) -> None:
@@ -189,12 +195,7 @@ def prepare(table: str, key_path: str, run_id: str, hints: tuple = ()) -> None:
     from ..store.datasource import session
 
     schema = create_table(session(), table, key_path, run_id)
-    keep_hints(session(), table, tuple(h for h in hints if not _contradicted(schema, h)), run_id)
-
-
-def _contradicted(schema: Schema, hint: tuple) -> bool:
-    column = schema.bases.get(tuple(hint[0].split(".")))
-    return column is not None and column.type != hint[1]
+    keep_hints(session(), table, tuple(h for h in hints if not contradicted(schema, h)), run_id)
 
 
 def add_columns(session, schema: Schema, wanted: list, run_id: str) -> Schema:
