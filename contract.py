@@ -223,7 +223,10 @@ class Job:
     faults: dict = field(default_factory=dict)
     # How records are shaped and identified (fields added in place: a Job checkpointed
     # without them reads back with these defaults, the behaviour it was started with).
-    transform: str = "uppercase"  # a built-in, MODULE:FUNCTION or /abs/path/file.py:FUNCTION
+    # A built-in, MODULE:FUNCTION or /abs/path/file.py:FUNCTION. Every run records it by name
+    # (transform.DEFAULT is identity); "uppercase" here is what a Job checkpointed
+    # before this field existed did, so keep it: it is no default of a new run.
+    transform: str = "uppercase"
     transform_dir: str = ""  # where MODULE is imported from: the load's working directory
     key: str = ""  # --key: a dotted path into the record; "" = keyed by file and position
     on_conflict: str = "skip"  # --on-conflict, with a key: "skip" or "update"
@@ -237,6 +240,8 @@ class Job:
     # Where its s3:// inputs are read ("": AWS, or the reading process's AWS_ENDPOINT_URL);
     # never credentials: each process takes its own from AWS's default chain.
     endpoint_url: str = ""
+    # --column: ((field path as given, type), ...) sorted, the column types it asks for
+    columns: tuple = ()
 
     @property
     def keyed(self) -> bool:

@@ -42,7 +42,7 @@ if __name__ == "__main__" and not __package__:
     from pathlib import Path
 
     demo = str(Path(__file__).resolve().parent / "data" / "randomuser-1000.json")
-    sys.argv[1:] = sys.argv[1:] or ["load", demo, "--fail-task", "50"]
+    sys.argv[1:] = sys.argv[1:] or ["load", demo, "--transform", "uppercase", "--fail-task", "50"]
     runpy.run_module("durable_ingest.cli", run_name="__main__", alter_sys=True)
 
 import time
@@ -103,9 +103,10 @@ def clock() -> float:
 
 
 def prepare_table(job: Job) -> None:
-    """The run's dataset table, created if it is not there yet (its columns come with the
-    records that need them)."""
-    datasource.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id)
+    """The run's dataset table, created if it is not there yet, and its column hints kept (its
+    columns come with the records that need them)."""
+    datasource.run_tx("prepare_table", tables.prepare, job.table, job.key, job.run_id,
+                      job.columns)
 
 
 def claim_files(job: Job, files: int) -> Claimed:

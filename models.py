@@ -170,3 +170,19 @@ class DatasetColumn(Base):
     added_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class DatasetHint(Base):
+    """A column type a load asked for (``--column NAME=TYPE``), kept for every later load into
+    the table: the field's column is created with it (values that don't fit it go to variant
+    columns, as ever). The field's path is a JSON array of keys, as in ``ingest_columns``."""
+
+    __tablename__ = "ingest_column_hints"
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    type: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -2,8 +2,9 @@
 user's own ``MODULE:FUNCTION``), the record's key (``--key``), and the faults a demo or a
 test can inject.
 
-The default transform, ``uppercase`` (the demo's), uppercases every string value,
-recursively; keys and other values stay as they are. ``identity`` stores records as read.
+The default transform, ``identity``, stores records as read. ``uppercase`` (the demo's, one
+flag away: ``--transform uppercase``) uppercases every string value, recursively; keys and
+other values stay as they are.
 A user's transform takes a record (a dict) and returns the record to store (a dict), or
 None to skip it. Injected faults are deterministic: ``--fail-task N`` always fails task N,
 and ``--flaky-rate P --seed S`` fails an attempt with probability P, decided by a hash of
@@ -112,7 +113,7 @@ def identity(record: dict) -> dict:
 
 
 BUILTINS = {"uppercase": uppercase_strings, "identity": identity}
-DEFAULT = "uppercase"
+DEFAULT = "identity"  # a new run records its transform by name, never "the default"
 
 
 # -- the user's transform --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def main() -> None:
 
     \b
     Example:
-      ingest load data/randomuser-1000.json --fail-task 50
+      ingest load data/randomuser-1000.json --transform uppercase --fail-task 50
     """
 
 
@@ -52,7 +52,7 @@ def load(paths, **given) -> None:
 
     \b
     Example:
-      ingest load data/randomuser-1000.json --fail-task 50
+      ingest load data/randomuser-1000.json --transform uppercase --fail-task 50
       ingest load landing/ 'exports/2026-*.ndjson.gz'
       ingest load exports/ --transform examples/redact.py:redact --key login.uuid
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20

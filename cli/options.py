@@ -99,12 +99,18 @@ shaping_options = options(
                       "and extended as needed), instead of tasks."),
     click.option("--transform", "transform_spec", default=None, metavar="MODULE:FUNCTION",
                  help="The function each record goes through: MODULE:FUNCTION, "
-                      "path/to/file.py:FUNCTION, uppercase or identity  [default: uppercase "
-                      "into tasks, identity into a --table]"),
+                      "path/to/file.py:FUNCTION, identity (store records as read) or "
+                      "uppercase (the demo's: every string value uppercased)  [default: "
+                      "identity]"),
     click.option("--key", default=None, metavar="FIELD", help="Identify records by this field "
                  "(a dotted path, e.g. login.uuid): one row per key, across files and runs."),
     click.option("--on-conflict", type=click.Choice(["skip", "update"]), default=None,
-                 help="With --key, a key already stored: keep its row (skip, default) or update it."),
+                 help="With --key, a key already stored: keep its row (skip, default) or "
+                      "update it."),
+    click.option("--column", "columns", multiple=True, metavar="FIELD=TYPE",
+                 help="With --table, the type of FIELD's column (a dotted path), e.g. "
+                      "total=decimal for exact sums; kept for later loads (repeatable). Types: "
+                      "bigint, double, decimal, bool, text, timestamp, json."),
 )
 
 
@@ -223,7 +229,8 @@ def load_options_of(paths: tuple, given: dict):
         urls=url_inputs(paths, given["pages"], given["headers"]),
         endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
         settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
-        **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"]))
+        **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"],
+                  given["columns"]))
 
 
 def report_unexpected(exc: Exception) -> int:

@@ -99,7 +99,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
         check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
     if options.table and status is None:
-        app.check_table(options.table, options.key)
+        app.check_table(options.table, options.key, options.columns)
     if not detach and status == SUCCESS:
         name_others(run_id, say)
     elif not detach:

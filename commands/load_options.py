@@ -19,13 +19,14 @@ class LoadOptions:
     retry_interval: float = 0.1
     backoff: float = 2.0
     faults: dict = field(default_factory=dict)
-    transform: str = "uppercase"  # as recorded: see transform.recorded_spec
+    transform: str = "identity"  # as recorded: see transform.recorded_spec (transform.DEFAULT)
     transform_dir: str = ""
     key: str = ""
     on_conflict: str = "skip"
     http: HttpPolicy = HttpPolicy()
     urls: tuple = ()  # UrlSource of each URL input (see ``url_inputs``)
     table: str = ""  # --table: a dataset table ("": the demo's tasks)
+    columns: tuple = ()  # --column: column types asked for (see tables.catalog.hints_of)
     endpoint_url: str = ""  # where s3:// inputs are read (see ``s3_endpoint``)
     settle: float = 0.0  # --settle: seconds a local file must have been left alone
     full_check: bool = False  # --full-check: read every file, known to this machine or not
@@ -43,7 +44,7 @@ class LoadOptions:
                    retry_interval=self.retry_interval, backoff=self.backoff, faults=self.faults,
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
                    on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
-                   fingerprint_label=self.identity, table=self.table,
+                   fingerprint_label=self.identity, table=self.table, columns=self.columns,
                    endpoint_url=self.endpoint_url, **self.fetching(run_id))
 
     def fetching(self, run_id: str) -> dict:
@@ -75,20 +76,23 @@ class LoadOptions:
 
 
 def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: Optional[str],
-                    table: Optional[str] = None) -> dict:
-    """``LoadOptions`` fields for ``--transform``, ``--key``, ``--on-conflict`` and
-    ``--table``, checked before any work: a transform that can't be imported or called is
-    ``TransformNotFound`` (exit 2), a malformed key path or table name a ``UsageError``. The
-    transform is ``uppercase`` (the demo's) into ``tasks``, ``identity`` into a table."""
+                    table: Optional[str] = None, columns: tuple = ()) -> dict:
+    """``LoadOptions`` fields for ``--transform``, ``--key``, ``--on-conflict``, ``--table``
+    and ``--column``, checked before any work: a transform that can't be imported or called is
+    ``TransformNotFound`` (exit 2), a malformed key path, table name or column hint a
+    ``UsageError``. The
+    transform is ``transform.DEFAULT`` (``identity``) unless one is named; the run records
+    it by name, so a later default never changes what an earlier run does."""
     import os
 
     from ..errors import UsageError
+    from ..tables.catalog import hints_of
     from ..tables.names import check_table_name
-    from ..transform import key_path, recorded_spec, resolve
+    from ..transform import DEFAULT, key_path, recorded_spec, resolve
 
     if table is not None:
         check_table_name(table)
-    transform = transform or ("identity" if table else "uppercase")
+    transform = transform or DEFAULT
 
     if on_conflict and not key:
         raise UsageError("--on-conflict needs --key: without a key, records are identified "
@@ -102,7 +106,8 @@ def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: O
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return {"transform": recorded, "transform_dir": directory, "key": key or "",
-            "on_conflict": on_conflict or "skip", "table": table or ""}
+            "on_conflict": on_conflict or "skip", "table": table or "",
+            "columns": hints_of(columns, table, key)}
 
 
 def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:

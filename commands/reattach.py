@@ -1,9 +1,10 @@
 """A rerun keeps its word: a command whose inputs already have a run (interrupted, going on
 or finished) attaches to it only when it asks for what that run does. Options that change
-what lands (the transform, the key and its conflict rule, the table, the attempts, the
-injected faults, the format) must be the same; options that change only how fast (chunk
-size, concurrency, workers, retry timing, HTTP settings) may differ. Otherwise the command
-is refused with one line that names the options that differ and the ways on."""
+what lands (the transform, the key and its conflict rule, the table and its column types,
+the attempts, the injected faults, the format) must be the same; options that change only
+how fast (chunk size, concurrency, workers, retry timing, HTTP settings) may differ.
+Otherwise the command is refused with one line that names the options that differ and the
+ways on."""
 
 from typing import Optional
 
@@ -12,7 +13,7 @@ from ..errors import UsageError
 
 # Job field -> the option that sets it.
 WHAT_LANDS = (("transform", "--transform"), ("key", "--key"), ("on_conflict", "--on-conflict"),
-              ("table", "--table"), ("max_attempts", "--max-attempts"),
+              ("table", "--table"), ("columns", "--column"), ("max_attempts", "--max-attempts"),
               ("faults", "--fail-task/--flaky-rate/--seed"), ("fmt", "--format"))
 
 
@@ -45,6 +46,8 @@ def shown(value) -> str:
     if isinstance(value, dict):  # the faults
         parts = [f"{key}={value[key]}" for key in sorted(value) if value[key]]
         return ",".join(parts) or "none"
+    if isinstance(value, tuple):  # the column hints
+        return ",".join(f"{path}={kind}" for path, kind in value) or "none"
     return str(value) if value not in (None, "") else "none"
 
 

@@ -20,6 +20,7 @@ workflow's inputs hold offsets, never records.
 import codecs
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import BinaryIO, Optional
 
@@ -122,7 +123,7 @@ def scan(path: str, chunk_size: int, fmt: Optional[str] = None, label: str = "",
     if not decompressed:
         return _scan_file(path, name, chunk_size, fmt, label, tail)
     try:
-        return _scan_file(copy, f"{name} (decompressed)", chunk_size, fmt, label, tail)
+        return _scan_file(copy, f"{name}{DECOMPRESSED}", chunk_size, fmt, label, tail)
     except InputError:
         remove_quietly(copy)  # its content can never load: don't keep it in the spool
         raise
@@ -224,6 +225,10 @@ def _first_line_is_a_value(body: bytes) -> bool:
 
 
 def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
+    file, gzipped = name.removesuffix(DECOMPRESSED), name.endswith(DECOMPRESSED)
+    separator = _csv_separator(file, body)
+    if separator:
+        return _looks_like_csv(name, file, gzipped, separator)
     if len(head) < BLOCK_BYTES:  # the whole file is in ``body``: is it one JSON value?
         try:
             value = json.loads(body.decode("utf-8"))
@@ -231,6 +236,34 @@ def _not_a_dataset(name: str, head: bytes, body: bytes) -> InputError:
         except ValueError:
             pass
     return InputError(f"{name}: is not valid JSON (it starts with {body[:20]!r}); {EXPECTED}")
+
+
+CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+DECOMPRESSED = " (decompressed)"  # what a gzip file's name is scanned as
+
+
+def _looks_like_csv(name: str, file: str, gzipped: bool, separator: bytes) -> InputError:
+    """One line: ingest reads no CSV, and a command that turns this one into NDJSON."""
+    kind, delimiter = ("TSV", ', delimiter="\\t"') if separator == b"\t" else ("CSV", "")
+    local = file if "://" not in file and file not in ("-", "stdin") else f"FILE.{kind.lower()}"
+    stem = os.path.basename(local).split(".")[0] or "records"
+    script = ("python3 -c 'import csv, json, sys; [print(json.dumps(r)) for r in "
+              f"csv.DictReader(sys.stdin{delimiter})]'")
+    command = f"gzip -dc {shlex.quote(local)} | {script}" if gzipped \
+        else f"{script} < {shlex.quote(local)}"
+    return InputError(f"{name}: looks like {kind}, which ingest does not read; convert it to "
+                      f"NDJSON (e.g. {command} > {shlex.quote(stem + '.ndjson')}) and load that")
+
+
+def _csv_separator(name: str, body: bytes) -> bytes:
+    """The separator of what looks like CSV (b"," or b"\\t"; b"" if it does not): a file
+    named .csv or .tsv, or whose first line (no JSON) splits into fields on one of them."""
+    line = body.partition(b"\n")[0].rstrip(b"\r")
+    tabbed = b"\t" if line.count(b"\t") > line.count(b",") else b","
+    if name.lower().endswith(CSV_SUFFIXES):
+        return b"\t" if name.lower().endswith((".tsv", ".tsv.gz")) else tabbed
+    fields = line.split(tabbed)
+    return tabbed if len(fields) > 1 and all(f.strip() for f in fields[:2]) else b""
 
 
 def _hash_prefix(f: BinaryIO, offset: int, end: int, hasher: ContentHasher) -> int:

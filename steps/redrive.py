@@ -101,9 +101,11 @@ def holders_of(session, job: Job, keys: list) -> dict:
     """key -> (run, ordinal, position) of the record the run's table holds for it."""
     if not job.table:
         return key_holders(session, keys)
-    from ..tables.names import key_column
+    from ..tables.catalog import read_schema
 
-    return table_key_holders(session.connection(), job.table, key_column(job.key), keys)
+    connection = session.connection()  # the key's column as the table was created with it
+    return table_key_holders(connection, job.table, read_schema(connection, job.table).key_column,
+                             keys)
 
 
 def failed_again(error_id: int, message: dict, number: int, error_type: str, error: str) -> dict:

@@ -16,10 +16,10 @@ from typing import Optional
 from sqlalchemy import func, select
 
 from ..errors import UsageError
-from ..models import DatasetColumn, DatasetTable
+from ..models import DatasetColumn, DatasetHint, DatasetTable
 from . import names
 from .names import quoted
-from .types import fits, sql_type
+from .types import TYPES, fits, sql_type
 
 MAX_COLUMNS = 1000  # typed columns per table; later fields stay in ``data`` only
 
@@ -41,6 +41,7 @@ class Schema:
     key_column: Optional[str] = None
     exists: bool = False
     columns: list = field(default_factory=list)
+    hints: dict = field(default_factory=dict)  # path -> the type --column asked for
 
     def __post_init__(self):
         self.bases = {c.path: c for c in self.columns if c.variant_of is None}
@@ -69,14 +70,15 @@ def read_schema(connection, table: str) -> Schema:
     """The table's schema (a connection or a session; ``exists`` False if there is none)."""
     entry = connection.execute(select(DatasetTable.key_path, DatasetTable.key_column)
                                .where(DatasetTable.name == table)).first()
+    hints = hints_in(connection, table)
     if entry is None:
-        return Schema(table)
+        return Schema(table, hints=hints)
     rows = connection.execute(
         select(DatasetColumn.name, DatasetColumn.path, DatasetColumn.type,
                DatasetColumn.variant_of)
         .where(DatasetColumn.table_name == table).order_by(DatasetColumn.number)).all()
     columns = [Column(r.name, tuple(json.loads(r.path)), r.type, r.variant_of) for r in rows]
-    return Schema(table, entry.key_path, entry.key_column, True, columns)
+    return Schema(table, entry.key_path, entry.key_column, True, columns, hints)
 
 
 def check_key(schema: Schema, key_path: str) -> None:
@@ -88,6 +90,66 @@ def check_key(schema: Schema, key_path: str) -> None:
     asked = f"--key {key_path}" if key_path else "no --key"
     raise UsageError(f"table {schema.table} was created with {had}; load into it with the same, "
                      f"or into another --table (this load has {asked})")
+
+
+# -- column hints (--column FIELD=TYPE) -----------------------------------------------------------
+def hints_of(specs: tuple, table: Optional[str], key: Optional[str]) -> tuple:
+    """``--column`` values as ``((path, type), ...)``, sorted; a ``UsageError`` (exit 2) for
+    one without --table, malformed, of an unknown type, on the key or given twice."""
+    if specs and not table:
+        raise UsageError("--column is for a dataset table: add --table NAME")
+    found = {}
+    for spec in specs:
+        path, equals, type_name = spec.partition("=")
+        path, type_name = path.strip(), type_name.strip().lower()
+        if not equals or not all(path.split(".")) or type_name not in TYPES:
+            raise UsageError(f"--column {ascii(spec)[1:-1][:80]}: expected FIELD=TYPE (a field "
+                             f"or a dotted path, e.g. total=decimal), TYPE one of "
+                             f"{', '.join(TYPES)}")
+        if key and path == key:
+            raise UsageError(f"--column {spec}: {path} is the table's key (--key); its column "
+                             "is always text")
+        if found.get(path, type_name) != type_name:
+            raise UsageError(f"--column {path}: given as {found[path]} and as {type_name}; "
+                             "give one")
+        found[path] = type_name
+    return tuple(sorted(found.items()))
+
+
+def hints_in(connection, table: str) -> dict:
+    """The table's hints: field path (a tuple of keys) -> type."""
+    return {tuple(json.loads(r.path)): r.type for r in connection.execute(
+        select(DatasetHint.path, DatasetHint.type).where(DatasetHint.table_name == table))}
+
+
+def check_hints(schema: Schema, hints: tuple) -> None:
+    """A hint can't change a column the table has: ``UsageError`` naming it and the ways on."""
+    for path, type_name in hints:
+        column = contradicted(schema, (path, type_name))
+        if column is not None:
+            raise UsageError(
+                f"--column {path}={type_name}: table {schema.table} has {path} as column "
+                f"{column.name} of type {column.type} already, and a column's type never changes; "
+                f"drop --column {path}, or load into a new --table")
+
+
+def contradicted(schema: Schema, hint: tuple) -> Optional[Column]:
+    """The table's column of the hint's field, if it has one of another type."""
+    column = schema.bases.get(tuple(hint[0].split(".")))
+    return column if column is not None and column.type != hint[1] else None
+
+
+def keep_hints(session, table: str, hints: tuple, run_id: str) -> None:
+    """Record the run's hints for the table (a newer one of a field replaces the older: its
+    column does not exist yet, ``check_hints`` made sure)."""
+    for path, type_name in hints:
+        key = json.dumps(path.split("."))
+        kept = session.get(DatasetHint, (table, key))
+        if kept is None:
+            session.add(DatasetHint(table_name=table, path=key, type=type_name, added_by=run_id))
+        elif kept.type != type_name:
+            kept.type, kept.added_by = type_name, run_id
+    session.flush()
 
 
 # -- changing the schema -------------------------------------------------------------------------
@@ -126,11 +188,14 @@ def create_table(session, table: str, key_path: str, run_id: str) -> Schema:
     return Schema(table, key_path or None, key_column, True)
 
 
-def prepare(table: str, key_path: str, run_id: str) -> None:
-    """A run's first step on its table (a datasource transaction): create it if needed."""
+def prepare(table: str, key_path: str, run_id: str, hints: tuple = ()) -> None:
+    """A run's first step on its table (a datasource transaction): create it if needed and
+    keep its column hints (those whose column came since the command checked them with
+    another type are not kept: the column is what it is)."""
     from ..store.datasource import session
 
-    create_table(session(), table, key_path, run_id)
+    schema = create_table(session(), table, key_path, run_id)
+    keep_hints(session(), table, tuple(h for h in hints if not contradicted(schema, h)), run_id)
 
 
 def add_columns(session, schema: Schema, wanted: list, run_id: str) -> Schema:
@@ -166,6 +231,7 @@ def tables(connection, table: Optional[str] = None) -> list:
         query = query.where(DatasetTable.name == table)
     found = []
     for entry in connection.execute(query).all():
+        hints = hints_in(connection, entry.name)
         columns = connection.execute(
             select(DatasetColumn.name, DatasetColumn.type, DatasetColumn.path,
                    DatasetColumn.variant_of, DatasetColumn.added_by, DatasetColumn.added_at)
@@ -174,7 +240,10 @@ def tables(connection, table: Optional[str] = None) -> list:
                       "created_by": entry.created_by, "created_at": _iso(entry.created_at),
                       "columns": [{"name": c.name, "type": c.type, "path": json.loads(c.path),
                                    "variant_of": c.variant_of, "added_by": c.added_by,
-                                   "added_at": _iso(c.added_at)} for c in columns]})
+                                   "added_at": _iso(c.added_at),
+                                   "hinted": not c.variant_of
+                                   and hints.get(tuple(json.loads(c.path))) == c.type}
+                                  for c in columns]})
     return found
 
 

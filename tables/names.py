@@ -1,6 +1,7 @@
 """Names in dataset tables: the table name a user gives (checked, never trusted: no SQL is
 built from unchecked text), and the column a record's field becomes: lower snake case, with
-nested objects joined by a double underscore (``location__city``, dlt's convention)."""
+nested objects joined by a double underscore (``location__city``, dlt's convention), and
+never a name plain SQL would have to quote (``order`` is ``order_``)."""
 
 import hashlib
 import re
@@ -18,7 +19,12 @@ SOURCE_KEY, RUN_ID, ORDINAL, POSITION, LOADED_AT, DATA = (
 SYSTEM_COLUMNS = (SOURCE_KEY, RUN_ID, ORDINAL, POSITION, LOADED_AT, DATA)
 # The app database's own tables: not a dataset's name.
 OWN_TABLES = ("tasks", "errors", "sources", "contents", "alembic_version", "ingest_tables",
-              "ingest_columns", "ingest_incoming", "ingest_table_incoming")
+              "ingest_columns", "ingest_incoming", "ingest_table_incoming", "ingest_column_hints")
+# Keywords SQLite takes unquoted nowhere a column name can be, that Postgres reserves not
+# (each of SQLite's keywords tried as a column in SELECT, WHERE and ORDER BY).
+SQLITE_KEYWORDS = frozenset((
+    "add", "alter", "autoincrement", "commit", "delete", "drop", "escape", "exists", "index",
+    "insert", "nothing", "raise", "set", "transaction", "update", "values"))
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
@@ -49,6 +55,11 @@ def is_keyword(name: str) -> bool:
     return name in RESERVED_WORDS
 
 
+def needs_quoting(name: str) -> bool:
+    """A name one of the databases would take only in double quotes, as a column."""
+    return is_keyword(name) or name in SQLITE_KEYWORDS
+
+
 def column_name(key: str) -> str:
     """One key of a record as a column name: ``firstName`` -> ``first_name``, ``Zip Code``
     -> ``zip_code``, ``Café`` -> ``cafe``; a key with no letter or digit (in ASCII) gets a
@@ -62,9 +73,10 @@ def column_name(key: str) -> str:
 
 def joined(names: tuple) -> str:
     """The column of a nested field: its keys' names joined by ``__``, short enough for
-    Postgres (a long one keeps a hash of the whole, so two never meet)."""
+    Postgres (a long one keeps a hash of the whole, so two never meet). A table's own
+    column's name, or an SQL keyword (``order``, ``user``), gets a trailing underscore."""
     name = NESTING.join(names)
-    if name in SYSTEM_COLUMNS:
+    if name in SYSTEM_COLUMNS or needs_quoting(name):
         name += "_"
     return shortened(name)
 

@@ -142,12 +142,14 @@ class Rows:
             field.cache(kind, index, _guarded(writer, column.type, kind), column.type, writer)
 
     def wanted_bases(self, schema: Schema) -> list:
-        """New fields' columns: ``(path, type, None)``, the type from the values seen."""
+        """New fields' columns: ``(path, type, None)``, the type the table's hint for the field
+        asks for (``--column``), else the one the values seen make."""
         seen: dict = {}
         for _, field, value_type, _ in self.pending:
             if field.path not in schema.bases:
                 seen.setdefault(field.path, []).append(value_type)
-        return [(path, new_column_type(types), None) for path, types in seen.items()]
+        return [(path, schema.hints.get(path) or new_column_type(types), None)
+                for path, types in seen.items()]
 
     def wanted_variants(self, schema: Schema) -> list:
         """Variant columns for the kept values that fit neither their field's column nor a

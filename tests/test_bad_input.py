@@ -163,6 +163,54 @@ def test_one_bad_path_among_several_is_reported_and_the_rest_loads(cli, backend,
     assert (message["error_type"], message["path"], message["title"]) == ("BadFile", "bad.json", "bad.json")
 
 
+CSV = b"id,name,total\n1,Ann,10.50\n2,Bob,3\n"
+SCRIPT = "python3 -c 'import csv, json, sys; [print(json.dumps(r)) for r in csv.DictReader(sys.stdin{})]'"
+TAB = ', delimiter="\\t"'
+
+
+@pytest.mark.parametrize("name, content, kind, command", [
+    ("orders.csv", CSV, "CSV", SCRIPT.format("") + " < orders.csv > orders.ndjson"),  # by its name
+    ("orders.txt", CSV, "CSV", SCRIPT.format("") + " < orders.txt > orders.ndjson"),  # its first line
+    ("orders.tsv", CSV.replace(b",", b"\t"), "TSV", SCRIPT.format(TAB) + " < orders.tsv > orders.ndjson"),
+    ("my export.json", b"email\tname\na@x.io\tA\n", "TSV",
+     SCRIPT.format(TAB) + " < 'my export.json' > 'my export.ndjson'"),
+])
+def test_a_csv_file_is_named_as_csv_in_one_line(cli, sqlite_backend, workdir, name, content, kind,
+                                                command):
+    (workdir / name).write_bytes(content)
+
+    result = cli("load", name, env=sqlite_backend.env())
+
+    assert_rejected(result, workdir, f"{name}: looks like {kind}, which ingest does not read; "
+                                     f"convert it to NDJSON (e.g. {command}) and load that")
+
+
+def test_a_gzipped_csv_file_is_named_as_csv_with_a_command_that_reads_it(cli, sqlite_backend, workdir):
+    (workdir / "orders.csv.gz").write_bytes(gzip.compress(CSV))
+
+    result = cli("load", "orders.csv.gz", env=sqlite_backend.env())
+
+    assert_rejected(result, workdir, "orders.csv.gz (decompressed): looks like CSV, which ingest "
+                    "does not read; convert it to NDJSON (e.g. gzip -dc orders.csv.gz | "
+                    + SCRIPT.format("") + " > orders.ndjson) and load that")
+
+
+def test_a_csv_file_among_json_gets_its_errors_row_and_the_rest_loads(cli, backend, workdir):
+    good = write_records(workdir / "good.json", people(3))
+    (workdir / "orders.csv").write_bytes(CSV)
+
+    result = cli("load", good, "orders.csv", env=backend.env())
+
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        "bad input: orders.csv: looks like CSV, which ingest does not read; "
+        f"convert it to NDJSON (e.g. {SCRIPT.format('')} < orders.csv > orders.ndjson) and load that"]
+    assert backend.counts() == (3, 1)
+    [message] = backend.error_messages()
+    assert (message["error_type"], message["path"]) == ("BadFile", "orders.csv")
+    assert message["error"].startswith("orders.csv: looks like CSV")
+
+
 def test_inputs_of_which_none_can_load_write_nothing(cli, backend, workdir):
     (workdir / "empty").mkdir()
 
@@ -220,7 +268,7 @@ def test_utf8_bom_is_accepted_in_every_shape(cli, sqlite_backend, workdir):
 
     assert [(s["tasks"], s["errors"], s["files_loaded"]) for s in summaries] == [(9, 0, 3)]
     firsts = sqlite_backend.query("SELECT data FROM tasks WHERE position = 0")
-    assert [json.loads(d)["name"]["first"] for (d,) in firsts] == ["FIRST0"] * 3
+    assert [json.loads(d)["name"]["first"] for (d,) in firsts] == ["first0"] * 3
 
 
 @pytest.mark.slow  # two runs, about 2 s
@@ -388,7 +436,7 @@ def test_records_nested_too_deep_go_to_errors(cli, sqlite_backend, workdir, shap
     data = workdir / f"deep.{shape}"
     data.write_text("[" + ",".join(records) + "]" if shape == "array" else "\n".join(records))
 
-    [summary] = load_json(cli, sqlite_backend, data, "--chunk-size", "2")
+    [summary] = load_json(cli, sqlite_backend, data, "--chunk-size", "2", "--transform", "uppercase")
 
     assert (summary["tasks"], summary["errors"]) == (3, 2)
     messages = sqlite_backend.error_messages()

@@ -91,6 +91,15 @@ def test_dbos_workflow_list_shows_the_run(backend, workdir):
 DEMO_SUMMARY = "records 1000 | tasks 999 | errors 1"
 
 
+def first_demo_name(workdir) -> dict:
+    """The demo's first record as it landed: uppercased by the demo's transform."""
+    import sqlite3
+
+    with sqlite3.connect(workdir / "durable_ingest_app.sqlite") as db:
+        [(data,)] = db.execute("SELECT data FROM tasks WHERE position = 0").fetchall()
+    return json.loads(data)["name"]
+
+
 @pytest.mark.slow
 def test_dbos_start_runs_the_demo_load(workdir):
     (workdir / "dbos-config.yaml").write_text((REPO / "dbos-config.yaml").read_text())
@@ -103,6 +112,7 @@ def test_dbos_start_runs_the_demo_load(workdir):
 
     assert started.returncode == 0, started.stderr
     assert DEMO_SUMMARY in started.stdout
+    assert first_demo_name(workdir) == {"title": "MR", "first": "ONNI", "last": "HEIKKINEN"}
 
 
 @pytest.mark.slow
@@ -116,6 +126,7 @@ def test_python_integration_py_runs_the_demo_as_the_original_did(workdir):
     assert DEMO_SUMMARY in ran.stdout
     assert status.returncode == 0, status.stderr
     assert [run["tasks"] for run in json.loads(status.stdout)] == [999]
+    assert first_demo_name(workdir) == {"title": "MR", "first": "ONNI", "last": "HEIKKINEN"}
 
 
 HEAVY = ("dbos", "sqlalchemy", "opentelemetry", "alembic")

@@ -41,8 +41,8 @@ def test_a_folder_loads_as_one_run_with_subfolders_gzip_and_ignored_files(cli, b
     assert backend.counts() == (34, 0)
     # Positions count from 0 within each file; keys are the file's fingerprint and position.
     titles = backend.query("SELECT title, source_key FROM tasks WHERE data LIKE :p",
-                           p='%"FIRST5000"%') if backend.name == "sqlite" else \
-        backend.query("SELECT title, source_key FROM tasks WHERE data->'name'->>'first' = 'FIRST5000'")
+                           p='%"first5000"%') if backend.name == "sqlite" else \
+        backend.query("SELECT title, source_key FROM tasks WHERE data->'name'->>'first' = 'first5000'")
     assert titles[0][0] == "task 0" and titles[0][1].endswith(":0")
     runs = json.loads(cli("status", "--json", env=backend.env()).stdout)
     assert len(runs) == 1 and runs[0]["files"] == 7 and runs[0]["state"] == "done"

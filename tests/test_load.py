@@ -17,7 +17,7 @@ def load_json(cli, backend, *args):
 def test_demo_task_50_fails_and_everything_else_lands(cli, backend, workdir):
     data = write_records(workdir / "users.json", people(120))
 
-    summary = load_json(cli, backend, data, "--fail-task", "50")
+    summary = load_json(cli, backend, data, "--transform", "uppercase", "--fail-task", "50")
 
     assert summary["records"] == 120
     assert (summary["tasks"], summary["errors"]) == (119, 1)
@@ -34,9 +34,36 @@ def test_demo_task_50_fails_and_everything_else_lands(cli, backend, workdir):
     assert summary["retries"] == 2
 
 
+def test_records_are_stored_as_read_by_default(cli, backend, workdir):
+    """identity is the default: e-mails, UUIDs and URLs keep their case (the demo's
+    uppercase once made a file's "a" into "A")."""
+    records = [{"name": "a", "email": "Ann@Example.org", "uuid": "3f1c-ab", "url": "https://x.io/Q"}]
+    data = write_records(workdir / "array.json", records)
+
+    summary = load_json(cli, backend, data)
+
+    assert (summary["tasks"], summary["errors"]) == (1, 0)
+    [(stored,)] = backend.query("SELECT data FROM tasks")
+    assert (stored if isinstance(stored, dict) else json.loads(stored)) == records[0]
+
+
+def test_a_run_recorded_as_uppercase_keeps_it_and_a_bare_rerun_is_told(cli, backend, workdir):
+    """A run records its transform by name: the demo's run stays uppercase, and the same
+    command without --transform (now identity) is refused, naming both."""
+    data = write_records(workdir / "users.json", people(3))
+    first = load_json(cli, backend, data, "--transform", "uppercase")
+
+    again = cli("load", data, env=backend.env())
+
+    assert again.exit_code == 2, again.output
+    assert f"loaded by run {first['run_id']} with other options (--transform: uppercase, not " \
+        "identity)" in again.output
+    assert backend.counts() == (3, 0)
+
+
 def test_transform_uppercases_values_not_keys(cli, backend, workdir):
     data = write_records(workdir / "users.json", people(3))
-    load_json(cli, backend, data)
+    load_json(cli, backend, data, "--transform", "uppercase")
 
     row = backend.query("SELECT title, data FROM tasks WHERE position = 1")[0]
     record = row[1] if isinstance(row[1], dict) else json.loads(row[1])

@@ -157,7 +157,7 @@ def as_json(value):
 def test_hostile_strings_round_trip_uppercased(cli, backend, workdir):
     data = write_records(workdir / "hostile.json", HOSTILE)
 
-    result = cli("load", data, env=backend.env())
+    result = cli("load", data, "--transform", "uppercase", env=backend.env())
 
     assert result.exit_code == 0, result.output
     rows = backend.query("SELECT position, title, data FROM tasks ORDER BY position")

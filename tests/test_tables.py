@@ -41,11 +41,11 @@ def test_two_datasets_into_two_tables_that_plain_sql_queries(cli, backend, workd
         ("users", 60, "orders", 40)
     assert backend.scalar("SELECT count(*) FROM users WHERE dob__age > 30") == \
         sum(1 for u in users(60) if u["dob"]["age"] > 30)
-    assert backend.scalar("SELECT count(*) FROM orders o JOIN users u ON u.id = o.\"user\" "
+    assert backend.scalar("SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_ "
                           "WHERE o.paid AND u.name__first = 'F3'") == 1
     assert columns(backend, "users")["dob__date"][0] == "timestamp"
     assert {name: kind for name, (kind, *_) in columns(backend, "orders").items()} == {
-        "order_id": "bigint", "user": "bigint", "total": "double", "paid": "bool",
+        "order_id": "bigint", "user_": "bigint", "total": "double", "paid": "bool",
         "placed_at": "timestamp"}
     assert columns(backend, "users")["tags"][0] == "json"
     assert backend.scalar("SELECT count(*) FROM tasks") == 0  # nothing went to the demo's table
@@ -157,6 +157,21 @@ def test_field_names_become_safe_snake_case_columns(cli, sqlite_backend, workdir
     assert names == {"first_name", "first_name_2", "zip_code", "data_", "cafe", "_2fa",
                      "deep__http_server__x"}
     assert sqlite_backend.scalar("SELECT first_name_2 FROM odd") in ("a", "b")
+
+
+def test_fields_named_like_sql_keywords_get_columns_plain_sql_needs_not_quote(cli, backend, workdir):
+    records = [{"select": n, "order": f"o{n}", "from": {"user": "ann", "index": n}, "values": [n],
+                "order_": "clash", "Group": True} for n in range(3)]
+    write_records(workdir / "odd.json", records)
+
+    summary = load(cli, backend, workdir / "odd.json", "--table", "odd", "--key", "order")
+
+    assert (summary["tasks"], summary["errors"]) == (3, 0)
+    assert set(columns(backend, "odd")) == {"select_", "from__user", "from__index", "values_",
+                                            "order__2", "group_"}
+    assert backend.query("SELECT order_, select_, from__user, group_ FROM odd WHERE select_ > 0 "
+                         "ORDER BY select_") == [("o1", 1, "ann", True), ("o2", 2, "ann", True)]
+    assert backend.scalar("SELECT order__2 FROM odd WHERE order_ = 'o0'") == "clash"
 
 
 # -- keys ---------------------------------------------------------------------------------------------

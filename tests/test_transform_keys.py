@@ -133,7 +133,7 @@ def test_keys_deduplicate_within_a_file_across_files_and_across_runs(cli, backen
     first = write_records(workdir / "a.ndjson", users(3) + users(2, version="v2"), "ndjson")
     summary = load(cli, backend, first, "--key", "login.uuid")
     assert (summary["records"], summary["tasks"], summary["skipped"]) == (5, 3, 2)
-    assert {k: r["version"] for k, r in stored(backend).items()} == {"u0": "V1", "u1": "V1", "u2": "V1"}
+    assert {k: r["version"] for k, r in stored(backend).items()} == {"u0": "v1", "u1": "v1", "u2": "v1"}
 
     folder = workdir / "landing"
     folder.mkdir()
@@ -142,7 +142,7 @@ def test_keys_deduplicate_within_a_file_across_files_and_across_runs(cli, backen
     summary = load(cli, backend, folder, "--key", "login.uuid")
     assert (summary["records"], summary["tasks"], summary["skipped"], summary["updated"]) == (4, 2, 2, 0)
     assert {k: r["version"] for k, r in stored(backend).items()} == {
-        "u0": "V1", "u1": "V1", "u2": "V1", "u3": "V3", "u4": "V4"}
+        "u0": "v1", "u1": "v1", "u2": "v1", "u3": "v3", "u4": "v4"}
     assert backend.scalar("SELECT count(*) FROM tasks") == 5
 
 
@@ -158,7 +158,7 @@ def test_update_keeps_the_newest_record_of_each_key(cli, backend, workdir):
 
     assert (summary["records"], summary["tasks"], summary["updated"], summary["skipped"]) == (5, 1, 4, 0)
     assert {k: r["version"] for k, r in stored(backend).items()} == {
-        "u0": "V4", "u1": "V2", "u2": "V1", "u3": "V1", "u5": "V2"}
+        "u0": "v4", "u1": "v2", "u2": "v1", "u3": "v1", "u5": "v2"}
 
 
 def test_numbers_and_strings_are_one_key_and_bad_keys_go_to_errors(cli, backend, workdir):
@@ -293,7 +293,7 @@ def test_kill_9_during_a_keyed_update_load_then_the_same_command(backend, workdi
     again = run_ingest(*command, env=backend.env(), cwd=workdir)
     assert again.returncode == 0, again.stderr
     assert backend.counts() == (300, 0)
-    assert {r["version"] for r in stored(backend).values()} == {"NEW2"}
+    assert {r["version"] for r in stored(backend).values()} == {"new2"}
 
 
 def test_a_key_too_long_to_index_goes_to_errors_and_the_rest_loads(cli, backend, workdir):
@@ -345,7 +345,7 @@ def test_a_rerun_with_another_transform_is_refused_naming_it_and_the_ways_on(cli
     assert unfinished.exit_code == 2, unfinished.output
     assert unfinished.output.strip().splitlines() == [
         f"Error: run {run_id} of these inputs was started with other options (--transform: "
-        f"uppercase, not {workdir / 'fix.py'}:tag): finish it as started with: ingest resume "
+        f"identity, not {workdir / 'fix.py'}:tag): finish it as started with: ingest resume "
         f"{run_id}; or add --label NAME to load them as a new run"]
     assert backend.rows_so_far() == 0
 
@@ -356,7 +356,7 @@ def test_a_rerun_with_another_transform_is_refused_naming_it_and_the_ways_on(cli
 
     assert finished.exit_code == 2, finished.output
     assert f"these inputs were loaded by run {run_id} with other options (--transform: " \
-        f"uppercase, not {workdir / 'fix.py'}:tag; --max-attempts: 3, not 5): to load them " \
+        f"identity, not {workdir / 'fix.py'}:tag; --max-attempts: 3, not 5): to load them " \
         "again with these, add --label NAME" in finished.output
     assert again["run_id"] != run_id and again["tasks"] == 6
     assert sum(1 for data in stored(backend).values() if data.get("tagged")) == 6

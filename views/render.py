@@ -146,6 +146,8 @@ def schemas(tables: list) -> str:
             field = ".".join(column["path"])
             if column["variant_of"]:
                 field += f" (values that don't fit {column['variant_of']})"
+            elif column.get("hinted"):
+                field += " (hinted: --column)"
             lines.append(f"  {column['name']:<40} {column['type']:<10} {column['added_by']:<28} "
                          f"{field}")
         blocks.append("\n".join(lines))
