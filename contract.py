@@ -17,8 +17,9 @@ from typing import Optional
 # (DBOS only recovers workflows of its own application version). Bump it when a shape below
 # changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
 # travel to retry_records as runs of positions (``add_position``), and its rounds are
-# retry_round transactions.
-APPLICATION_VERSION = "ingest-v3"
+# retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
+# ``prepare_table`` keeps them. tests/test_upgrades.py records each version's shapes.
+APPLICATION_VERSION = "ingest-v4"
 
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.

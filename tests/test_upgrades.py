@@ -26,6 +26,7 @@ from durable_ingest import contract
 # application version -> the fingerprint of its checkpointed shapes (``shapes_fingerprint``)
 SHAPES = {
     "ingest-v3": "2c03c8208f518aff",
+    "ingest-v4": "6658808f7b8313fd",
 }
 EARLIER_COMMIT = "8cbd45e"  # main before issue 35: application version ingest-v2
 
