@@ -247,15 +247,17 @@ def test_the_same_input_gets_the_same_columns_whichever_chunk_commits_first(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+@pytest.mark.parametrize("db, key", [("sqlite", ()), ("postgres", ()),
+                                     ("sqlite", ("--key", "id")), ("postgres", ("--key", "id"))])
 def test_three_identical_loads_at_concurrency_8_make_three_identical_tables(
-        request, db, cli, workdir):
+        request, db, key, cli, workdir):
     backend = request.getfixturevalue(f"{db}_backend")
     records = [{**r, "id": n} for n, r in enumerate(mixed() * 5)]
     source = write_records(workdir / "mixed.ndjson", records, "ndjson")
 
     for table in ("first", "second", "third"):
-        load(cli, backend, source, "--table", table, "--chunk-size", "10", "--concurrency", "8")
+        load(cli, backend, source, "--table", table, "--chunk-size", "10", "--concurrency", "8",
+             *key)
 
     schemas = [shown_schema(cli, backend, t) for t in ("first", "second", "third")]
     assert schemas[0] == schemas[1] == schemas[2]
