@@ -162,7 +162,7 @@ class DatasetColumn(Base):
 
     table_name: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, primary_key=True)
-    number: Mapped[int] = mapped_column(Integer)  # order of addition
+    number: Mapped[int] = mapped_column(Integer)  # order: path, then type (tables.catalog)
     path: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(Text)
     variant_of: Mapped[Optional[str]] = mapped_column(Text)

@@ -2,10 +2,19 @@
 follows it: a table created on first use, columns added as new fields appear.
 
 Schema changes are made inside the transaction of the chunk that needs them, together with
-its rows and DBOS's checkpoint: a crash loses both or neither. They are serialised per table
-(``lock``: an advisory transaction lock on Postgres, the write lock on SQLite), and the
-catalog is read again under the lock, so two chunks, or two workers, that find the same new
-field at once add its column once: the second finds it there and writes into it.
+its rows and DBOS's checkpoint: a crash loses both or neither. A chunk takes its table's
+``lock`` (an advisory transaction lock on Postgres, the write lock on SQLite) before it reads
+the schema it writes with, and holds it to its commit: two chunks, or two workers, that find
+the same new field add its column once, and no chunk writes by a column name that another
+has just renamed.
+
+The schema is a function of the set of kinds of values each field has had (``types.layout``),
+so it does not depend on which chunk commits first. A kind that changes a field's layout
+changes it by renames (the column that carries the field's name may become a ``__v_TYPE``
+variant and another take its name) and, where a wider column now takes values that sit in a
+narrower one (timestamps in ``text``, integers up to 2^53 in ``double``), by moving them
+exactly (``settle``) and dropping the emptied column. Columns are numbered by field path,
+then by type (``PRECEDENCE``: the column carrying the name first).
 """
 
 import hashlib
@@ -13,13 +22,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from ..errors import UsageError
 from ..models import DatasetColumn, DatasetHint, DatasetTable
 from . import names
 from .names import quoted
-from .types import TYPES, fits, sql_type
+from .types import (BIGINT, DOUBLE, EXACT_IN_DOUBLE, PRECEDENCE, TEXT, TIMESTAMP, TYPES,
+                    base_type, column_type_for, hinted_layout, sql_type)
 
 MAX_COLUMNS = 1000  # typed columns per table; later fields stay in ``data`` only
 
@@ -45,7 +55,9 @@ class Schema:
 
     def __post_init__(self):
         self.bases = {c.path: c for c in self.columns if c.variant_of is None}
-        self.variants = {(c.path, c.type): c for c in self.columns if c.variant_of is not None}
+        self.fields: dict = {}  # path -> {type: Column}
+        for column in self.columns:
+            self.fields.setdefault(column.path, {})[column.type] = column
 
     @property
     def names(self) -> set:
@@ -54,10 +66,22 @@ class Schema:
 
     def column_for(self, path: tuple, value_type: str, value) -> Optional[Column]:
         """The column a value of this field goes to, if the table has it yet."""
-        base = self.bases.get(path)
-        if base is not None and fits(base.type, value_type, value):
-            return base
-        return self.variants.get((path, value_type))
+        columns = self.fields.get(path)
+        if columns is None:
+            return None
+        found = column_type_for(value_type, value, columns, self.hints.get(path))
+        return None if found is None else columns[found]
+
+    def one_column_for(self, path: tuple, kind: type) -> bool:
+        """Whether every value of Python type ``kind`` that the field's base column takes
+        goes there (a cache of the base column per type is right): not so in a table made
+        before types.layout, whose ``bigint`` or ``timestamp`` base has a ``double`` or
+        ``text`` variant that takes some of them."""
+        columns, base = self.fields.get(path, {}), self.bases.get(path)
+        if base is None or path in self.hints:  # a hinted field's values take the exact path
+            return False
+        wider = {int: DOUBLE, str: TEXT}.get(kind)
+        return wider is None or wider not in columns or base.type == wider
 
     def key_columns(self) -> list:
         """The table's own columns but ``data`` (written last), in the order rows have them."""
@@ -153,12 +177,18 @@ def keep_hints(session, table: str, hints: tuple, run_id: str) -> None:
 
 
 # -- changing the schema -------------------------------------------------------------------------
-def lock(session, table: str) -> None:
-    """Hold the table's schema for the rest of this transaction."""
+def lock(session, table: str, shared: bool = False) -> None:
+    """Hold the table's schema for the rest of this transaction: ``shared`` to write rows by
+    the column names read under it (writers go on side by side; no rename comes between),
+    else to change it. On Postgres, a writer that must change the schema asks for the
+    exclusive lock while it holds the shared one: it waits for the other writers to commit
+    (two such at once are a deadlock, which Postgres breaks and the chunk's transaction
+    retries)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         digest = hashlib.blake2b(f"durable-ingest|table|{table}".encode(), digest_size=8).digest()
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)",
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        connection.exec_driver_sql(f"SELECT {function}(%s)",
                                    (int.from_bytes(digest, "big", signed=True),))
     else:  # the first write takes SQLite's one write lock, until commit
         connection.exec_driver_sql("UPDATE ingest_tables SET name = name WHERE name = ?", (table,))
@@ -185,7 +215,7 @@ def create_table(session, table: str, key_path: str, run_id: str) -> Schema:
     session.add(DatasetTable(name=table, key_path=key_path or None, key_column=key_column,
                              created_by=run_id))
     session.flush()
-    return Schema(table, key_path or None, key_column, True)
+    return Schema(table, key_path or None, key_column, True, hints=schema.hints)
 
 
 def prepare(table: str, key_path: str, run_id: str, hints: tuple = ()) -> None:
@@ -198,28 +228,138 @@ def prepare(table: str, key_path: str, run_id: str, hints: tuple = ()) -> None:
     keep_hints(session(), table, tuple(h for h in hints if not contradicted(schema, h)), run_id)
 
 
-def add_columns(session, schema: Schema, wanted: list, run_id: str) -> Schema:
-    """Add the columns ``wanted`` (``(path, type, variant_of)``; None for a base column)
-    that the table still lacks; returns the schema as it is now. Call under ``lock``, with
-    ``schema`` read under it."""
+@dataclass
+class Change:
+    """What ``plan`` decided for a schema: its columns after, the renames and the additions,
+    and the fields whose values ``settle`` moves once the chunk's rows are written."""
+
+    schema: Schema
+    renames: list = field(default_factory=list)  # (old name, new name, variant_of)
+    added: list = field(default_factory=list)  # Column
+    moves: list = field(default_factory=list)  # paths
+
+
+def plan(schema: Schema, wanted: dict) -> Change:
+    """The schema once the fields of ``wanted`` (path -> kinds of values that have no column
+    yet) have had those kinds too: for each field, the columns of ``types.layout`` of all its
+    kinds, the one of ``base_type`` carrying its name. A pure function, fields in path order."""
+    taken, columns = schema.names, list(schema.columns)
+    change = Change(schema)
+    for path in sorted(wanted):
+        have = schema.fields.get(path, {})
+        kinds = set(wanted[path]) | set(have)  # a bigint column may hold any integer
+        hint = schema.hints.get(path)
+        target = hinted_layout(kinds, hint)
+        new = [t for t in PRECEDENCE if t in target and t not in have]
+        if not new or len(columns) + len(new) > MAX_COLUMNS:
+            continue  # beyond the limit, the field's values stay in ``data`` only
+        base, old = hint or base_type(target), schema.bases.get(path)
+        stem = old.name if old is not None else \
+            names.numbered(names.joined(tuple(names.column_name(key) for key in path)), taken)
+        taken.add(stem)
+        renamed = {}
+        if old is not None and old.type != base:
+            aside = names.numbered(names.variant_name(stem, old.type), taken)
+            taken.add(aside)
+            renamed[old.type] = Column(aside, path, old.type, stem)
+            change.renames.append((stem, aside, stem))
+            if base in have:
+                taken.discard(have[base].name)
+                renamed[base] = Column(stem, path, base, None)
+                change.renames.append((have[base].name, stem, None))
+        for type_name in new:
+            name = stem if type_name == base else \
+                names.numbered(names.variant_name(stem, type_name), taken)
+            taken.add(name)
+            column = Column(name, path, type_name, None if type_name == base else stem)
+            change.added.append(column)
+            columns.append(column)
+        columns = [renamed.get(c.type, c) if c.path == path else c for c in columns]
+        if (TEXT in new and TIMESTAMP in have) or (DOUBLE in new and BIGINT in have):
+            change.moves.append(path)
+    change.schema = Schema(schema.table, schema.key_path, schema.key_column, True,
+                           ordered(columns), schema.hints)
+    return change
+
+
+def ordered(columns: list) -> list:
+    """The columns in their stable order: by field path, then by type (``PRECEDENCE``)."""
+    return sorted(columns, key=lambda c: (list(c.path), PRECEDENCE.index(c.type)))
+
+
+def evolve(session, schema: Schema, wanted: dict, run_id: str) -> Change:
+    """Change the table as ``plan`` says (under ``lock``, with ``schema`` read under it):
+    renames first, then new columns, the catalog renumbered. Values to move are moved by
+    ``settle``, after the chunk's rows."""
+    change = plan(schema, wanted)
+    if not change.renames and not change.added:
+        return change
     connection = session.connection()
     dialect = connection.dialect.name
-    taken, columns = schema.names, list(schema.columns)
-    for path, type_name, base in wanted:
-        if len(columns) >= MAX_COLUMNS:
-            break
-        stem = names.joined(tuple(names.column_name(key) for key in path)) if base is None \
-            else names.variant_name(base, type_name)
-        column = Column(names.numbered(stem, taken), path, type_name, base)
-        connection.exec_driver_sql(f"ALTER TABLE {quoted(schema.table)} ADD COLUMN "
-                                   f"{quoted(column.name)} {sql_type(dialect, type_name)}")
-        session.add(DatasetColumn(table_name=schema.table, name=column.name,
-                                  number=len(columns), path=json.dumps(list(path)),
-                                  type=type_name, variant_of=base, added_by=run_id))
-        taken.add(column.name)
-        columns.append(column)
+    table = quoted(schema.table)
+    for old, new, variant_of in change.renames:
+        connection.exec_driver_sql(f"ALTER TABLE {table} RENAME COLUMN {quoted(old)} TO "
+                                   f"{quoted(new)}")
+        session.execute(update(DatasetColumn).where(
+            DatasetColumn.table_name == schema.table, DatasetColumn.name == old)
+            .values(name=new, variant_of=variant_of))
+    for column in change.added:
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {quoted(column.name)} "
+                                   f"{sql_type(dialect, column.type)}")
+        session.add(DatasetColumn(table_name=schema.table, name=column.name, number=0,
+                                  path=json.dumps(list(column.path)), type=column.type,
+                                  variant_of=column.variant_of, added_by=run_id))
     session.flush()
-    return Schema(schema.table, schema.key_path, schema.key_column, True, columns)
+    renumber(session, change.schema)
+    return change
+
+
+def renumber(session, schema: Schema) -> None:
+    """The catalog's ``number`` of each column: its place in ``schema.columns``."""
+    for number, column in enumerate(schema.columns):
+        session.execute(update(DatasetColumn).where(
+            DatasetColumn.table_name == schema.table, DatasetColumn.name == column.name)
+            .values(number=number))
+
+
+def settle(session, schema: Schema, paths: list) -> Schema:
+    """After a chunk's rows: move the values that a wider column of their field now takes
+    (timestamps into ``text``, integers up to 2^53 into ``double``), exactly, and drop the
+    column they leave empty. Under ``lock``; returns the schema as it is now."""
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    table, dropped = quoted(schema.table), set()
+    for path in sorted(set(paths)):
+        columns = schema.fields.get(path, {})
+        if TEXT in columns and TIMESTAMP in columns:
+            text, stamp = quoted(columns[TEXT].name), quoted(columns[TIMESTAMP].name)
+            if postgres:  # the text as written, from the record: timestamptz keeps the instant
+                connection.exec_driver_sql(
+                    f"UPDATE {table} SET {text} = {quoted(names.DATA)} #>> %s "
+                    f"WHERE {stamp} IS NOT NULL", (list(path),))
+            else:  # SQLite's timestamp column keeps the text as written
+                connection.exec_driver_sql(
+                    f"UPDATE {table} SET {text} = {stamp} WHERE {stamp} IS NOT NULL")
+            dropped.add(columns[TIMESTAMP].name)
+        if DOUBLE in columns and BIGINT in columns:
+            double, bigint = quoted(columns[DOUBLE].name), quoted(columns[BIGINT].name)
+            cast = "double precision" if postgres else "REAL"
+            connection.exec_driver_sql(
+                f"UPDATE {table} SET {double} = CAST({bigint} AS {cast}), {bigint} = NULL "
+                f"WHERE {bigint} BETWEEN {-EXACT_IN_DOUBLE} AND {EXACT_IN_DOUBLE}")
+            if connection.exec_driver_sql(
+                    f"SELECT 1 FROM {table} WHERE {bigint} IS NOT NULL LIMIT 1").first() is None:
+                dropped.add(columns[BIGINT].name)
+    if not dropped:
+        return schema
+    for name in sorted(dropped):
+        connection.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {quoted(name)}")
+        session.execute(delete(DatasetColumn).where(DatasetColumn.table_name == schema.table,
+                                                    DatasetColumn.name == name))
+    schema = Schema(schema.table, schema.key_path, schema.key_column, True,
+                    [c for c in schema.columns if c.name not in dropped], schema.hints)
+    renumber(session, schema)
+    return schema
 
 
 def tables(connection, table: Optional[str] = None) -> list:

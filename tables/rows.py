@@ -3,8 +3,10 @@
 
 ``Rows`` walks the records once. A value whose column the table has is written at once;
 the others (a new field, a value that fits neither its column nor an existing variant) are
-kept aside with their type: ``wanted_bases`` and ``wanted_variants`` say which columns to
-add, and once they are there ``fill`` writes the kept values.
+kept aside with their type: ``wanted`` says which kinds of values each field needs a column
+for, and once the schema has them ``fill`` writes the kept values. A row's columns keep their
+places while the schema changes under it (a column is known by its field and type, which a
+rename keeps; new ones come after).
 
 The walk is the hot path of a typed load. Each field remembers, per Python type of its
 values, the column they went to and a writer for it; the writer itself checks what the type
@@ -19,7 +21,7 @@ from .catalog import Schema
 from .names import DATA
 from .shapes import compile_shape
 from .types import (BIGINT, BOOL, DECIMAL, DOUBLE, EXACT_IN_DOUBLE, INT64, JSON, TEXT, TIMESTAMP,
-                    copy_text, is_timestamp, new_column_type, sqlite_value, type_of)
+                    copy_text, is_timestamp, kind_of, sqlite_value, type_of)
 
 NULL = "\\N"  # COPY's null
 COMPILE_AFTER = 32  # records placed by the general walk before a walk of their shape is compiled
@@ -63,14 +65,22 @@ class Rows:
         self.rows: list = []
         self.datas: list = []  # each row's ``data``, apart: COPY bytes on Postgres
         self.key_path = tuple(schema.key_path.split(".")) if schema.key_path else None
+        self.slots: list = []  # (path, type) of each typed column, in the rows' order
+        self.moves: list = []  # fields whose values ``catalog.settle`` moves at the end
         self.use(schema)
 
     def use(self, schema: Schema) -> None:
-        """Write into the columns of ``schema`` from now on (it may have new ones)."""
+        """Write into the columns of ``schema`` from now on (it may have new ones, and
+        renamed ones: each keeps its place in the rows)."""
         self.schema = schema
         self.fixed = len(schema.key_columns())
-        self.width = self.fixed + len(schema.columns)
-        self.index = {c.name: self.fixed + n for n, c in enumerate(schema.columns)}
+        known = set(self.slots)
+        self.slots += [(c.path, c.type) for c in schema.columns if (c.path, c.type) not in known]
+        self.width = self.fixed + len(self.slots)
+        self.names = [schema.fields[path][kind].name if kind in schema.fields.get(path, {})
+                      else None for path, kind in self.slots]
+        self.index = {name: self.fixed + n for n, name in enumerate(self.names)
+                      if name is not None}
         self.writers = {c.name: copy_text(c.type) if self.copy else sqlite_value(c.type)
                         for c in schema.columns}
         for field in self._all_fields(self.fields):
@@ -138,28 +148,18 @@ class Rows:
             return
         index, writer = self.index[column.name], self.writers[column.name]
         row[index] = writer(value)
-        if column.variant_of is None and kind not in field.fast:
+        if column.variant_of is None and kind not in field.fast and \
+                self.schema.one_column_for(field.path, kind):
             field.cache(kind, index, _guarded(writer, column.type, kind), column.type, writer)
 
-    def wanted_bases(self, schema: Schema) -> list:
-        """New fields' columns: ``(path, type, None)``, the type the table's hint for the field
-        asks for (``--column``), else the one the values seen make."""
-        seen: dict = {}
-        for _, field, value_type, _ in self.pending:
-            if field.path not in schema.bases:
-                seen.setdefault(field.path, []).append(value_type)
-        return [(path, schema.hints.get(path) or new_column_type(types), None)
-                for path, types in seen.items()]
-
-    def wanted_variants(self, schema: Schema) -> list:
-        """Variant columns for the kept values that fit neither their field's column nor a
-        variant the table has: ``(path, type, base column)``."""
+    def wanted(self, schema: Schema) -> dict:
+        """path -> the kinds (``types.kind_of``) of the kept values that have no column in
+        ``schema``."""
         wanted: dict = {}
         for _, field, value_type, value in self.pending:
-            base = schema.bases.get(field.path)
-            if base is not None and schema.column_for(field.path, value_type, value) is None:
-                wanted.setdefault((field.path, value_type), base.name)
-        return [(path, value_type, base) for (path, value_type), base in wanted.items()]
+            if schema.column_for(field.path, value_type, value) is None:
+                wanted.setdefault(field.path, set()).add(kind_of(value_type, value))
+        return wanted
 
     def fill(self, schema: Schema) -> None:
         """Write the kept values into the columns ``schema`` now has (those beyond the column
@@ -187,7 +187,7 @@ class Rows:
 
     def columns(self) -> list:
         """The names of the columns of a row and its data, in order."""
-        return self.schema.key_columns() + [c.name for c in self.schema.columns] + [DATA]
+        return self.schema.key_columns() + self.names + [DATA]
 
     @staticmethod
     def _all_fields(fields: dict):
@@ -214,5 +214,4 @@ def _guarded(writer, column_type: str, kind: type):
 
 
 # (Python type, column type) pairs where every value of the type fits the column.
-_SETTLED = {(str, TEXT), (int, DECIMAL), (float, DOUBLE), (float, DECIMAL), (bool, BOOL),
-            (list, JSON), (Decimal, DECIMAL)}
+_SETTLED = {(str, TEXT), (float, DOUBLE), (bool, BOOL), (list, JSON), (Decimal, DECIMAL)}

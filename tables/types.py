@@ -5,14 +5,17 @@ Types: ``bigint`` (integers of 64 bits), ``double`` (floats), ``decimal`` (exact
 integer beyond 64 bits, a decimal beyond a double), ``bool``, ``text``, ``timestamp`` (an
 RFC 3339 date-time with a zone and at most microseconds: Postgres keeps it as the same
 instant; SQLite keeps the text as written) and ``json`` (lists). A column takes the values of
-its type and those it holds exactly (a ``double`` column an integer up to 2^53, a ``decimal``
-column any number, a ``text`` column a timestamp's text); any other value goes to a variant
-column of its own type (``__v_text``). Nothing is coerced: every value lands as written.
+its type, and two others it holds exactly: a ``double`` column the integers up to 2^53, a
+``text`` column the timestamps' text, when the field has both kinds. Any other value goes to
+a variant column of its own type (``__v_text``). Nothing is coerced: every value lands as
+written. Which columns a field has, and which one carries its name, depends only on the
+kinds of values it has had, never on the order chunks met them (``layout``).
 """
 
 import calendar
 import re
 from decimal import Decimal
+from typing import Optional
 
 import orjson
 
@@ -68,31 +71,72 @@ def is_timestamp(text: str) -> bool:
     return True
 
 
-def fits(column_type: str, value_type: str, value) -> bool:
-    """Whether a column of ``column_type`` holds this value exactly."""
-    if column_type == value_type:
-        return True
-    if column_type == DECIMAL:
-        return value_type in NUMBERS
-    if column_type == DOUBLE:
-        return value_type == BIGINT and -EXACT_IN_DOUBLE <= value <= EXACT_IN_DOUBLE
-    return column_type == TEXT and value_type == TIMESTAMP
+# -- which column a value goes to, and which columns a field has ------------------------------
+# A field's values are sorted into kinds: the types above, with integers split by whether a
+# double holds them exactly (``INT53``, not a column type). The columns a field has are a
+# function of the SET of kinds it has had (``layout``), and so is the column each value goes
+# to (``column_type_for``): never of the order in which chunks met them.
+INT53 = "int53"
+# Which of a field's columns carries its own name (the others are ``__v_TYPE`` variants):
+# the first of these it has. Text first: every scalar has a text form, so a field that has
+# strings is a text field; then numbers, widest first; then bool, then lists.
+PRECEDENCE = (TEXT, TIMESTAMP, DOUBLE, BIGINT, DECIMAL, BOOL, JSON)
 
 
-def new_column_type(seen: list) -> str:
-    """The type of a new column, from the value types a chunk saw for it, the first first:
-    the first value's kind decides (number, text, other), then the widest of that kind that
-    every such value fits (integers and floats: double; any decimal: decimal; timestamps and
-    other text: text). The other kinds go to variant columns."""
-    first = seen[0]
-    kinds = set(seen)
-    if first in NUMBERS:
-        if DECIMAL in kinds:
-            return DECIMAL
-        return DOUBLE if DOUBLE in kinds else BIGINT
-    if first in (TEXT, TIMESTAMP):
-        return TEXT if TEXT in kinds else TIMESTAMP
-    return first
+def kind_of(value_type: str, value) -> str:
+    """The kind of a value of ``value_type``: its type, or ``INT53`` for an integer that a
+    double holds exactly."""
+    if value_type == BIGINT and -EXACT_IN_DOUBLE <= value <= EXACT_IN_DOUBLE:
+        return INT53
+    return value_type
+
+
+def layout(kinds: set) -> set:
+    """The column types of a field that has had values of these kinds: each kind its own,
+    except that a ``text`` column takes the timestamps and a ``double`` column the integers
+    up to 2^53 (both exactly) when the field has one."""
+    types = {kind for kind in kinds if kind in (DECIMAL, BOOL, JSON)}
+    if TEXT in kinds or TIMESTAMP in kinds:
+        types.add(TEXT if TEXT in kinds else TIMESTAMP)
+    if DOUBLE in kinds:
+        types.add(DOUBLE)
+    if BIGINT in kinds or (INT53 in kinds and DOUBLE not in kinds):
+        types.add(BIGINT)
+    return types
+
+
+def base_type(types) -> str:
+    """The type of the column that carries the field's own name."""
+    return next(t for t in PRECEDENCE if t in types)
+
+
+# A column hinted with ``--column FIELD=TYPE`` carries the field's name and takes every
+# kind it holds exactly; the field's other kinds are laid out as usual, beside it.
+HOLDS = {DECIMAL: {INT53, BIGINT, DOUBLE, DECIMAL}, DOUBLE: {INT53, DOUBLE},
+         BIGINT: {INT53, BIGINT}, TEXT: {TEXT, TIMESTAMP}, TIMESTAMP: {TIMESTAMP},
+         BOOL: {BOOL}, JSON: {JSON}}
+
+
+def hinted_layout(kinds: set, hint: Optional[str]) -> set:
+    """``layout``, with the hinted column (when the field has a hint) taking what it holds."""
+    if hint is None:
+        return layout(kinds)
+    return {hint} | layout(set(kinds) - HOLDS[hint] - {hint})
+
+
+def column_type_for(value_type: str, value, types, hint: Optional[str] = None) -> Optional[str]:
+    """The type of the column (of a field with columns of ``types``, and perhaps a hint)
+    that takes this value; None if the field lacks it."""
+    if hint is not None and hint in types and kind_of(value_type, value) in HOLDS[hint]:
+        return hint
+    if value_type == TIMESTAMP:
+        found = TEXT if TEXT in types else TIMESTAMP
+    elif value_type == BIGINT and DOUBLE in types and \
+            -EXACT_IN_DOUBLE <= value <= EXACT_IN_DOUBLE:
+        found = DOUBLE
+    else:
+        found = value_type
+    return found if found in types else None
 
 
 # -- writing a value ---------------------------------------------------------------------------

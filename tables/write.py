@@ -30,6 +30,7 @@ def write_rows(session, table: str, run_id: str, rows: Iterable[tuple], key_path
     """Write the rows; {"tasks": new rows, "updated": .., "skipped": ..} as ``tasks``'s writers
     count them."""
     connection = session.connection()
+    catalog.lock(session, table, shared=True)  # to commit: no rename between this read and our rows
     schema = catalog.read_schema(connection, table)
     if not schema.exists:
         schema = catalog.create_table(session, table, key_path, run_id)
@@ -43,6 +44,7 @@ def write_rows(session, table: str, run_id: str, rows: Iterable[tuple], key_path
         inserted = upsert(connection, built, replace_condition(
             on_conflict, redrive, (names.RUN_ID, names.ORDINAL, names.POSITION)))
         resolve_errors(connection, built, table)
+        catalog.settle(session, built.schema, built.moves)
         return counts(inserted, len(built.rows) + duplicates - inserted, on_conflict, key_path)
     finally:
         built.close()
@@ -69,6 +71,8 @@ def stream(session, schema: Schema, run_id: str, rows: Iterable[tuple]) -> int:
             for row in itertools.islice(rows, COPY_BATCH_ROWS):
                 built.add(own(row), row[-1], data(row[-2]))
             if not built.rows:
+                copy.close()  # the values to move are moved after the last COPY
+                catalog.settle(session, built.schema, built.moves)
                 return written
             if built.pending:
                 copy.close()  # the schema changes between two COPY commands, never in one
@@ -93,14 +97,15 @@ def build(session, schema: Schema, run_id: str, rows: Iterable[tuple]) -> Rows:
 
 
 def evolve(session, built: Rows, run_id: str) -> None:
-    """Add the columns the kept values need (under the table's lock, the catalog read again
-    under it), then place those values."""
+    """Change the schema as the kept values need (under the table's lock, the catalog read
+    again under it), then place those values; the values to move are moved by
+    ``catalog.settle`` once every row is written."""
     table = built.schema.table
     catalog.lock(session, table)
     schema = catalog.read_schema(session.connection(), table)
-    schema = catalog.add_columns(session, schema, built.wanted_bases(schema), run_id)
-    schema = catalog.add_columns(session, schema, built.wanted_variants(schema), run_id)
-    built.fill(schema)
+    change = catalog.evolve(session, schema, built.wanted(schema), run_id)
+    built.moves.extend(change.moves)
+    built.fill(change.schema)
 
 
 class Copier:

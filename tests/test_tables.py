@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (REPO, finish_on_workers, kill_9, run_ingest, start_ingest, wait_until,
-                      write_records)
+from conftest import (REPO, Parking, finish_on_workers, kill_9, run_ingest, start_ingest,
+                      wait_until, write_records)
 from conftest import cli_load as load
 
 
@@ -69,7 +69,10 @@ def test_ingest_schema_and_errors_per_table(cli, sqlite_backend, workdir):
     assert table["table"] == "users" and table["rows"] == 5 and table["key"] is None
     by_name = {c["name"]: c for c in table["columns"]}
     assert by_name["name__first"]["path"] == ["name", "first"]
-    assert by_name["id__v_text"] == {**by_name["id__v_text"], "type": "text", "variant_of": "id"}
+    # ids are integers and once a string: a field with strings is text, its integers a variant
+    assert by_name["id"]["type"] == "text"
+    assert by_name["id__v_bigint"] == {**by_name["id__v_bigint"], "type": "bigint",
+                                       "variant_of": "id"}
     assert [e["error_type"] for e in errors] == ["InjectedFailure"] and none == []
     assert missing.exit_code == 3 and "no dataset table nope" in missing.output
 
@@ -101,20 +104,22 @@ def test_a_value_that_does_not_fit_lands_in_a_variant_column(cli, backend, workd
     records[7]["score"] = 2**60 + 1  # a double can't hold it: a bigint variant
     write_records(workdir / "people.ndjson", records, "ndjson")
 
-    # The first chunk (records 0-3) makes the columns; the second brings the misfits.
+    # The first chunk (records 0-3) makes the columns; the second brings the other kinds.
     load(cli, backend, workdir / "people.ndjson", "--table", "people", "--chunk-size", "4",
          "--concurrency", "1")
 
     kinds = columns(backend, "people")
-    assert kinds["age"][:2] == ("bigint", None)
-    assert kinds["age__v_text"][:2] == ("text", "age")
-    assert kinds["joined__v_text"][:2] == ("text", "joined")
+    assert kinds["age"][:2] == ("text", None)  # a field with strings is a text field
+    assert kinds["age__v_bigint"][:2] == ("bigint", "age")  # its integers, as written
+    assert kinds["joined"][:2] == ("text", None)  # a text column takes the timestamps' text
     assert kinds["score__v_bigint"][:2] == ("bigint", "score")
-    row = backend.query("SELECT age, age__v_text FROM people WHERE id = 5")[0]
-    assert (row[0], row[1]) == (None, "unknown")
-    assert backend.scalar("SELECT joined__v_text FROM people WHERE id = 6") == "last tuesday"
+    assert not {"joined__v_timestamp", "joined__v_text", "age__v_text"} & set(kinds)
+    row = backend.query("SELECT age, age__v_bigint FROM people WHERE id = 5")[0]
+    assert (row[0], row[1]) == ("unknown", None)
+    assert backend.scalar("SELECT joined FROM people WHERE id = 6") == "last tuesday"
+    assert backend.scalar("SELECT joined FROM people WHERE id = 1") == "2020-01-02T00:00:00Z"
     assert backend.scalar("SELECT score__v_bigint FROM people WHERE id = 7") == 2**60 + 1
-    assert backend.scalar("SELECT count(*) FROM people WHERE age > 31") == 5  # 32..34, 36, 37
+    assert backend.scalar("SELECT count(*) FROM people WHERE age__v_bigint > 31") == 5
 
 
 def test_a_number_beyond_64_bits_lands_exactly_in_a_decimal_variant(cli, sqlite_backend, workdir):
@@ -126,6 +131,137 @@ def test_a_number_beyond_64_bits_lands_exactly_in_a_decimal_variant(cli, sqlite_
     assert columns(sqlite_backend, "numbers")["n__v_decimal"][:2] == ("decimal", "n")
     assert sqlite_backend.scalar("SELECT n__v_decimal FROM numbers WHERE n IS NULL") == \
         "123456789012345678901234567"
+
+
+# -- schemas do not depend on timing -------------------------------------------------------------
+def mixed(count: int = 40) -> list:
+    """Records whose fields change kind from one chunk of 10 to the next: every chunk brings
+    something that changes a field's columns, whichever commits first."""
+    records = []
+    for n in range(count):
+        chunk = n // 10
+        record = {"id": n, "code": f"C{n}" if chunk == 2 else n,
+                  "price": n + 0.5 if chunk in (1, 3) else n,
+                  "when": f"day {n}" if chunk == 3 else f"2026-01-{1 + n % 28:02d}T10:00:00Z",
+                  "big": 2**60 + n if chunk == 3 else n * 1.25 if chunk == 1 else n,
+                  "flag": n % 2 == 0 if chunk == 1 else n,
+                  "n": 10**30 + n if chunk == 0 else n}
+        if chunk == 3:
+            record["late"] = {"x": n}
+        if chunk == 0:
+            record["early"] = True
+        records.append(record)
+    return records
+
+
+def shown_schema(cli, backend, table: str) -> list:
+    """``ingest schema TABLE --json``'s columns, in order, without runs and times."""
+    shown = cli("schema", table, "--json", env=backend.env())
+    assert shown.exit_code == 0, shown.output
+    return [(c["name"], c["type"], c["path"], c["variant_of"])
+            for c in json.loads(shown.stdout)[0]["columns"]]
+
+
+def landed(backend, table: str) -> dict:
+    """position -> {column: value} of the typed columns' values, each checked against the
+    record in ``data``: exactly the value at its field's path, one column per value."""
+    from decimal import Decimal
+
+    catalog = backend.query("SELECT name, type, path FROM ingest_columns WHERE table_name = :t "
+                            "ORDER BY number", t=table)
+    listed = ", ".join(f'"{name}"' for name, _, _ in catalog)
+    cast = "::text" if backend.name == "postgres" else ""
+    found = {}
+    for position, data, *values in backend.query(
+            f"SELECT _position, data{cast}, {listed} FROM {table} ORDER BY _position"):
+        record, placed = json.loads(data), {}
+        for (name, kind, path), value in zip(catalog, values):
+            if value is None:
+                continue
+            field = record
+            for key in json.loads(path):
+                field = field[key]
+            placed[".".join(json.loads(path))] = placed.get(".".join(json.loads(path)), 0) + 1
+            if kind == "decimal":
+                assert Decimal(str(value)) == Decimal(str(field)), (name, value, field)
+            elif kind == "json":
+                assert (value if isinstance(value, list) else json.loads(value)) == field
+            else:
+                assert value == field and (type(field) is not bool or kind == "bool"), \
+                    (name, value, field)
+            found.setdefault(position, {})[name] = value
+        assert all(count == 1 for count in placed.values()), (position, placed)
+    return found
+
+
+def load_in_order(backend, workdir, source, table: str, order: list) -> None:
+    """Load ``source`` into ``table`` at --concurrency 8 with every chunk parked, then let
+    the chunks commit one by one in ``order``."""
+    parking = Parking(workdir / f"park-{table}")
+    process = start_ingest("load", source, "--table", table, "--chunk-size", "10",
+                           "--concurrency", "8", "--json",
+                           env={**backend.env(), **parking.env(chunks="all")}, cwd=workdir)
+    parking.wait_parked(process=process, count=len(order))
+
+    def committed(count: int):
+        def check() -> bool:
+            try:
+                return backend.scalar(f"SELECT count(*) FROM {table}") >= count
+            except Exception:  # not created yet
+                return False
+        return check
+
+    for done, index in enumerate(order, 1):
+        parking.release(index)
+        wait_until(committed(10 * done), 60, f"chunk {index} of {table}", process=process)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_same_input_gets_the_same_columns_whichever_chunk_commits_first(
+        request, db, cli, workdir):
+    backend = request.getfixturevalue(f"{db}_backend")
+    source = write_records(workdir / "mixed.ndjson", mixed(), "ndjson")
+
+    load(cli, backend, source, "--table", "one_by_one", "--chunk-size", "10",
+         "--concurrency", "1")
+    load_in_order(backend, workdir, source, "last_first", [3, 2, 1, 0])
+    load_in_order(backend, workdir, source, "middle_first", [2, 0, 3, 1])
+
+    schemas = [shown_schema(cli, backend, t) for t in ("one_by_one", "last_first", "middle_first")]
+    assert schemas[0] == schemas[1] == schemas[2]
+    assert schemas[0] == [
+        ("big", "double", ["big"], None), ("big__v_bigint", "bigint", ["big"], "big"),
+        ("code", "text", ["code"], None), ("code__v_bigint", "bigint", ["code"], "code"),
+        ("early", "bool", ["early"], None),
+        ("flag", "bigint", ["flag"], None), ("flag__v_bool", "bool", ["flag"], "flag"),
+        ("id", "bigint", ["id"], None), ("late__x", "bigint", ["late", "x"], None),
+        ("n", "bigint", ["n"], None), ("n__v_decimal", "decimal", ["n"], "n"),
+        ("price", "double", ["price"], None), ("when_", "text", ["when"], None)]
+    values = [landed(backend, t) for t in ("one_by_one", "last_first", "middle_first")]
+    assert values[0] == values[1] == values[2] and len(values[0]) == 40
+    assert values[0][5]["big"] == 5.0 and values[0][35]["big__v_bigint"] == 2**60 + 35
+    assert values[0][3]["when_"] == "2026-01-04T10:00:00Z"  # the text as written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db, key", [("sqlite", ()), ("postgres", ()),
+                                     ("sqlite", ("--key", "id")), ("postgres", ("--key", "id"))])
+def test_three_identical_loads_at_concurrency_8_make_three_identical_tables(
+        request, db, key, cli, workdir):
+    backend = request.getfixturevalue(f"{db}_backend")
+    records = [{**r, "id": n} for n, r in enumerate(mixed() * 5)]
+    source = write_records(workdir / "mixed.ndjson", records, "ndjson")
+
+    for table in ("first", "second", "third"):
+        load(cli, backend, source, "--table", table, "--chunk-size", "10", "--concurrency", "8",
+             *key)
+
+    schemas = [shown_schema(cli, backend, t) for t in ("first", "second", "third")]
+    assert schemas[0] == schemas[1] == schemas[2]
+    assert [landed(backend, t) for t in ("second", "third")] == [landed(backend, "first")] * 2
 
 
 # -- names --------------------------------------------------------------------------------------------
@@ -278,23 +414,14 @@ _records = st.dictionaries(st.sampled_from(["a", "b", "c", "D e"]), st.one_of(
 
 def schema_of(records: list, dialect: str):
     """The schema a table would have after these records: their columns, as the catalog
-    would add them (base columns, then variants)."""
-    from durable_ingest.tables import names
-    from durable_ingest.tables.catalog import Column, Schema
+    would plan them."""
+    from durable_ingest.tables.catalog import Schema, plan
     from durable_ingest.tables.rows import Rows
 
-    schema, added = Schema("t", exists=True), []
-    for step in ("wanted_bases", "wanted_variants"):
-        built = Rows(schema, dialect)
-        for n, record in enumerate(records):
-            built.add([str(n), "run", str(n)], record, b"{}")
-        for path, kind, base in getattr(built, step)(schema):
-            stem = names.joined(tuple(names.column_name(k) for k in path)) if base is None \
-                else names.variant_name(base, kind)
-            added.append(Column(names.numbered(stem, schema.names | {c.name for c in added}),
-                                path, kind, base))
-        schema = Schema("t", exists=True, columns=list(added))
-    return schema
+    built = Rows(Schema("t", exists=True), dialect)
+    for n, record in enumerate(records):
+        built.add([str(n), "run", str(n)], record, b"{}")
+    return plan(built.schema, built.wanted(built.schema)).schema
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
