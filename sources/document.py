@@ -44,6 +44,10 @@ class DocumentScanner:
         self.exact_records = 0
         self.backoff = 1
         self.exact_until = None  # read_to when no boundary was left: exact until a read
+        # Top-level members that are lists of objects, (key, length); a file that is one
+        # record with exactly one of them: its ``records_under`` (see ``Plan``).
+        self.lists: list = []
+        self.records_under: Optional[tuple] = None
 
     @staticmethod
     def _reject_constant(name: str):
@@ -320,12 +324,17 @@ class DocumentScanner:
                     self.chunker.rewind(before)  # a later "results" replaces an earlier one
                     envelope = self._results()
                 else:
-                    self._value()
+                    self._note_list(key, self._value()[0])
                 if not self._next_member():
                     break
         if not envelope:
             self.chunker.rewind(before)
             self._one_record(start)
+
+    def _note_list(self, key: str, value) -> None:
+        """A member that is a list of objects: what a one-record object's hint names."""
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            self.lists.append((key, len(value)))
 
     def _key(self) -> str:
         self._skip_ws()
@@ -373,6 +382,8 @@ class DocumentScanner:
             )
         self.chunker.add(start, self.byte)
         self.shape = "object"
+        if len(self.lists) == 1:
+            self.records_under = self.lists[0]
 
 
 # Where one record of an array may end and the next begin; see DocumentScanner._fast_runs.

@@ -54,6 +54,9 @@ class Plan:
     prefix: Optional[str] = None
     prefix_records: int = 0
     tail_start: Optional[int] = None
+    # One object loaded as one record whose only list of objects is under a key: (key,
+    # length), for the hint that says so (records are read from "results" only).
+    records_under: Optional[tuple] = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
     f.seek(body_start)
     tail = tail if shape == "ndjson" else None  # a document that grew is another document
     hasher = ContentHasher(body_start, shape == "ndjson", tail.start if tail else None)
-    chunker = _Chunker(chunk_size)
+    chunker, records_under = _Chunker(chunk_size), None
     if shape == "ndjson":
         offset = body_start
         if tail is not None:
@@ -175,7 +178,7 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
     else:
         scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
         scanner.scan()
-        shape = scanner.shape
+        shape, records_under = scanner.shape, scanner.records_under
         hasher.finish()
     chunker.close()
     prefix = fingerprint_of(hasher.snapshot, label) if hasher.snapshot is not None else None
@@ -191,6 +194,7 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
         prefix=prefix,
         prefix_records=chunker.skipped,
         tail_start=tail.start if tail else None,
+        records_under=records_under if shape == "object" else None,
     )
 
 

@@ -302,3 +302,28 @@ def test_status_points_at_runs_kept_in_the_working_directory_by_earlier_versions
     assert "no runs yet" in result.stdout
     assert f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{workdir / 'durable_ingest.sqlite'} ingest status" \
         in result.stdout
+
+
+def test_one_object_with_its_records_under_one_key_loads_as_one_record_with_a_hint(
+        cli, sqlite_backend, workdir):
+    page = workdir / "page.json"
+    page.write_text('{"data": [{"id": 1}, {"id": 2}, {"id": 3}], "has_more": false}')
+
+    result = cli("load", "page.json", env=sqlite_backend.env())
+
+    assert result.exit_code == 0, result.output
+    assert "records 1 | tasks 1 | errors 0" in result.stdout
+    assert ('hint: page.json is one object, loaded as one record; the 3 objects under "data" '
+            'are not read as records (records are read from a top-level array, NDJSON or a '
+            '"results" list): jq -c \'.data[]\' page.json > page.ndjson makes them NDJSON'
+            ) in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("hint")]) == 1
+
+
+def test_no_hint_for_an_object_with_two_lists_of_objects_or_none(cli, sqlite_backend, workdir):
+    (workdir / "two.json").write_text('{"a": [{"id": 1}], "b": [{"id": 2}]}')
+    (workdir / "none.json").write_text('{"a": [1, 2], "b": {"id": 2}}')
+
+    for name in ("two.json", "none.json"):
+        result = cli("load", name, env=sqlite_backend.env())
+        assert result.exit_code == 0 and "hint" not in result.stderr, result.output
