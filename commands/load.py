@@ -98,9 +98,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     if status is not None:  # the job (with its credentials check) is built only to compare
         check_reattach(run_id, status, options.job(run_id))
     dataset = describe_inputs(specs, options.urls)
-    hint = one_record_hint(specs, scanned)
-    if hint:
-        say(hint)
+    hint_one_record(specs, scanned, say)
     if options.table and status is None:
         app.check_table(options.table, options.key, options.columns)
     if not detach and status == SUCCESS:
@@ -145,16 +143,16 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
                                    keyed=bool(options.key))
 
 
-def one_record_hint(specs: list, scanned) -> Optional[str]:
+def hint_one_record(specs: list, scanned, say: Callable) -> None:
     """A file named alone that is one object, its records under one key: say so, and how."""
     under = getattr(scanned, "records_under", None)
     if not under or len(specs) != 1 or specs[0] == "-":
-        return None
+        return
     key, count = under
     stem = specs[0].rsplit("/", 1)[-1].split(".", 1)[0]
-    return (f'hint: {specs[0]} is one object, loaded as one record; the {count:,} objects '
-            f'under "{key}" are not read as records (records are read from a top-level array, NDJSON '
-            f"or a \"results\" list): jq -c '.{key}[]' {specs[0]} > {stem}.ndjson makes them NDJSON")
+    say(f'hint: {specs[0]} is one object, loaded as one record; the {count:,} objects under '
+        f'"{key}" are not read as records (records are read from a top-level array, NDJSON or '
+        f"a \"results\" list): jq -c '.{key}[]' {specs[0]} > {stem}.ndjson makes them NDJSON")
 
 
 def as_today(summary, given: str):
