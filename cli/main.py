@@ -22,7 +22,8 @@ from .options import (Failure, concurrency_option, database_option, error_budget
                       error_filter_of, errors_command_options, exit_if_failed, fault_options,
                       faults_of, generate_command_options, json_option, load_command_options,
                       load_options_of, one_line_errors, remote_options, report_unexpected,
-                      running_app, say, status_command_options, worker_command_options)
+                      running_app, say, status_command_options, ui_command_options,
+                      worker_command_options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -260,11 +261,8 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
 # -- ingest ui ----------------------------------------------------------------------------------
 @main.command()
 @database_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback shows your runs to the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
-              help="Port (0: any free one).")
-def ui(database_url, host, port) -> None:
+@ui_command_options
+def ui(database_url, host, port, token) -> None:
     """Serve a read-only web page of the runs (live). Ctrl-C to stop.
 
     \b
@@ -275,7 +273,7 @@ def ui(database_url, host, port) -> None:
 
     try:
         with one_line_errors():
-            web.serve(database_url, host, port, say=say)
+            web.serve(database_url, host, port, token, say=say)
     except Failure as stopped:  # Ctrl-C is how it is meant to stop: no error
         if stopped.exit_code != EXIT_INTERRUPTED:
             raise

@@ -248,6 +248,16 @@ def report_unexpected(exc: Exception) -> int:
     return EXIT_FATAL
 
 
+ui_command_options = options(
+    click.option("--host", default="127.0.0.1", show_default=True,
+                 help="Address to listen on; anything but loopback needs --token."),
+    click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+                 help="Port (0: any free one)."),
+    click.option("--token", envvar="INGEST_UI_TOKEN", default=None, metavar="TOKEN",
+                 help="Ask every visitor for this token (env INGEST_UI_TOKEN): open the page "
+                      "once as /?token=TOKEN. Required on any host but loopback."),
+)
+
 worker_command_options = options(
     click.option("--worker-id", default=None, metavar="ID",
                  help="This worker's DBOS executor id (default: the host name). Restarted with "

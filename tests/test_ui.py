@@ -210,3 +210,54 @@ def test_ctrl_c_stops_the_ui_with_no_error_and_a_port_in_use_says_what_to_do(wor
                                       "free one")
     assert process.returncode == 0
     assert stderr.strip() == "ingest ui stopped"
+
+
+def test_beyond_loopback_the_ui_needs_a_token(workdir):
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    refused = run_ingest("ui", "--host", "0.0.0.0", "--port", "0", env=backend.env(), cwd=workdir)
+
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "Error: ingest ui on 0.0.0.0 would show your runs, file names and record data (error "
+        "samples) to anyone who reaches it: give it a token, --token TOKEN or INGEST_UI_TOKEN, "
+        "or serve on 127.0.0.1")
+
+
+def test_with_a_token_every_request_shows_it_and_it_is_never_printed(workdir):
+    token = "tok-3f9a-never-printed"
+    backend = Backend("sqlite", f"sqlite:///{workdir / 'app.sqlite'}")
+    process = start_ingest("ui", "--host", "0.0.0.0", "--port", "0", cwd=workdir,
+                           env={**backend.env(), "INGEST_UI_TOKEN": token})
+    line = process.stderr.readline()
+    port = re.search(r"http://0\.0\.0\.0:(\d+)/", line).group(1)
+    url = f"http://127.0.0.1:{port}/"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+
+    def status_of(path, headers=None):
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            with opener.open(urllib.request.Request(url + path, headers=headers or {}),
+                             timeout=30) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as answered:
+            return answered.code, answered.headers, answered.read().decode()
+
+    try:
+        assert status_of("")[0] == 401
+        assert status_of("api/runs")[0] == 401
+        assert status_of("?token=tok-3f9a-never-printeD")[0] == 401
+        assert status_of("", {"Cookie": "ingest_ui=" + token})[0] == 401  # not the token itself
+        code, headers, _ = status_of("runs/x?files=2&token=" + token)
+        assert (code, headers["Location"]) == (303, "/runs/x?files=2")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert token not in cookie and "HttpOnly" in headers["Set-Cookie"]
+        with_cookie = status_of("api/runs", {"Cookie": cookie})
+        assert (with_cookie[0], with_cookie[2]) == (200, "[]")
+        assert status_of("api/runs", {"Authorization": f"Bearer {token}"})[2] == "[]"
+    finally:
+        kill_9(process)
+    _, stderr = process.communicate(timeout=30)
+    assert token not in line + stderr

@@ -12,11 +12,14 @@ files), ``/fragment/...`` (the live part of either), ``/api/runs`` and ``/api/ru
 (the same data as ``ingest status --json``).
 """
 
+import hashlib
+import hmac
 import html
 import json
 import threading
 import time
 from contextlib import contextmanager
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..views import app_database as appviews, error_triage, runs as operations
 from ..views.error_triage import ErrorFilter
 from ..views.render import sample_of
-from ..errors import IngestError, RunNotFound
+from ..errors import IngestError, RunNotFound, UsageError
 
 DEFAULT_PORT = 8787
 RUNS_SHOWN = 1000
@@ -269,26 +272,69 @@ def clock(epoch: Optional[float]) -> str:
 
 
 # -- the server ------------------------------------------------------------------------------------
+COOKIE = "ingest_ui"
+
+
+def session_of(token: str) -> str:
+    """What the page's cookie holds: derived from the token, never the token itself."""
+    return hashlib.sha256(f"durable-ingest ui|{token}".encode()).hexdigest()
+
+
+def same(given: str, expected: str) -> bool:
+    """Compared in constant time: a wrong guess says nothing of how close it came."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 class Handler(BaseHTTPRequestHandler):
     views: Views
     where: str
+    token: Optional[str] = None  # with one, every request shows it (see ``admitted``)
 
     def do_GET(self) -> None:  # noqa: N802  (the standard library's name)
         began = time.perf_counter()
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
         query = parse_qs(url.query)
+        if self.token is not None and not self.admitted(url, query, began):
+            return
         try:
             status, kind, body = self.route(parts, query)
         except RunNotFound as exc:
             status, kind, body = 404, "text/plain", str(exc)
         except IngestError as exc:
             status, kind, body = 503, "text/plain", str(exc)
+        self.reply(status, kind, body, began)
+
+    def admitted(self, url, query: dict, began: float) -> bool:
+        """Whether the request shows the token: as ``?token=`` (answered with a cookie and the
+        same address without it, so the token stays out of the history), the cookie, or an
+        ``Authorization: Bearer`` header. Otherwise it is answered 401 here."""
+        given = (query.get("token") or [""])[0]
+        if given and same(given, self.token):
+            rest = "&".join(f"{k}={v}" for k, values in query.items() if k != "token"
+                            for v in values)
+            self.reply(303, "text/plain", "", began, [
+                ("Location", url.path + (f"?{rest}" if rest else "")),
+                ("Set-Cookie", f"{COOKIE}={session_of(self.token)}; HttpOnly; "
+                               "SameSite=Strict; Path=/")])
+            return False
+        cookies = SimpleCookie(self.headers.get("Cookie") or "")
+        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if (COOKIE in cookies and same(cookies[COOKIE].value, session_of(self.token))) or \
+                (bearer and same(bearer, self.token)):
+            return True
+        self.reply(401, "text/plain", "this page needs the token ingest ui was started with: "
+                   "open it as /?token=TOKEN", began)
+        return False
+
+    def reply(self, status: int, kind: str, body: str, began: float, headers=()) -> None:
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", f"{kind}; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Server-Timing", f"app;dur={(time.perf_counter() - began) * 1000:.1f}")
         self.end_headers()
         self.wfile.write(data)
@@ -338,20 +384,28 @@ def listening(host: str, port: int, handler) -> ThreadingHTTPServer:
                           "(an address of this machine) and --port") from None
 
 
-def serve(database_url: Optional[str], host: str, port: int, say=lambda line: None) -> None:
-    """Serve until interrupted; ``say`` gets the page's address once it listens (and a
-    warning when it listens beyond this machine)."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(database_url: Optional[str], host: str, port: int, token: Optional[str] = None,
+          say=lambda line: None) -> None:
+    """Serve until interrupted; ``say`` gets the page's address once it listens. Beyond
+    this machine (any host but loopback) only with a token: the page shows record data in
+    its error samples."""
     from .. import database
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        say(f"warning: serving on {host}: anyone who can reach it sees your runs, file names "
-            "and error samples (the page changes nothing)")
+    if host not in LOOPBACK and not token:
+        raise UsageError(f"ingest ui on {host} would show your runs, file names and record "
+                         f"data (error samples) to anyone who reaches it: give it a token, "
+                         f"--token TOKEN or INGEST_UI_TOKEN, or serve on 127.0.0.1")
     views = Views(database_url)
     where = database.redact(database.resolve(database_url).app_url)
-    handler = type("BoundHandler", (Handler,), {"views": views, "where": where})
+    handler = type("BoundHandler", (Handler,), {"views": views, "where": where,
+                                                "token": token or None})
     server = listening(host, port, handler)
     server.daemon_threads = True
-    say(f"ingest ui on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+    ask = "; open it once as /?token=TOKEN, with the token you gave" if token else ""
+    say(f"ingest ui on http://{host}:{server.server_address[1]}/ (Ctrl-C to stop){ask}")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
