@@ -156,6 +156,10 @@ def _check_budget(_ctx, _param, value):
 load_command_options = options(
     click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]),
                  help="Input format (default: detected from the content)."),
+    click.option("--records", "records", default=None, metavar="PATH",
+                 help="Where each document's (or page's) records are: a dotted path to a list, "
+                      "e.g. data or response.docs (default: a top-level array, NDJSON or the "
+                      '"results" list).'),
     database_option,
     click.option("--chunk-size", type=click.IntRange(1, 1_000_000), default=5000,
                  show_default=True, help="Records per chunk workflow."),
@@ -214,13 +218,27 @@ def error_budget_of(given: dict):
     return ErrorBudget.parse(given["max_errors"])
 
 
+def format_of(fmt, records):
+    """``--format`` and ``--records`` as one format (``sources.scan.records_format``)."""
+    from ..errors import UsageError
+    from ..sources.scan import records_format
+
+    if records is None:
+        return fmt
+    if fmt == "ndjson":
+        raise UsageError("--records PATH reads a JSON document; NDJSON has no path to read: "
+                         "drop --format ndjson or --records")
+    return records_format(records)
+
+
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
     from ..commands.load_options import (LoadOptions, s3_endpoint, shaping_options as shaping,
                                          url_inputs)
 
     return LoadOptions(
-        chunk_size=given["chunk_size"], fmt=given["fmt"], label=given["label"],
+        chunk_size=given["chunk_size"], fmt=format_of(given["fmt"], given["records"]),
+        label=given["label"],
         max_attempts=given["max_attempts"], retry_interval=given["retry_interval"],
         backoff=given["backoff"],
         faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),

@@ -149,10 +149,8 @@ def hint_one_record(specs: list, scanned, say: Callable) -> None:
     if not under or len(specs) != 1 or specs[0] == "-":
         return
     key, count = under
-    stem = specs[0].rsplit("/", 1)[-1].split(".", 1)[0]
-    say(f'hint: {specs[0]} is one object, loaded as one record; the {count:,} objects under '
-        f'"{key}" are not read as records (records are read from a top-level array, NDJSON or '
-        f"a \"results\" list): jq -c '.{key}[]' {specs[0]} > {stem}.ndjson makes them NDJSON")
+    say(f'hint: {specs[0]} is one object, loaded as one record; to load the {count:,} objects '
+        f'under "{key}" as records instead: --records {key}')
 
 
 def as_today(summary, given: str):

@@ -68,8 +68,12 @@ class LoadOptions:
         table; a keyed load of them with other settings is another run; a file already
         loaded unkeyed is not loaded again unkeyed (with a new transform either: use
         --label, or --key)."""
+        from ..sources.scan import records_path
+
         sep = IDENTITY_SEPARATOR
         identity = self.label + (f"{sep}table={self.table}" if self.table else "")
+        if records_path(self.fmt):  # other records of the same bytes: another dataset
+            identity += f"{sep}records={'.'.join(records_path(self.fmt))}"
         if not self.key:
             return identity
         return f"{identity}{sep}key={self.key};on-conflict={self.on_conflict};transform={self.transform}"

@@ -25,10 +25,11 @@ class DocumentScanner:
     and "object" once an object turned out to be one record (see ``_envelope``).
     """
 
-    def __init__(self, name, f, offset, hasher, chunker, shape):
+    def __init__(self, name, f, offset, hasher, chunker, shape, records: Optional[tuple] = None):
         import orjson
 
         self.name, self.f, self.hasher, self.chunker, self.shape = name, f, hasher, chunker, shape
+        self.records = records  # --records: the keys to the list of records, else None
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.json = json.JSONDecoder(parse_constant=self._reject_constant)
         self.orjson = orjson
@@ -57,6 +58,10 @@ class DocumentScanner:
         if self.shape == "array":
             self._expect("[")
             self._records()
+        elif self.records:
+            self._skip_ws()
+            self._expect("{")
+            self._at_path(0)
         else:
             self._envelope()
         self._skip_ws()
@@ -330,6 +335,47 @@ class DocumentScanner:
         if not envelope:
             self.chunker.rewind(before)
             self._one_record(start)
+
+    def _at_path(self, depth: int) -> None:
+        """Walk the members of the object just opened, whose member ``records[depth]`` leads
+        to the records: what is around them is not a record. No such member, or one that is
+        not an object (or, at the end, a list): the file is refused, naming the path and the
+        keys found where it stopped."""
+        want, keys, found = self.records[depth], [], False
+        self._skip_ws()
+        if self._peek() == "}":
+            self._advance(1)
+        else:
+            while True:
+                key = self._key()
+                self._expect(":")
+                self._skip_ws()
+                keys.append(key)
+                if key == want and not found:
+                    found = self._follow(depth)
+                else:
+                    self._value()
+                if not self._next_member():
+                    break
+        if not found:
+            self._missing(depth, keys)
+
+    def _follow(self, depth: int) -> bool:
+        """The member on the path: the records' list at its end, else the next object down."""
+        if depth == len(self.records) - 1:
+            return self._results()
+        if self._peek() != "{":
+            self._value()
+            return False
+        self._advance(1)
+        self._at_path(depth + 1)
+        return True
+
+    def _missing(self, depth: int, keys: list) -> None:
+        path, where = ".".join(self.records), ".".join(self.records[:depth]) or "the top"
+        shown = ", ".join(keys[:10]) + (", ..." if len(keys) > 10 else "") if keys else "none"
+        self._fail(f"has no list of records at {path} (--records): at {where}, the keys are "
+                   f"{shown}")
 
     def _note_list(self, key: str, value) -> None:
         """A member that is a list of objects: what a one-record object's hint names."""

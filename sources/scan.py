@@ -34,6 +34,27 @@ from .spool import remove_quietly, readable_copy
 BOM = codecs.BOM_UTF8
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 FORMATS = ("json", "ndjson")
+# A JSON document whose records are the list at a dotted path (``--records data.rows``) has
+# the format ``json:data.rows``: it travels wherever a format does (the plan, a run's job).
+RECORDS_PREFIX = "json:"
+
+
+def records_format(path: str) -> str:
+    """The format of documents whose records are at ``path``; ``UsageError`` if it is no
+    dotted path of keys."""
+    from ..errors import UsageError
+
+    if not path or any(not key for key in path.split(".")):
+        raise UsageError(f"--records {path!r}: give a dotted path of keys to the list of "
+                         "records, e.g. data or response.docs")
+    return RECORDS_PREFIX + path
+
+
+def records_path(fmt: Optional[str]) -> Optional[tuple]:
+    """The keys to the records of a ``records_format`` (None for any other format)."""
+    if fmt and fmt.startswith(RECORDS_PREFIX):
+        return tuple(fmt[len(RECORDS_PREFIX):].split("."))
+    return None
 
 
 @dataclass
@@ -176,7 +197,8 @@ def scan_stream(f: BinaryIO, name: str, chunk_size: int, fmt: Optional[str], lab
             chunker.records = chunker.skipped = tail.records
         _scan_ndjson(name, f, offset, hasher, chunker)
     else:
-        scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape)
+        scanner = DocumentScanner(name, f, body_start, hasher, chunker, shape,
+                                  records_path(fmt))
         scanner.scan()
         shape, records_under = scanner.shape, scanner.records_under
         hasher.finish()
@@ -208,6 +230,12 @@ def detect_shape(name: str, head: bytes, body_start: int, fmt: Optional[str]) ->
     first = body[:1]
     if fmt == "ndjson":
         return "ndjson"
+    path = records_path(fmt)
+    if path is not None:
+        if first != b"{":
+            raise InputError(f"{name}: --records {'.'.join(path)} reads an object's list of "
+                             "records, and this is not a JSON object")
+        return "envelope"
     if first == b"[":
         return "array"
     if fmt != "json" and _first_line_is_a_value(body):

@@ -313,10 +313,8 @@ def test_one_object_with_its_records_under_one_key_loads_as_one_record_with_a_hi
 
     assert result.exit_code == 0, result.output
     assert "records 1 | tasks 1 | errors 0" in result.stdout
-    assert ('hint: page.json is one object, loaded as one record; the 3 objects under "data" '
-            'are not read as records (records are read from a top-level array, NDJSON or a '
-            '"results" list): jq -c \'.data[]\' page.json > page.ndjson makes them NDJSON'
-            ) in result.stderr
+    assert ('hint: page.json is one object, loaded as one record; to load the 3 objects under '
+            '"data" as records instead: --records data') in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("hint")]) == 1
 
 
