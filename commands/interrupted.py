@@ -35,6 +35,11 @@ def finish_others_first(app, own: Optional[str], say: Callable, show_progress: b
     others = interrupted_runs(own)
     app.start_working()
     for run_id, done, planned in others:
+        if lacks_credentials(run_id):
+            say(f"run {run_id} was interrupted ({done:,} of {planned:,} records loaded) and "
+                f"fetches pages with credentials this command was not given: the same command "
+                f"as before, or `ingest resume {run_id} --header ...`, finishes it")
+            continue
         say(f"finishing interrupted run {run_id} ({done:,} of {planned:,} records) first")
         bar = bar_for_run(run_id, show_progress)
         try:
@@ -46,6 +51,21 @@ def finish_others_first(app, own: Optional[str], say: Callable, show_progress: b
             bar.close()
         say(f"finished {run_id}: records {summary.records:,} | tasks {summary.tasks:,} | "
             f"errors {summary.errors:,}")
+
+
+def lacks_credentials(run_id: str) -> bool:
+    """Whether the run fetches pages with credentials this process does not hold: it can't
+    advance here (its fetches wait), so nothing waits for it."""
+    from dbos import DBOS
+
+    from ..contract import RunPlan
+    from ..sources.credentials import credentials
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
+    args = found[0].input.get("args") if found and found[0].input else None
+    plan = args[0] if args else None
+    check = plan.job.credentials_check if isinstance(plan, RunPlan) else ""
+    return bool(check) and credentials().check(run_id) != check
 
 
 def name_others(own: Optional[str], say: Callable) -> None:

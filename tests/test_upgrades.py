@@ -127,7 +127,9 @@ def test_a_run_an_earlier_version_left_is_refused_then_finished_by_that_version(
 
     finished = with_earlier("resume", run_id)  # as the line says; nothing was upgraded
     assert finished.returncode == 0, finished.stderr
-    loaded = run_ingest("load", data, "--chunk-size", "40", env=env, cwd=workdir)
+    # the earlier default transform was the demo's uppercase: the same run, said so
+    loaded = run_ingest("load", data, "--chunk-size", "40", "--transform", "uppercase", env=env,
+                        cwd=workdir)
     assert loaded.returncode == 0, loaded.stderr
     assert "already loaded by run " + run_id in loaded.stdout
     backend.assert_each_record_once(400, 0)
