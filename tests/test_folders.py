@@ -197,12 +197,14 @@ def rows(backend) -> int:
 def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir, parking):
     root = landing(workdir / "landing", files=40, per_file=10)
     extra = landing(workdir / "extra", files=10, per_file=10, start=100)
+    own = landing(workdir / "own", files=5, per_file=10, start=200)  # loader 0's alone
     for part in sorted(root.glob("day-0/*"))[:10]:
         shutil.copy(part, extra / part.name)
     env = {**postgres_backend.env(), **parking.env()}
+    # Each has files no other claims, so each holds a chunk, whichever claims the shared first.
     processes = [start_ingest("load", *folders, "--chunk-size", "20", "--json", cwd=workdir,
                               env={**env, "DBOS__VMID": f"loader-{n}"})
-                 for n, folders in enumerate([[str(root)], [str(extra), str(root)]])]
+                 for n, folders in enumerate([[str(own), str(root)], [str(extra), str(root)]])]
     for n, process in enumerate(processes):  # at once for certain: each holds a chunk
         parking.wait_parked(executor=f"loader-{n}", process=process)
     parking.release()
@@ -210,9 +212,9 @@ def test_two_loads_of_overlapping_folders_at_once(postgres_backend, workdir, par
 
     assert [p.returncode for p in processes] == [0, 0], outputs
     summaries = [json.loads(out) for out, _ in outputs]
-    assert postgres_backend.counts() == (500, 0)
-    assert sum(s["files_loaded"] for s in summaries) == 50
-    assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 500
+    assert postgres_backend.counts() == (550, 0)
+    assert sum(s["files_loaded"] for s in summaries) == 55
+    assert postgres_backend.scalar("SELECT count(DISTINCT source_key) FROM tasks") == 550
 
 
 @pytest.mark.slow
