@@ -1,4 +1,5 @@
-"""How fast is ``ingest load`` next to a hand-written COPY loader, and how much memory does it use?
+"""How fast is ``ingest load`` next to a hand-written COPY loader and to Postgres alone, and how
+much memory does it use?
 
     python benchmarks/bench.py [--records 100000] [--repeats 3] [--formats ndjson,array,envelope]
                                [--sqlite] [--per-record 2000] [--rss-records 0]
@@ -9,7 +10,9 @@ For each format, the same generated file (``ingest generate --count N --seed 7``
 alternately, each into fresh Postgres databases. Every run is its own process, timed from
 process start to exit and measured for peak RSS (``/usr/bin/time -f %M``). The report gives
 median records/s of both, their ratio (ingest / baseline) and ingest's peak RSS; the last
-line is ``RATIO <min ratio over formats>``.
+line is ``RATIO <min ratio over formats>``. Between them, ``postgres_alone.py`` loads the
+baseline's rows already encoded as COPY text (no Python per record): the limit, and "of
+limit" is ingest / Postgres alone.
 
 Options add: ``--sqlite`` the same loads on ingest's zero-set-up SQLite default;
 ``--per-record N`` the one-workflow-per-record reference shape (``per_record.py``);
@@ -244,6 +247,22 @@ class Bench:
         return Sample(records, run.seconds, run.rss_mb,
                       records / max(run.result()["elapsed_s"], 1e-9))
 
+    def postgres_alone(self, path: Path, shape: str, records: int) -> Sample:
+        """The limit: the baseline's rows, encoded once (untimed), streamed by COPY alone."""
+        rows = path.with_suffix(path.suffix + ".copy")
+        if not rows.exists():
+            subprocess.run([sys.executable, str(HERE / "postgres_alone.py"), str(path),
+                            "--encode", "--shape", shape, "--out", str(rows)], check=True,
+                           env=child_env(), capture_output=True)
+        with self.pg.fresh("alone") as (db,):
+            run = measure([sys.executable, str(HERE / "postgres_alone.py"), str(rows),
+                           "--url", self.pg.url(db)], env=child_env(), cwd=self.scratch)
+            count = self.pg.scalar(db, "SELECT count(*) FROM baseline_tasks")
+        expect(count == records == run.result()["records"],
+               f"postgres_alone loaded {count} rows of {records} from {rows}")
+        return Sample(records, run.seconds, run.rss_mb,
+                      records / max(run.result()["elapsed_s"], 1e-9))
+
     def warm_up(self, env: dict, cwd: Path) -> None:
         """Set the databases up as a user's first load would (alembic's tables, DBOS's system
         tables), untimed, then empty the tables: the timed run is a load into an existing
@@ -322,6 +341,7 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
           "and format; rec/s = records / wall time from process start to exit (median)")
     print()
     header = (f"{'format':<9} {'baseline rec/s':>14} {'ingest rec/s':>12} {'ratio':>6} "
+              f"{'pg alone rec/s':>14} {'of limit':>8} "
               f"{'ingest peak RSS MB':>18} {'baseline RSS MB':>15}")
     if args.sqlite:
         header += f" {'sqlite rec/s':>12} {'sqlite RSS MB':>13}"
@@ -329,9 +349,11 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
     ratios = []
     for fmt in formats:
         base, ing = bench.samples[(fmt, "baseline")], bench.samples[(fmt, "ingest")]
+        alone = bench.samples[(fmt, "pg-alone")]
         ratio = median_rate(ing) / median_rate(base)
         ratios.append(ratio)
         line = (f"{fmt:<9} {median_rate(base):>14,.0f} {median_rate(ing):>12,.0f} {ratio:>6.2f} "
+                f"{median_rate(alone):>14,.0f} {median_rate(ing) / median_rate(alone):>8.2f} "
                 f"{max(s.rss_mb for s in ing):>18.0f} {max(s.rss_mb for s in base):>15.0f}")
         if args.sqlite:
             lite = bench.samples[(fmt, "sqlite")]
@@ -436,9 +458,10 @@ def run(args, formats: list) -> float:
             path = dataset(args.out, args.records, fmt)
             for repeat in range(args.repeats):
                 # Alternate, and swap who goes first, so drift in the machine's load hits both.
-                pair = [("baseline", lambda: bench.baseline(path, fmt, args.records)),
+                trio = [("baseline", lambda: bench.baseline(path, fmt, args.records)),
+                        ("pg-alone", lambda: bench.postgres_alone(path, fmt, args.records)),
                         ("ingest", lambda: bench.ingest_postgres(path, args.records))]
-                for loader, go in pair if repeat % 2 == 0 else pair[::-1]:
+                for loader, go in trio if repeat % 2 == 0 else trio[::-1]:
                     bench.add(fmt, loader, go())
             if args.sqlite:
                 for _ in range(args.repeats):
