@@ -95,8 +95,7 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     if manifest.count == 0 and not options.urls:
         return NothingYet(skipped.settling.count, skipped.settling.describe())
     run_id, status = current_run(manifest)
-    if status is not None:  # the job (with its credentials check) is built only to compare
-        check_reattach(run_id, status, options.job(run_id))
+    check_run_of(app, options, run_id, status)
     dataset = describe_inputs(specs, options.urls)
     hint_one_record(specs, scanned, say)
     if options.table and status is None:
@@ -141,6 +140,36 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
                                    notes={**app.file_notes(run_id),
                                           "held_back": manifest.held_back},
                                    keyed=bool(options.key))
+
+
+def check_run_of(app, options: LoadOptions, run_id: str, status: Optional[str]) -> None:
+    """The run these inputs have must be taken up with the same options (``check_reattach``);
+    a new one must not be one the earlier run history of the database holds."""
+    if status is not None:  # the job (with its credentials check) is built only to compare
+        check_reattach(run_id, status, options.job(run_id))
+    else:
+        check_earlier_history(app.database_url, run_id)
+
+
+def check_earlier_history(database_url: Optional[str], run_id: str) -> None:
+    """``UsageError`` when this run was started with the run history this SQLite database had
+    before it moved beside it: started again in the new history, its chunks would meet the
+    rows it stored. It is finished, or looked at, there."""
+    from ..errors import UsageError
+    from ..views.runs import in_earlier_history
+
+    found = in_earlier_history(database_url, run_id)
+    if found is None:
+        return
+    earlier, status = found
+    there = f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier}"
+    if status == SUCCESS:
+        raise UsageError(f"these inputs were loaded by run {run_id}, whose run history is in "
+                         f"{earlier} (before the history moved beside the database): to go on "
+                         f"with that history, set {there}")
+    raise UsageError(f"run {run_id} of these inputs was left unfinished with its run history "
+                     f"in {earlier} (before the history moved beside the database): finish it "
+                     f"there: {there} ingest resume {run_id}")
 
 
 def hint_one_record(specs: list, scanned, say: Callable) -> None:

@@ -111,3 +111,38 @@ def test_the_progress_of_a_run_taken_up_counts_its_whole_size_and_this_commands_
     assert "records: 55,000/300,000 (18%)" in line
     assert "| 2,000/s |" in line  # 20,000 records in 10 s, not 55,000
     assert "ETA 12" in line  # 245,000 left at 2,000/s
+
+
+@pytest.mark.slow
+def test_a_run_left_unfinished_in_the_earlier_history_is_finished_there_not_started_again(
+        workdir, parking):
+    """Before the run history of a --database-url SQLite database moved beside it, it was
+    the working directory's durable_ingest.sqlite: a run left unfinished there must not be
+    started again in the new history (its files are claimed: the rest would never load)."""
+    from conftest import Backend
+
+    url = f"sqlite:///{workdir / 'data' / 'app.sqlite'}"
+    (workdir / "data").mkdir()
+    earlier = workdir / "durable_ingest.sqlite"
+    before = Backend("sqlite", url, f"sqlite:///{earlier}")  # as the earlier versions kept it
+    _, big = interrupt_a_load(before, workdir, parking)
+
+    now = Backend("sqlite", url)
+    refused = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=now.env(), cwd=workdir)
+
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"Error: run {big['run_id']} of these inputs was left unfinished with its run history "
+        f"in {earlier} (before the history moved beside the database): finish it there: "
+        f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest resume {big['run_id']}")
+    finished = run_ingest("resume", big["run_id"], env=before.env(), cwd=workdir)
+    assert finished.returncode == 0, finished.stderr
+    again = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=now.env(), cwd=workdir)
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        f"Error: these inputs were loaded by run {big['run_id']}, whose run history is in "
+        f"{earlier} (before the history moved beside the database): to go on with that "
+        f"history, set DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier}")
+    there = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=before.env(), cwd=workdir)
+    assert there.returncode == 0 and "already loaded by run " + big["run_id"] in there.stdout
+    now.assert_each_record_once(400, 0)

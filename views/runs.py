@@ -9,7 +9,7 @@ never creates a database that is not there.
 
 import os
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Callable, Optional
 
 from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT, QUEUED, SUCCESS,
@@ -110,10 +110,10 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
 
 
-def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
+def earlier_history(database_url: Optional[str]):
     """Where this SQLite app database's runs were kept before its system database moved
     beside it (the working directory's ``durable_ingest.sqlite``), when that file exists and
-    is another one: how to list them."""
+    is another one; else None."""
     from pathlib import Path
 
     from .. import database
@@ -124,8 +124,33 @@ def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
     if now is None or os.environ.get(database.SYSTEM_DATABASE_URL_VARIABLE) \
             or not earlier.is_file() or now.resolve() == earlier:
         return None
+    return earlier
+
+
+def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
+    """How to list the runs of ``earlier_history``, if there is one."""
+    earlier = earlier_history(database_url)
+    if earlier is None:
+        return None
     return (f"runs of this database started before its run history moved beside it may be in "
             f"{earlier}: DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest status")
+
+
+def in_earlier_history(database_url: Optional[str], run_id: str) -> Optional[tuple]:
+    """(``earlier_history``'s file, the run's status there) when that file holds ``run_id``:
+    a new history would start the run again, and its chunks meet the rows it stored."""
+    import sqlite3
+
+    earlier = earlier_history(database_url)
+    if earlier is None:
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{earlier}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT status FROM workflow_status WHERE workflow_uuid = ?",
+                             (run_id,)).fetchone()
+    except sqlite3.Error:  # not a DBOS system database
+        return None
+    return (earlier, row[0]) if row else None
 
 
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
