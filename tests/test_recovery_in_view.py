@@ -128,21 +128,23 @@ def test_a_run_left_unfinished_in_the_earlier_history_is_finished_there_not_star
     _, big = interrupt_a_load(before, workdir, parking)
 
     now = Backend("sqlite", url)
-    refused = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=now.env(), cwd=workdir)
+    moved = f"{earlier} (before the history moved beside the database)"
+    there = f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier}"
 
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == (
+    def load_with(backend):
+        return run_ingest("load", "big.ndjson", "--chunk-size", "40", env=backend.env(),
+                          cwd=workdir)
+
+    refused = load_with(now)
+    assert (refused.returncode, refused.stderr.strip()) == (2, (
         f"Error: run {big['run_id']} of these inputs was left unfinished with its run history "
-        f"in {earlier} (before the history moved beside the database): finish it there: "
-        f"DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest resume {big['run_id']}")
+        f"in {moved}: finish it there: {there} ingest resume {big['run_id']}"))
     finished = run_ingest("resume", big["run_id"], env=before.env(), cwd=workdir)
     assert finished.returncode == 0, finished.stderr
-    again = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=now.env(), cwd=workdir)
-    assert again.returncode == 2
-    assert again.stderr.strip() == (
+    again = load_with(now)
+    assert (again.returncode, again.stderr.strip()) == (2, (
         f"Error: these inputs were loaded by run {big['run_id']}, whose run history is in "
-        f"{earlier} (before the history moved beside the database): to go on with that "
-        f"history, set DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier}")
-    there = run_ingest("load", "big.ndjson", "--chunk-size", "40", env=before.env(), cwd=workdir)
-    assert there.returncode == 0 and "already loaded by run " + big["run_id"] in there.stdout
+        f"{moved}: to go on with that history, set {there}"))
+    kept = load_with(before)
+    assert kept.returncode == 0 and "already loaded by run " + big["run_id"] in kept.stdout
     now.assert_each_record_once(400, 0)
