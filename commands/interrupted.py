@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from ..contract import ACTIVE
 from ..errors import RunFailed, RunIncomplete
-from .waiting import bar_for_run, progress_of, run_so_far, wait_for_run
+from .waiting import bar_for_run, progress_of, run_job, run_so_far, wait_for_run
 
 
 def interrupted_runs(own: Optional[str]) -> list:
@@ -56,15 +56,10 @@ def finish_others_first(app, own: Optional[str], say: Callable, show_progress: b
 def lacks_credentials(run_id: str) -> bool:
     """Whether the run fetches pages with credentials this process does not hold: it can't
     advance here (its fetches wait), so nothing waits for it."""
-    from dbos import DBOS
-
-    from ..contract import RunPlan
     from ..sources.credentials import credentials
 
-    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
-    args = found[0].input.get("args") if found and found[0].input else None
-    plan = args[0] if args else None
-    check = plan.job.credentials_check if isinstance(plan, RunPlan) else ""
+    job = run_job(run_id)
+    check = job.credentials_check if job is not None else ""
     return bool(check) and credentials().check(run_id) != check
 
 

@@ -10,6 +10,7 @@ from typing import Optional
 
 from ..contract import SUCCESS, Job
 from ..errors import UsageError
+from .waiting import run_job
 
 # Job field -> the option that sets it.
 WHAT_LANDS = (("transform", "--transform"), ("key", "--key"), ("on_conflict", "--on-conflict"),
@@ -19,15 +20,6 @@ WHAT_LANDS = (("transform", "--transform"), ("key", "--key"), ("on_conflict", "-
 
 class OptionsDiffer(UsageError):
     """The run of these inputs was started with other options than this command's."""
-
-
-def started_job(run_id: str) -> Optional[Job]:
-    """The job the run was started with (None: a run of a version that kept no job)."""
-    from dbos import DBOS
-
-    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
-    args = found[0].input.get("args") if found and found[0].input else None
-    return getattr(args[0], "job", None) if args else None
 
 
 def differences(started: Job, asked: Job) -> list:
@@ -56,7 +48,7 @@ def check_reattach(run_id: str, status: Optional[str], asked: Job) -> None:
     started with other options that change what lands."""
     if status is None:
         return
-    started = started_job(run_id)
+    started = run_job(run_id)
     found = differences(started, asked) if isinstance(started, Job) else []
     if not found:
         return

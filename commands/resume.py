@@ -4,12 +4,12 @@ through its transform again), each with the transform the run recorded."""
 
 from typing import Callable, Iterator, Optional
 
-from ..contract import ACTIVE, GIVEN_UP, Job, RunPlan, is_run_id
+from ..contract import ACTIVE, GIVEN_UP, Job, is_run_id
 from ..errors import RunNotFound
 from .results import LoadResult
 from .load import tune_gc
 from .interrupted import finish_others_first
-from .waiting import POLL_SEC, bar_for_run, progress_of, run_status, wait_for_run
+from .waiting import POLL_SEC, bar_for_run, progress_of, run_job, run_status, wait_for_run
 
 
 def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool:
@@ -111,16 +111,6 @@ def redrive(app, run_id: str, faults: dict, say: Callable) -> dict:
         load_transform(job)
     return integration.start_redrive(run_id, faults, job=job).get_result(
         polling_interval_sec=POLL_SEC)
-
-
-def run_job(run_id: str) -> Optional[Job]:
-    """The job a run was started with (None for a version-1 run: the defaults)."""
-    from dbos import DBOS
-
-    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
-    args = found[0].input.get("args") if found and found[0].input else None
-    plan = args[0] if args else None
-    return plan.job if isinstance(plan, RunPlan) else None
 
 
 def load_transform(job: Job) -> None:

@@ -5,7 +5,8 @@ did not finish."""
 import time
 from typing import Callable, Optional
 
-from ..contract import ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Summary, children_prefix
+from ..contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Job, RunPlan,
+                        Summary, children_prefix)
 from ..errors import RunFailed, RunIncomplete
 from .progress import Progress
 from ..views.states import needing_resume, published_pages
@@ -64,15 +65,28 @@ def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:
     return update
 
 
+def run_plan(run_id: str):
+    """The plan a run was started with: a ``RunPlan``, a version-1 run's dict, or None."""
+    from dbos import DBOS
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
+    args = found[0].input.get("args") if found and found[0].input else None
+    return args[0] if args else None
+
+
+def run_job(run_id: str) -> Optional[Job]:
+    """The job a run was started with (None for a version-1 run: the defaults)."""
+    plan = run_plan(run_id)
+    return plan.job if isinstance(plan, RunPlan) else None
+
+
 def run_so_far(run_id: str) -> tuple:
     """(records done, records planned, files planned, whether it fetches pages) of a run."""
     from dbos import DBOS
 
     from ..views.runs import planned_size
 
-    found = DBOS.list_workflows(workflow_ids=[run_id], load_output=False)
-    args = found[0].input.get("args") if found and found[0].input else None
-    plan = args[0] if args else None
+    plan = run_plan(run_id)
     records, files = planned_size(plan)
     children = DBOS.list_workflows(workflow_id_prefix=children_prefix(run_id), status=SUCCESS,
                                    name="load_chunk", load_output=False)
