@@ -317,21 +317,12 @@ class DocumentScanner:
         self._expect("{")
         before = self.chunker.mark()
         envelope = False
-        self._skip_ws()
-        if self._peek() == "}":
-            self._advance(1)
-        else:
-            while True:
-                key = self._key()
-                self._expect(":")
-                self._skip_ws()
-                if key == "results":
-                    self.chunker.rewind(before)  # a later "results" replaces an earlier one
-                    envelope = self._results()
-                else:
-                    self._note_list(key, self._value()[0])
-                if not self._next_member():
-                    break
+        for key in self._members():
+            if key == "results":
+                self.chunker.rewind(before)  # a later "results" replaces an earlier one
+                envelope = self._results()
+            else:
+                self._note_list(key, self._value()[0])
         if not envelope:
             self.chunker.rewind(before)
             self._one_record(start)
@@ -342,23 +333,29 @@ class DocumentScanner:
         not an object (or, at the end, a list): the file is refused, naming the path and the
         keys found where it stopped."""
         want, keys, found = self.records[depth], [], False
+        for key in self._members():
+            keys.append(key)
+            if key == want and not found:
+                found = self._follow(depth)
+            else:
+                self._value()
+        if not found:
+            self._missing(depth, keys)
+
+    def _members(self):
+        """The keys of the object just opened, each yielded with the cursor on its value,
+        which the caller walks before taking the next; past the closing brace at the end."""
         self._skip_ws()
         if self._peek() == "}":
             self._advance(1)
-        else:
-            while True:
-                key = self._key()
-                self._expect(":")
-                self._skip_ws()
-                keys.append(key)
-                if key == want and not found:
-                    found = self._follow(depth)
-                else:
-                    self._value()
-                if not self._next_member():
-                    break
-        if not found:
-            self._missing(depth, keys)
+            return
+        while True:
+            key = self._key()
+            self._expect(":")
+            self._skip_ws()
+            yield key
+            if not self._next_member():
+                return
 
     def _follow(self, depth: int) -> bool:
         """The member on the path: the records' list at its end, else the next object down."""
