@@ -218,7 +218,7 @@ def error_budget_of(given: dict):
     return ErrorBudget.parse(given["max_errors"])
 
 
-def format_of(fmt, records):
+def input_format(fmt, records):
     """``--format`` and ``--records`` as one format (``sources.scan.records_format``)."""
     from ..errors import UsageError
     from ..sources.scan import records_format
@@ -237,7 +237,7 @@ def load_options_of(paths: tuple, given: dict):
                                          url_inputs)
 
     return LoadOptions(
-        chunk_size=given["chunk_size"], fmt=format_of(given["fmt"], given["records"]),
+        chunk_size=given["chunk_size"], fmt=input_format(given["fmt"], given["records"]),
         label=given["label"],
         max_attempts=given["max_attempts"], retry_interval=given["retry_interval"],
         backoff=given["backoff"],

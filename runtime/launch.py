@@ -89,6 +89,8 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
                                               engine_kwargs={"json_serializer": json_text}))
     global _concurrency, _deferred
     _concurrency = concurrency
+    # Read again now that this process holds the executor's lock (App read it before the
+    # lock, to refuse another version's runs before changing anything): only now is it sure.
     _deferred = role == "local" and has_unfinished_runs(databases.system_url, executor_id)
     if _deferred:  # it works only once the command knows it has work: ``start_working``
         DBOS.listen_queues([])
