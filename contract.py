@@ -18,8 +18,9 @@ from typing import Optional
 # changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
 # travel to retry_records as runs of positions (``add_position``), and its rounds are
 # retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
-# ``prepare_table`` keeps them. tests/test_upgrades.py records each version's shapes.
-APPLICATION_VERSION = "ingest-v4"
+# ``prepare_table`` keeps them. v5: schedules' ticks (``scheduled_load``, ``TickPlan``).
+# tests/test_upgrades.py records each version's shapes.
+APPLICATION_VERSION = "ingest-v5"
 
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
@@ -30,6 +31,10 @@ TASKS = "tasks"  # the demo's table of JSON records, where records go without --
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"
 RETRY_QUEUE = "ingest-retries"
+# Schedules' ticks (``scheduled_load``), one at a time across all workers: a tick decides
+# whether the schedule's last run still goes before it starts the next. Only ``ingest
+# worker`` processes work it (and fire ticks at all).
+SCHEDULE_QUEUE = "ingest-schedules"
 PAGES_EVENT = "pages"  # a run's page counts so far (DBOS.set_event), for progress and status
 
 # DBOS's workflow statuses (dbos.WorkflowStatusString), grouped as the commands use them.
@@ -259,6 +264,19 @@ class RunPlan:
     files: int  # rows in ``sources``
     records: int  # records of the files planned as new (claims may take some away)
     urls: tuple = ()  # UrlSource of each URL input, fetched by the run after its files
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """What a schedule's tick found (the output of its ``plan_tick`` step): a run to start
+    (``started``, with its plan), or why none: the schedule's last run still goes
+    (``skipped``), nothing new to load (``unchanged``), or its inputs can't be loaded now
+    (``failed``, with the one-line reason)."""
+
+    outcome: str
+    run_id: str = ""
+    plan: Optional[RunPlan] = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ Read top to bottom, this is the story of a load:
    stopped.
 
 ``redrive_errors`` (``ingest retry``) sends a run's ``errors`` rows through the transform
-again. Every side effect is a step or a datasource transaction, and a transaction commits
-its rows together with DBOS's checkpoint: replays never write twice, and metrics are
-counted only when a transaction really commits.
+again. ``scheduled_load`` is a schedule's tick (``ingest schedule``): it plans a run as
+``ingest load`` does and starts it, in an ``ingest worker``. Every side effect is a step or
+a datasource transaction, and a transaction commits its rows together with DBOS's
+checkpoint: replays never write twice, and metrics are counted only when a transaction
+really commits.
 """
 
 if __name__ == "__main__" and not __package__:
@@ -47,18 +49,19 @@ if __name__ == "__main__" and not __package__:
 
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Optional
 
 from dbos import DBOS, SetWorkflowID
 
 from .store import datasource
-from .steps import chunks, claims, faults, packing, redrive
+from .steps import chunks, claims, faults, packing, redrive, ticks
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
                        RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
-                       HttpPolicy, Job, PageCounts, RunPlan, Summary, UrlSource,
+                       HttpPolicy, Job, PageCounts, RunPlan, Summary, TickPlan, UrlSource,
                        chunk_workflow_id, count_of, fork_id, redrive_prefix, redrive_workflow_id,
                        retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
@@ -354,7 +357,29 @@ def start_redrive(run_id: str, faults: dict, page_size: int = 1000, job: Optiona
         return DBOS.start_workflow(redrive_errors, run_id, faults, page_size, job)
 
 
-# -- 7. starting and resuming runs ---------------------------------------------------------------
+# -- 7. schedules' ticks -------------------------------------------------------------------------
+@DBOS.workflow(name="scheduled_load", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+def scheduled_load(tick: datetime, schedule: dict) -> dict:
+    """A schedule's tick: DBOS's scheduler, in ``ingest worker`` processes, starts one per tick
+    across all of them (its ID names the schedule and the tick), on ``ingest-schedules``, one
+    at a time. It plans the run of what the schedule's inputs hold now and starts it here,
+    unless the schedule's last run still goes or nothing is new; then it counts what it did.
+    A crash in between replays the plan and the start: one tick, at most one run."""
+    name = schedule["name"]
+    planned = plan_tick(name, schedule)
+    if planned.plan is not None:
+        with SetWorkflowID(planned.run_id):
+            DBOS.start_workflow(ingest_run, planned.plan)
+    datasource.run_tx("record_tick", ticks.record_tick, name, tick, planned)
+    return {"outcome": planned.outcome, "run_id": planned.run_id, "reason": planned.reason}
+
+
+@DBOS.step(name="plan_tick")
+def plan_tick(name: str, schedule: dict) -> TickPlan:
+    return ticks.plan_tick(datasource.app_db().engine, name, schedule)
+
+
+# -- 8. starting and resuming runs ---------------------------------------------------------------
 def start_run(plan: RunPlan, detach: bool = False):
     """Run it here, or (detach) queue it for whichever worker is free."""
     with SetWorkflowID(plan.job.run_id):

@@ -186,3 +186,31 @@ class DatasetHint(Base):
     added_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class ScheduleTicks(Base):
+    """What a schedule's ticks did so far (``ingest schedule list``): runs started, ticks
+    skipped while its last run still went, ticks that found nothing new, ticks whose inputs
+    could not be loaded; and the last tick. Written by the tick's own transaction, so each
+    tick counts once. Deleted with the schedule; its runs keep their ``ScheduledRun`` rows."""
+
+    __tablename__ = "ingest_schedules"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    last_tick: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[Optional[str]] = mapped_column(Text)
+    last_reason: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class ScheduledRun(Base):
+    """A run a schedule's tick started: ``ingest status`` and the ui name its schedule."""
+
+    __tablename__ = "ingest_schedule_runs"
+
+    run_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    schedule: Mapped[str] = mapped_column(Text, index=True)
+    tick: Mapped[datetime] = mapped_column(DateTime(timezone=True))

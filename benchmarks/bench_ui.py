@@ -54,12 +54,13 @@ def many_runs(count: int, env: dict, work: Path) -> None:
         paths.append(folder / f"r{number:05d}.ndjson")
         paths[-1].write_text(json.dumps({"id": number}) + "\n")
     script = ("import sys\nfrom durable_ingest.commands import load as runs\n"
+              "from durable_ingest.steps.inputs import identify_inputs\n"
               "from durable_ingest.runtime.launch import App\n"
-              "from durable_ingest.commands.load_options import LoadOptions\n"
+              "from durable_ingest.steps.load_options import LoadOptions\n"
               "with App(None, 1, role='client') as app:\n"
               "    for path in sys.argv[1:]:\n"
               "        options = LoadOptions()\n"
-              "        manifest, skipped, scanned = runs.identify_inputs([path], options)\n"
+              "        manifest, skipped, scanned = identify_inputs([path], options)\n"
               "        runs.load(app, [path], options, manifest, skipped, scanned, detach=True)\n")
     subprocess.run([sys.executable, "-c", script, *map(str, paths)], env=env, cwd=work, check=True)
     worker = subprocess.Popen([*ingest_command(), "worker", "--worker-id", "bench", "--concurrency", "16"],

@@ -59,6 +59,7 @@ def load(paths, **given) -> None:
       ingest load 'https://randomuser.me/api/?results=500&seed=7&page={page}' --pages 1-20
     """
     from ..commands import load as runs, waiting
+    from ..steps.inputs import identify_inputs
 
     run: dict = {}
     database_url, detach, concurrency = given["database_url"], given["detach"], given["concurrency"]
@@ -67,7 +68,7 @@ def load(paths, **given) -> None:
         fleet = runs.helpers(database_url, given["workers"], concurrency, detach, say,
                              entry=run_ingest)
         with fleet or nullcontext():
-            manifest, skipped, scanned = runs.identify_inputs(list(paths), options, sys.stdin.buffer)
+            manifest, skipped, scanned = identify_inputs(list(paths), options, sys.stdin.buffer)
             run["manifest"] = manifest
             with running_app(database_url, concurrency, role="client" if detach else "local") as app:
                 runs.tune_gc()
@@ -98,7 +99,8 @@ def resume(run_id, database_url, concurrency, as_json, headers, endpoint_url) ->
     Example:
       ingest resume ingest-3c1e0d8a2b4f6e7d9c01
     """
-    from ..commands import load_options, resume as resuming, waiting
+    from ..commands import resume as resuming, waiting
+    from ..steps import load_options
 
     with one_line_errors(lambda: waiting.interrupted_line(run_id, resuming=True)):
         load_options.install_headers(headers, endpoint_url)
@@ -223,63 +225,6 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
                    f"| still failing {outcome['errors']}")
 
 
-# -- ingest worker ------------------------------------------------------------------------------
-@main.command()
-@database_option
-@worker_command_options
-@remote_options
-def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
-           processes, parent_pid, headers, endpoint_url) -> None:
-    """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
-
-    Several workers, on one machine or many, share one Postgres; each needs its own
-    --worker-id, and local input files at the same path (fetched pages: the spool,
-    INGEST_SPOOL_DIR, on a shared volume); s3:// objects are read from the bucket.
-
-    \b
-    Example:
-      ingest worker --worker-id worker-1 --concurrency 4
-    """
-    import socket
-
-    from ..commands import load_options, worker
-
-    worker_id = worker_id or socket.gethostname()
-    waiting = f"waiting: a live process already works as {worker_id}"
-    with one_line_errors():
-        load_options.install_headers(headers, endpoint_url)
-    with one_line_errors(), running_app(database_url, concurrency, executor_id=worker_id,
-                                        global_concurrency=global_concurrency, role="worker",
-                                        exclusive=True, helper=parent_pid is not None,
-                                        on_wait=lambda: say(waiting)) as app:
-        worker.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
-                   parent_pid=parent_pid)
-    if parent_pid is None:
-        say(f"worker {worker_id} stopped")
-
-
-# -- ingest ui ----------------------------------------------------------------------------------
-@main.command()
-@database_option
-@ui_command_options
-def ui(database_url, host, port, token) -> None:
-    """Serve a read-only web page of the runs (live). Ctrl-C to stop.
-
-    \b
-    Example:
-      ingest ui --port 8787
-    """
-    from ..ui import server as web
-
-    try:
-        with one_line_errors():
-            web.serve(database_url, host, port, token, say=say)
-    except Failure as stopped:  # Ctrl-C is how it is meant to stop: no error
-        if stopped.exit_code != EXIT_INTERRUPTED:
-            raise
-        say("ingest ui stopped")
-
-
 # -- ingest migrate -----------------------------------------------------------------------------
 @main.command()
 @database_option
@@ -314,6 +259,12 @@ def generate(count, seed, fmt, output) -> None:
         write_dataset(out, count, seed, fmt)
     if output != "-":
         click.echo(f"wrote {count} records to {output}", err=True)
+
+
+from .service import schedule, ui, worker  # noqa: E402  the service's commands, beside
+
+for command in (schedule, ui, worker):
+    main.add_command(command)
 
 
 def run_ingest(arguments: list) -> None:

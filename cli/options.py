@@ -87,12 +87,6 @@ def workers_option(name="--workers"):
                              "(auto: one per usable CPU).")
 
 
-def faults_of(fail_tasks, flaky_rate, seed) -> dict:
-    from ..transform import Faults
-
-    return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
-
-
 shaping_options = options(
     click.option("--table", default=None, metavar="NAME",
                  help="Load into the dataset table NAME, a typed column per field (created "
@@ -134,13 +128,6 @@ http_options = options(
     click.option("--rate", type=click.FloatRange(0.01, 100_000), default=None, metavar="N",
                  help="At most N page requests per second, retries included (default: no cap)."),
 )
-
-
-def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int):
-    from ..contract import HttpPolicy
-
-    return HttpPolicy(attempts=http_attempts, timeout=http_timeout, rate=rate,
-                      concurrency=concurrency)
 
 
 def _check_budget(_ctx, _param, value):
@@ -218,37 +205,17 @@ def error_budget_of(given: dict):
     return ErrorBudget.parse(given["max_errors"])
 
 
-def input_format(fmt, records):
-    """``--format`` and ``--records`` as one format (``sources.scan.records_format``)."""
-    from ..errors import UsageError
-    from ..sources.scan import records_format
-
-    if records is None:
-        return fmt
-    if fmt == "ndjson":
-        raise UsageError("--records PATH reads a JSON document; NDJSON has no path to read: "
-                         "drop --format ndjson or --records")
-    return records_format(records)
-
-
 def load_options_of(paths: tuple, given: dict):
     """The ``LoadOptions`` of ``ingest load``'s options, checked before any work."""
-    from ..commands.load_options import (LoadOptions, s3_endpoint, shaping_options as shaping,
-                                         url_inputs)
+    from ..steps.load_options import options_of
 
-    return LoadOptions(
-        chunk_size=given["chunk_size"], fmt=input_format(given["fmt"], given["records"]),
-        label=given["label"],
-        max_attempts=given["max_attempts"], retry_interval=given["retry_interval"],
-        backoff=given["backoff"],
-        faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),
-        http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
-                         given["concurrency"]),
-        urls=url_inputs(paths, given["pages"], given["headers"]),
-        endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
-        settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
-        **shaping(given["transform_spec"], given["key"], given["on_conflict"], given["table"],
-                  given["columns"]))
+    return options_of(paths, given)
+
+
+def faults_of(fail_tasks, flaky_rate, seed) -> dict:
+    from ..steps.load_options import faults_of as faults
+
+    return faults(fail_tasks, flaky_rate, seed)
 
 
 def report_unexpected(exc: Exception) -> int:

@@ -3,13 +3,14 @@ or attach to it, wait for it, show its progress, and report what it did.
 
 - ``load``: ``ingest load``: name and fingerprint the inputs, find the run they make, start
   it or attach to it, wait, report;
-- ``load_options``: what a load is asked to do (``LoadOptions``), checked before any work;
 - ``waiting``: the one place a command polls DBOS while its run goes on;
 - ``progress``: the one-line progress display on a terminal;
 - ``results``: what a load did, for people and for scripts (``LoadResult``);
 - ``resume``: ``ingest resume`` and ``ingest retry``: finishing what was interrupted;
 - ``worker``: ``ingest worker``, a process that works the shared queues;
-- ``helper_processes``: the helper processes of ``--workers N``.
+- ``helper_processes``: the helper processes of ``--workers N``;
+- ``schedules``: ``ingest schedule``: recurring loads, checked and stored, and a worker's
+  catch-up on the ticks missed while no worker ran.
 
 May import: ``views``, ``runtime``, ``integration`` and everything below; never click, the
 command line or the web page (a command returns what it did; the command line prints it).

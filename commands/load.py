@@ -7,79 +7,16 @@ it shows and turns an ``IngestError`` into its exit code.
 """
 
 import time
-from typing import BinaryIO, Callable, Optional
+from typing import Callable, Optional
 
-from ..contract import ERROR, SUCCESS, TASKS, RunPlan, is_url
-from ..errors import InputError
-from .load_options import LoadOptions
+from ..contract import SUCCESS, TASKS, RunPlan
+from ..steps.inputs import current_run, describe_inputs
+from ..steps.load_options import LoadOptions
 from .progress import Progress
 from .interrupted import finish_others_first, name_others
 from .reattach import check_reattach
 from .results import Detached, LoadResult, NothingYet
-from .waiting import bar_for_run, progress_of, run_status, wait_for_run
-
-
-def identify_inputs(specs: list, options: LoadOptions, stdin: Optional[BinaryIO] = None):
-    """Name and fingerprint every input file (no database is touched); objects of buckets
-    are read once now (fingerprinted and scanned), unless this machine knows them; URL
-    inputs (``options.urls``) are named by what they ask for, and fetched by the run. A single
-    file named alone that can't be loaded, or inputs of which none can, are an
-    ``InputError`` here, before anything is written. A file named alone is scanned at
-    once (the scan is also its fingerprint): ``scanned`` is its plan."""
-    import os
-
-    from ..sources.globs import has_magic
-    from ..sources.plan import Manifest, Skipped, expand, identify_all, scan_alone
-    from ..sources.s3 import is_s3
-
-    skipped, manifest = Skipped(), Manifest()
-    skipped.settling.seconds = options.settle
-    if options.changed == "skip":
-        manifest.identity.add_setting("changed=skip")
-    files = [s for s in specs if not is_url(s)]
-    if len(specs) == 1 and files and files[0] != "-" and not has_magic(files[0]) \
-            and not os.path.isdir(files[0]) and not is_s3(files[0]):
-        item, scanned = scan_alone(files[0], options.identity, options.chunk_size, options.fmt,
-                                   policy=options.local, settling=skipped.settling)
-        if item is not None:
-            manifest.add(item)
-        return manifest, skipped, scanned
-    names = expand(files, skipped, options.endpoint_url)
-    for item in identify_all(names, options.identity, stdin, options.chunk_size, options.fmt,
-                             options.endpoint_url, options.local, skipped.settling):
-        manifest.add(item)
-    for source in options.urls:
-        manifest.identity.add_url(source, options.identity)
-    if manifest.count and manifest.bad == manifest.count and not options.urls:
-        more = f" (and {manifest.bad - 1} more bad inputs)" if manifest.bad > 1 else ""
-        raise InputError(manifest.first.error + more)
-    scanned = None
-    if specs == ["-"]:  # spooled by ``identify``: scanned now, to fail before any work
-        stdin_copy = manifest.first
-        _, scanned = scan_alone(stdin_copy.path, options.identity, options.chunk_size,
-                                options.fmt, name=stdin_copy.name)
-    return manifest, skipped, scanned
-
-
-def current_run(manifest) -> tuple:
-    """(run ID, its status or None) of these inputs. With URLs: the newest run (generation)
-    of the command if it is unfinished, else a new one: the same command fetches the pages
-    again, and stores only what no earlier run stored."""
-    from dbos import DBOS
-
-    from ..contract import generation_of
-
-    identity = manifest.identity
-    if not identity.fetches:
-        run_id = identity.run_id()
-        return run_id, run_status(run_id)
-    newest = DBOS.list_workflows(workflow_id_prefix=identity.generations(), name="ingest_dataset",
-                                 sort_desc=True, limit=1, load_input=False, load_output=False)
-    if newest and newest[0].status not in (SUCCESS, ERROR):
-        manifest.chosen = newest[0].workflow_id
-        return manifest.chosen, newest[0].status
-    manifest.chosen = identity.run_id(generation_of(newest[0].workflow_id) + 1 if newest else 1)
-    return manifest.chosen, None
+from .waiting import bar_for_run, progress_of, wait_for_run
 
 
 def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None,
@@ -220,18 +157,6 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
 
         fleet.start(fork_entry=entry)
     return fleet
-
-
-def describe_inputs(specs: list, urls: tuple = ()) -> str:
-    """The inputs as typed, for people: paths made absolute, URLs without credentials."""
-    import os
-
-    from ..sources.s3 import is_s3
-
-    bare = iter(source.describe() for source in urls)
-    names = ["stdin" if s == "-" else next(bare) if is_url(s) else
-             (s if is_s3(s) or any(c in s for c in "*?[") else os.path.abspath(s)) for s in specs]
-    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
 
 def tune_gc() -> None:

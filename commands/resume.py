@@ -9,7 +9,8 @@ from ..errors import RunNotFound
 from .results import LoadResult
 from .load import tune_gc
 from .interrupted import finish_others_first
-from .waiting import POLL_SEC, bar_for_run, progress_of, run_job, run_status, wait_for_run
+from ..steps.inputs import run_status
+from .waiting import POLL_SEC, bar_for_run, progress_of, run_job, wait_for_run
 
 
 def any_state(database_url: Optional[str], run_id: Optional[str] = None) -> bool:

@@ -8,18 +8,12 @@ from typing import Callable, Optional
 from ..contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Job, RunPlan,
                         Summary, children_prefix)
 from ..errors import RunFailed, RunIncomplete
+from ..steps.inputs import run_status
 from .progress import Progress
 from ..views.states import needing_resume, published_pages
 
 POLL_SEC = 0.25  # how often a waiting command looks at its run
 CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
-
-
-def run_status(run_id: str) -> Optional[str]:
-    from dbos import DBOS
-
-    status = DBOS.get_workflow_status(run_id)
-    return status.status if status else None
 
 
 def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary:

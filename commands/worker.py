@@ -20,6 +20,7 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
 
     from ..runtime.launch import take_over as recover_executors
     from .helper_processes import Fleet, exit_with_parent
+    from .schedules import catch_up
 
     tune_gc()
     stop = threading.Event()
@@ -34,6 +35,7 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
     with Fleet(worker_id, processes, app.concurrency, app.database_url, drain_sec, say) as fleet:
         fleet.take_over_others(app.databases)
         fleet.start()
+        catch_up(say)
         say(f"worker {worker_id} ready (concurrency {app.concurrency}"
             f"{f', {processes} processes' if processes > 1 else ''}); Ctrl-C to stop")
         log = RunLog(worker_id, say)

@@ -4,7 +4,9 @@
   the app database's datasource, the queues it works, taking over what a crashed process of
   the same executor left, and a clean stop (``App``, a context manager every command uses);
 - ``executor_lock``: one live process per executor id and system database, a lock that dies
-  with its process even on kill -9.
+  with its process even on kill -9;
+- ``scheduler``: only ``ingest worker`` processes run DBOS's scheduler (fire schedules'
+  ticks), and how soon they see a schedule changed.
 
 May import: ``integration`` (to register the workflows before launch) and everything below
 it; never a command, a view or the command line.

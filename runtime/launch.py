@@ -24,6 +24,7 @@ from ..codec import json_text
 from ..contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
 from ..database import Databases, is_retryable_conflict
 from .executor_lock import ExecutorLock
+from .scheduler import SCHEDULE_POLL_SEC, declare_queue, fire_schedules
 
 QUEUE_POLLING_SEC = 0.05
 SQLITE_OPEN_BUSY_SEC = 5
@@ -33,6 +34,7 @@ _lock = None  # the ExecutorLock of a local process
 _concurrency = 1  # of this process's chunk queue
 _working = False  # whether this process works the queues yet (``start_working``)
 _deferred = False  # whether its start-up recovery waits for ``start_working``
+_schedules = False  # whether this process fires schedules' ticks and works them (workers)
 
 
 def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict:
@@ -45,6 +47,7 @@ def dbos_config(databases: Databases, executor_id: Optional[str] = None) -> dict
         "log_level": os.environ.get("INGEST_LOG_LEVEL", "CRITICAL"),
         # Only shutdown waits on this listener (we use no events): a short wait, little polling.
         "notification_listener_polling_interval_sec": 0.2,
+        "scheduler_polling_interval_sec": SCHEDULE_POLL_SEC,
     }
     traces = telemetry.traces_endpoint()
     if traces:
@@ -68,8 +71,10 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     ``commands.helper_processes``) works only chunks and retries: a queued run's own
     workflow stays with long-lived processes.
     """
-    global _global_concurrency, _lock
+    global _global_concurrency, _lock, _schedules
     _global_concurrency = global_concurrency
+    _schedules = role == "worker" and not helper
+    fire_schedules(_schedules)
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
     if role == "client":
@@ -225,6 +230,8 @@ def _execute_when_not_busy(connection: sqlite3.Connection, sql: str) -> None:
 def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
     # Settings live in DBOS's system database, shared by every process of the app.
     DBOS.register_queue(RUN_QUEUE, polling_interval_sec=0.5)
+    if _schedules:
+        declare_queue()
     DBOS.register_queue(CHUNK_QUEUE, worker_concurrency=concurrency,
                         global_concurrency=_global_concurrency,
                         polling_interval_sec=QUEUE_POLLING_SEC)

@@ -7,7 +7,11 @@ declares a workflow or a step of its own.
 - ``chunks``: a chunk's records read back, transformed and written in one transaction,
   and the retry rounds of those whose transform failed;
 - ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again;
-- ``faults``: the hidden test hooks (a slow chunk, a poison chunk, a parked chunk).
+- ``faults``: the hidden test hooks (a slow chunk, a poison chunk, a parked chunk);
+- ``load_options``: what a load is asked to do (``LoadOptions``), checked before any work;
+- ``inputs``: a load's inputs found, fingerprinted and named, and the run they make (the
+  command's and a schedule tick's);
+- ``ticks``: a schedule's tick: the run it plans, and what it did, counted once.
 
 May import: ``transform``, ``sources``, ``store``, ``tables`` and the services and
 foundation below them; never ``integration`` or anything above it.

@@ -101,21 +101,6 @@ def first_demo_name(workdir) -> dict:
 
 
 @pytest.mark.slow
-def test_dbos_start_runs_the_demo_load(workdir):
-    (workdir / "dbos-config.yaml").write_text((REPO / "dbos-config.yaml").read_text())
-    (workdir / "data").mkdir()
-    (workdir / "data" / "randomuser-1000.json").write_bytes(
-        (REPO / "data" / "randomuser-1000.json").read_bytes())
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    started = subprocess.run([str(BIN / "dbos"), "start"], cwd=workdir, env=env,
-                             capture_output=True, text=True, timeout=300)
-
-    assert started.returncode == 0, started.stderr
-    assert DEMO_SUMMARY in started.stdout
-    assert first_demo_name(workdir) == {"title": "MR", "first": "ONNI", "last": "HEIKKINEN"}
-
-
-@pytest.mark.slow
 def test_python_integration_py_runs_the_demo_as_the_original_did(workdir):
     ran = subprocess.run([sys.executable, str(REPO / "integration.py")], cwd=workdir,
                          capture_output=True, text=True, timeout=300)

@@ -45,7 +45,7 @@ def command_line_terms() -> set:
     from durable_ingest.cli import main
 
     terms = set()
-    for name, command in sorted(main.commands.items()):
+    for name, command in sorted(all_commands(main)):
         if command.hidden:
             continue
         terms.add(f"ingest {name}")
@@ -55,6 +55,14 @@ def command_line_terms() -> set:
             terms.update(flag for flag in param.opts + param.secondary_opts
                          if flag.startswith("--") and flag != "--help")
     return terms
+
+
+def all_commands(group, prefix: str = ""):
+    """(name, command) of every command, a group's subcommands as ``group sub``."""
+    for name, command in group.commands.items():
+        yield prefix + name, command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, f"{prefix}{name} ")
 
 
 def test_every_command_and_long_option_appears_in_docs():

@@ -19,8 +19,8 @@ from durable_ingest.codec import NUL_REASON
 from durable_ingest.store.error_rows import bad_file_row, error_row, write_errors_once
 from durable_ingest.contract import SUCCESS, Job, chunk_workflow_id, redrive_workflow_id, retry_workflow_id
 from durable_ingest.errors import InputChanged
-from durable_ingest.commands.load_options import LoadOptions
-from durable_ingest.commands.load import identify_inputs
+from durable_ingest.steps.load_options import LoadOptions
+from durable_ingest.steps.inputs import identify_inputs
 from durable_ingest.sources.rows import write_plan
 from durable_ingest.transform import Faults
 

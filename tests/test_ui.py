@@ -194,6 +194,25 @@ def test_the_runs_list_names_each_runs_table_and_label():
     assert "<td class='l table'>tasks</td><td class='l label'></td>" in html
 
 
+def test_the_runs_page_shows_the_schedules_with_their_last_run_and_a_link_to_their_runs():
+    from durable_ingest.ui.server import runs_fragment, schedules_fragment
+
+    schedule = {"name": "hourly<x>", "cron": "0 * * * *", "tz": "UTC", "paused": False,
+                "next_tick": "2026-12-08T10:00:00+00:00", "runs": 3, "skipped": 1,
+                "last_run": {"run_id": "ingest-0123456789abcdef0123", "state": "SUCCESS"}}
+    html = schedules_fragment([schedule, schedule | {"paused": True, "last_run": None}])
+    row = {"run_id": "ingest-0123456789abcdef0123", "state": "done", "files": 1, "records": 3,
+           "tasks": 3, "errors": 0, "retries": 0, "started_at": 0, "duration_s": 1.0,
+           "records_per_s": 3.0, "dataset": "a.json", "schedule": {"name": "hourly", "tick": "t"}}
+
+    assert "<a href='/?schedule=hourly&lt;x&gt;'>hourly&lt;x&gt;</a>" in html
+    assert "2026-12-08T10:00:00+00:00</td><td>3</td><td>1</td>" in html
+    assert "<a href='/runs/ingest-0123456789abcdef0123'>ingest-0123456789abcdef0123</a> SUCCESS" in html
+    assert "paused" in html and "no run yet" in html
+    assert schedules_fragment([]) == ""
+    assert "<td class='l label'>@hourly</td>" in runs_fragment([row])
+
+
 def test_ctrl_c_stops_the_ui_with_no_error_and_a_port_in_use_says_what_to_do(workdir):
     import signal
 

@@ -7,9 +7,10 @@ the server; the page's only script re-fetches the live part of the page (an HTML
 once a second while a run is queued or running, and stops when nothing is live. Every value
 is HTML-escaped; the database URL is shown redacted, as every command prints it.
 
-Routes: ``/`` (runs, newest first), ``/runs/RUN_ID`` (one run; ``?files=N`` pages its
-files), ``/fragment/...`` (the live part of either), ``/api/runs`` and ``/api/runs/RUN_ID``
-(the same data as ``ingest status --json``).
+Routes: ``/`` (the schedules, then the runs, newest first; ``?schedule=NAME`` only its
+runs), ``/runs/RUN_ID`` (one run; ``?files=N`` pages its files), ``/fragment/...`` (the live
+part of either), ``/api/runs``, ``/api/runs/RUN_ID`` and ``/api/schedules`` (the same data
+as ``ingest status --json`` and ``ingest schedule list --json``).
 """
 
 import hashlib
@@ -22,11 +23,12 @@ from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from ..views import app_database as appviews, error_triage, runs as operations
 from ..views.error_triage import ErrorFilter
-from ..views.render import sample_of
+from ..views.render import label_of, sample_of
+from ..views.schedules import schedules_of
 from ..errors import IngestError, RunNotFound, UsageError
 
 DEFAULT_PORT = 8787
@@ -86,6 +88,10 @@ class Views:
         with self.client() as client:
             return operations.runs_of(client, self.database_url, limit) if client else []
 
+    def schedules(self) -> list:
+        with self.client() as client:
+            return schedules_of(client, self.database_url) if client else []
+
     def run(self, run_id: str) -> dict:
         with self.client() as client:
             return operations.detail_of(client, self.database_url, run_id)
@@ -123,11 +129,28 @@ def runs_fragment(runs: list) -> str:
         f"<td class=errors>{e(r['errors'])}</td><td>{e(r['retries'])}</td>"
         f"<td class=l>{e(clock(r['started_at']))}</td><td>{e(r['duration_s'])}</td>"
         f"<td>{e(r['records_per_s'])}</td><td class='l table'>{e(r.get('table') or 'tasks')}</td>"
-        f"<td class='l label'>{e(r.get('label') or '')}</td><td class=l>{e(r['dataset'])}</td></tr>"
+        f"<td class='l label'>{e(label_of(r, none=''))}</td><td class=l>{e(r['dataset'])}</td></tr>"
         for r in runs)
     empty = "" if runs else "<p>no runs yet; start one with: <code>ingest load FILE</code></p>"
     return (f"<div data-live='{int(live)}'><h1>Runs</h1>{empty}"
             f"<table id=runs>{head}{rows}</table></div>")
+
+
+def schedules_fragment(found: list) -> str:
+    """The schedules above the runs: cron, next tick, runs so far, skipped, the last run."""
+    if not found:
+        return ""
+    rows = "".join(
+        f"<tr class=schedule><td class=l><a href='/?schedule={e(s['name'])}'>{e(s['name'])}</a>"
+        f"</td><td class=l>{e(s['cron'])} {e(s['tz'])}</td><td class=l>"
+        f"{'paused' if s['paused'] else 'active'}</td><td class=l>{e(s['next_tick'] or '-')}</td>"
+        f"<td>{e(s['runs'])}</td><td>{e(s['skipped'])}</td><td class=l>" + (
+            f"<a href='/runs/{e(s['last_run']['run_id'])}'>{e(s['last_run']['run_id'])}</a> "
+            f"{e(s['last_run']['state'])}" if s["last_run"] else "no run yet") + "</td></tr>"
+        for s in found)
+    return ("<h1>Schedules</h1><table id=schedules><tr><th class=l>schedule</th><th class=l>"
+            "cron</th><th class=l>state</th><th class=l>next tick</th><th>runs</th><th>skipped"
+            f"</th><th class=l>last run</th></tr>{rows}</table>")
 
 
 def run_fragment(detail: dict, files: dict, errors: list) -> str:
@@ -344,12 +367,18 @@ class Handler(BaseHTTPRequestHandler):
         parts = parts[1:] if fragment else parts
         if parts[:1] == ["api"]:
             data = self.views.runs() if parts == ["api", "runs"] else \
+                self.views.schedules() if parts == ["api", "schedules"] else \
                 self.views.run(parts[2]) if len(parts) == 3 and parts[1] == "runs" else None
             return (200, "application/json", json.dumps(data)) if data is not None else \
                 (404, "text/plain", "not found")
         if not parts:
-            body = runs_fragment(self.views.runs())
-            return 200, "text/html", body if fragment else page("runs", "/fragment/", body, self.where)
+            chosen = (query.get("schedule") or [None])[0]
+            runs = [r for r in self.views.runs() if not chosen
+                    or (r.get("schedule") or {}).get("name") == chosen]
+            body = ("" if chosen else schedules_fragment(self.views.schedules())) + \
+                runs_fragment(runs)
+            src = "/fragment/" + (f"?schedule={quote(chosen)}" if chosen else "")
+            return 200, "text/html", body if fragment else page("runs", src, body, self.where)
         if len(parts) == 2 and parts[0] == "runs":
             run_id = parts[1]
             files_page = (query.get("files") or ["1"])[0]

@@ -5,6 +5,7 @@
 - ``app_database``: what the app database holds for a run: its files with the rows each
   has, a dataset table's schema;
 - ``error_triage``: ``errors`` rows grouped (``ingest errors``), each group's sample located;
+- ``schedules``: the schedules, their next tick, what their ticks did, their last run;
 - ``states``: how a run's state reads (running, interrupted, done...), for views and waits;
 - ``render``: their tables on a terminal.
 

@@ -18,13 +18,23 @@ def runs(runs: list, hint: Optional[str] = None) -> str:
         rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
         lines.append(f"{r['run_id']:<28} {r['state']:<11} {r['files']:>7} {r['records']:>9} "
                      f"{r['tasks']:>9} {r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  "
-                     f"{r.get('table') or 'tasks':<14} {r.get('label') or '-':<12} {r['dataset']}")
+                     f"{r.get('table') or 'tasks':<14} {label_of(r):<12} {r['dataset']}")
     return "\n".join(lines)
+
+
+def label_of(run: dict, none: str = "-") -> str:
+    """Its label, else ``@SCHEDULE`` for a run a schedule started, else ``none``."""
+    if run.get("label"):
+        return run["label"]
+    return f"@{run['schedule']['name']}" if run.get("schedule") else none
 
 
 def detail(detail: dict, every_chunk: bool = False) -> str:
     """One run: its row, what it wrote where, then its chunks, summed up (or every one)."""
     lines = [runs([detail])]
+    if detail.get("schedule"):
+        lines.append(f"  started by schedule {detail['schedule']['name']}, tick "
+                     f"{detail['schedule']['tick']} (ingest schedule list)")
     if detail.get("table", "tasks") != "tasks":
         lines.append(f"  into table {detail['table']} (its columns: ingest schema {detail['table']})")
     if detail.get("updated") or detail.get("skipped"):
@@ -152,3 +162,30 @@ def schemas(tables: list) -> str:
                          f"{field}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def schedules(found: list) -> str:
+    """The schedules table: a line each, then its last run."""
+    if not found:
+        return ("no schedules yet; add one with: ingest schedule add NAME 'CRON' INPUT... "
+                "(then run `ingest worker`)")
+    lines = [f"{'name':<20} {'cron':<16} {'tz':<10} {'state':<7} {'next tick':<26} "
+             f"{'runs':>5} {'skipped':>7}  inputs"]
+    for s in found:
+        state = "paused" if s["paused"] else "active"
+        lines.append(f"{s['name']:<20} {s['cron']:<16} {s['tz']:<10} {state:<7} "
+                     f"{s['next_tick'] or '-':<26} {s['runs']:>5} {s['skipped']:>7}  "
+                     f"{', '.join(s['inputs'])}")
+        lines.append("    " + last_tick_line(s))
+    return "\n".join(lines)
+
+
+def last_tick_line(schedule: dict) -> str:
+    run = schedule["last_run"]
+    last = (f"last run {run['run_id']} {run['state']}" + (
+        f": records {run['records']:,} | tasks {run['tasks']:,} | errors {run['errors']:,}"
+        if run.get("records") is not None else "")) if run else "no run yet"
+    if schedule["last_outcome"] and schedule["last_outcome"] != "started":
+        last += f"; last tick {schedule['last_tick']}: {schedule['last_outcome']}" + (
+            f" ({schedule['last_reason']})" if schedule["last_reason"] else "")
+    return last

@@ -9,7 +9,7 @@ never creates a database that is not there.
 
 import os
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from typing import Callable, Optional
 
 from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT, QUEUED, SUCCESS,
@@ -106,8 +106,31 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
     for redrive in client.list_workflows(name="redrive_errors", status=SUCCESS, load_input=False):
         redrives.setdefault(redrive.workflow_id.rsplit("-redrive-", 1)[0], []).append(redrive)
     alive = executor_alive(database_url)
-    return [run_row(client, parent, redrives.get(parent.workflow_id, [])
+    rows = [run_row(client, parent, redrives.get(parent.workflow_id, [])
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
+    return with_schedules(database_url, rows)
+
+
+def with_schedules(database_url: Optional[str], rows: list) -> list:
+    """Each run row with the schedule and tick that started it (None: a command did)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..models import ScheduledRun
+
+    scheduled: dict = {}
+    with app_engine(database_url) as engine:
+        try:
+            with engine.connect() if engine is not None else nullcontext() as connection:
+                scheduled = {r.run_id: {"name": r.schedule, "tick": r.tick.isoformat()}
+                             for r in connection.execute(select(ScheduledRun).where(
+                                 ScheduledRun.run_id.in_([row["run_id"] for row in rows])))
+                             } if connection is not None else {}
+        except SQLAlchemyError:  # an app database not migrated yet
+            pass
+    for row in rows:
+        row["schedule"] = scheduled.get(row["run_id"])
+    return rows
 
 
 def earlier_history(database_url: Optional[str]):
@@ -165,7 +188,8 @@ def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     if not found:
         raise RunNotFound(run_id)
     children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
-    detail = run_row(client, found[0], children, alive=executor_alive(database_url))
+    detail = with_schedules(database_url, [run_row(client, found[0], children,
+                                                   alive=executor_alive(database_url))])[0]
     by_id = {c.workflow_id: c for c in children}
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
                      and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)

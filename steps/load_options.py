@@ -1,6 +1,7 @@
 """What a load is asked to do, checked before any work: ``LoadOptions`` (chunking, retries,
-faults, transform, key, the API pages' policy) and the checks of ``--transform``, ``--key``,
-``--on-conflict``, URL inputs and ``--header``."""
+faults, transform, key, the API pages' policy) built from the options of ``ingest load``
+(``options_of``: the command line's and a schedule's tick's), and the checks of
+``--transform``, ``--key``, ``--on-conflict``, URL inputs and ``--header``."""
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -80,7 +81,8 @@ class LoadOptions:
 
 
 def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: Optional[str],
-                    table: Optional[str] = None, columns: tuple = ()) -> dict:
+                    table: Optional[str] = None, columns: tuple = (),
+                    directory: Optional[str] = None) -> dict:
     """``LoadOptions`` fields for ``--transform``, ``--key``, ``--on-conflict``, ``--table``
     and ``--column``, checked before any work: a transform that can't be imported or called is
     ``TransformNotFound`` (exit 2), a malformed key path, table name or column hint a
@@ -102,7 +104,7 @@ def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: O
         raise UsageError("--on-conflict needs --key: without a key, records are identified "
                          "by file and position and never conflict")
     recorded = recorded_spec(transform)
-    directory = os.getcwd()
+    directory = directory or os.getcwd()  # a schedule's: where it was added
     resolve(recorded, directory)
     if key is not None:
         try:
@@ -158,3 +160,46 @@ def s3_endpoint(specs, endpoint_url: Optional[str]) -> str:
 
     check_extra()
     return resolved_endpoint(endpoint_url)
+
+
+def options_of(paths, given: dict, directory: Optional[str] = None) -> LoadOptions:
+    """The ``LoadOptions`` of ``ingest load``'s options (``given``, by their parameter names),
+    checked before any work; a transform's module is imported from ``directory`` (default:
+    the working directory)."""
+    return LoadOptions(
+        chunk_size=given["chunk_size"], fmt=input_format(given["fmt"], given["records"]),
+        label=given["label"],
+        max_attempts=given["max_attempts"], retry_interval=given["retry_interval"],
+        backoff=given["backoff"],
+        faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),
+        http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
+                         given["concurrency"]),
+        urls=url_inputs(paths, given["pages"], given["headers"]),
+        endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
+        settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
+        **shaping_options(given["transform_spec"], given["key"], given["on_conflict"],
+                          given["table"], given["columns"], directory))
+
+
+def faults_of(fail_tasks, flaky_rate, seed) -> dict:
+    from ..transform import Faults
+
+    return Faults(frozenset(fail_tasks), flaky_rate, seed).as_dict()
+
+
+def http_policy(http_attempts: int, http_timeout: float, rate, concurrency: int) -> HttpPolicy:
+    return HttpPolicy(attempts=http_attempts, timeout=http_timeout, rate=rate,
+                      concurrency=concurrency)
+
+
+def input_format(fmt, records):
+    """``--format`` and ``--records`` as one format (``sources.scan.records_format``)."""
+    from ..errors import UsageError
+    from ..sources.scan import records_format
+
+    if records is None:
+        return fmt
+    if fmt == "ndjson":
+        raise UsageError("--records PATH reads a JSON document; NDJSON has no path to read: "
+                         "drop --format ndjson or --records")
+    return records_format(records)
