@@ -68,6 +68,10 @@ def test_kill_stress_script_on_a_folder(postgres_backend):
     assert result.stdout.strip().splitlines()[-1] == "STRESS ok 2/2"
 
 
+def test_schedules_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
+    assert "runs per tick: [1]" in smoke_run("bench_schedules.py", tmp_path)
+
+
 def test_side_by_side_benchmark_smoke_run_prints_a_ratio(postgres_backend, tmp_path):
     out = smoke_run("bench_ab.py", tmp_path)
     cases = {line.split()[0] for line in out.splitlines()[3:-1]}
