@@ -315,8 +315,14 @@ def batch_outcome(run_id: str, start: int, stop: int) -> dict:
 
 
 def result_of(workflow_id: str):
-    return DBOS.retrieve_workflow(latest_attempt(workflow_id)).get_result(
-        polling_interval_sec=RESULT_POLLING_SEC)
+    handle = DBOS.retrieve_workflow(latest_attempt(workflow_id))
+    # A small run's chunk ends within milliseconds: look again soon at first, then every
+    # RESULT_POLLING_SEC (a run of 1,000 records waited ~200 ms of its ~250 ms here).
+    delay = 0.005
+    while delay < RESULT_POLLING_SEC and handle.get_status().status in ACTIVE:
+        time.sleep(delay)
+        delay *= 2
+    return handle.get_result(polling_interval_sec=RESULT_POLLING_SEC)
 
 
 def latest_attempt(workflow_id: str) -> str:

@@ -3,6 +3,7 @@
     python benchmarks/bench_landing.py                   # 100 runs x 1,000 records; 10,000 .gz
     python benchmarks/bench_landing.py --runs 20 --gz-files 2000 --postgres
     python benchmarks/bench_landing.py --smoke           # seconds; used by the test suite
+    python benchmarks/bench_landing.py --in-worker --postgres   # part 1 as a schedule's ticks
 
 1. **A growing file.** One NDJSON file grows by ``--per-run`` records before each of
    ``--runs`` runs of the same command (each loads only the tail); against loading the final
@@ -69,6 +70,81 @@ def growing(env_of, runs: int, per_run: int, idle_runs: int) -> dict:
             "beyond_ratio": max(total - idle * runs, 0.0) / max(once - idle, 1e-9)}
 
 
+def growing_in_a_worker(env_of, runs: int, per_run: int) -> dict:
+    """Part 1 as a service does it: the runs are ticks of a schedule in a running ``ingest
+    worker`` (triggered one after the other, as ``ingest schedule run`` does, through DBOS's
+    client: no command starts per run), against one tick over the final file in a fresh
+    database and worker. Timed from the append (or trigger) until every row is stored."""
+    with tempfile.TemporaryDirectory() as tail_dir, tempfile.TemporaryDirectory() as once_dir:
+        work = Path(tail_dir)
+        env = env_of(work, "wtail")
+        total = in_a_worker(env, work, runs, per_run)
+        stored = check_once(env, work, runs * per_run)
+        final = Path(once_dir) / "events.ndjson"
+        final.write_bytes((work / "events.ndjson").read_bytes())
+        once = in_a_worker(env_of(Path(once_dir), "wonce"), Path(once_dir), 1, 0, runs * per_run)
+    return {"runs": runs, "per_run": per_run, "total_s": total, "once_s": once,
+            "stored": stored, "ratio": total / once}
+
+
+def in_a_worker(env: dict, work: Path, runs: int, per_run: int, present: int = 0) -> float:
+    """Seconds the ``runs`` ticks took (each after ``per_run`` records were appended), in a
+    worker started (and ready) before the clock starts."""
+    import subprocess
+
+    from dbos import DBOSClient
+
+    log_file = work / "events.ndjson"
+    log_file.touch()
+    added = subprocess.run([*ingest_command(), "schedule", "add", "tail", "0 0 1 1 *",
+                            str(log_file)], env=env, cwd=work, capture_output=True, text=True)
+    if added.returncode != 0:
+        raise BenchError(f"schedule add: {added.stderr.strip()}")
+    worker = subprocess.Popen([*ingest_command(), "worker", "--worker-id", "bench"], env=env,
+                              cwd=work, stderr=subprocess.PIPE, text=True)
+    client = DBOSClient(system_database_url=env["DBOS_SYSTEM_DATABASE_URL"])
+    try:
+        while "ready" not in (worker.stderr.readline() or "ready"):
+            pass
+        began = time.perf_counter()
+        for number in range(runs):
+            if per_run:
+                with open(log_file, "a") as f:
+                    f.write(record_lines(number * per_run, per_run))
+            tick = client.trigger_schedule("tail").get_result(polling_interval_sec=0.01)
+            if tick["outcome"] != "started":
+                raise BenchError(f"tick {number}: {tick['outcome']} ({tick['reason']})")
+            client.retrieve_workflow(tick["run_id"]).get_result(polling_interval_sec=0.01)
+        elapsed = time.perf_counter() - began
+        wait_for_rows(env, present + runs * per_run, worker)
+        return elapsed
+    finally:
+        client.destroy()
+        worker.terminate()
+        worker.wait(timeout=120)
+
+
+def wait_for_rows(env: dict, rows: int, worker, timeout: float = 300) -> None:
+    url, deadline = env["DATABASE_URL"], time.monotonic() + timeout
+    while True:
+        try:
+            if url.startswith("sqlite:///"):
+                with sqlite3.connect(f"file:{url[len('sqlite:///'):]}?mode=ro", uri=True) as db:
+                    count = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+            else:
+                import psycopg
+
+                with psycopg.connect(url) as db:
+                    count = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        except (sqlite3.Error, ImportError):
+            count = 0
+        if count >= rows:
+            return
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"the worker stored {count} of {rows} rows")
+        time.sleep(0.005)
+
+
 def check_once(env: dict, work: Path, records: int) -> int:
     """Every record once, at positions 0..records-1 (SQLite: read here; Postgres: the
     ``--json`` counts already said it)."""
@@ -129,6 +205,12 @@ def postgres_env_of(pg: Postgres, stack: list):
     return env_of
 
 
+def report_worker(database: str, grow: dict) -> None:
+    print(f"{database}, in a worker: {grow['runs']} ticks x {grow['per_run']:,} records "
+          f"appended: {grow['total_s']:.1f} s in all ({grow['stored']:,} records, each once); "
+          f"one tick over the final file: {grow['once_s']:.2f} s; ratio {grow['ratio']:.2f}x")
+
+
 def report(database: str, grow: dict, gz: dict) -> None:
     print(f"{database}: {grow['runs']} runs x {grow['per_run']:,} records appended: "
           f"{grow['total_s']:.1f} s in all ({grow['stored']:,} records, each once); the final "
@@ -148,12 +230,16 @@ def main(argv=None) -> int:
     parser.add_argument("--gz-files", type=int, default=10_000)
     parser.add_argument("--per-gz", type=int, default=2)
     parser.add_argument("--postgres", action="store_true", help="also on Postgres")
+    parser.add_argument("--in-worker", action="store_true",
+                        help="part 1 only, as ticks of a schedule in a running worker")
     server_and_out_options(parser)
     parser.add_argument("--smoke", action="store_true", help="tiny: 4 runs, 20 .gz files")
     args = parser.parse_args(argv)
     if args.smoke:
         args.runs, args.per_run, args.idle_runs, args.gz_files = 4, 50, 1, 20
     ratios, stack = [], []
+    if args.in_worker:
+        return in_worker_main(args, ratios, stack)
     try:
         grow, gz = growing(sqlite_env, args.runs, args.per_run, args.idle_runs), \
             gz_rerun(sqlite_env, args.gz_files, args.per_gz)
@@ -165,6 +251,24 @@ def main(argv=None) -> int:
                 gz_rerun(env_of, args.gz_files, args.per_gz)
             report("postgres", grow, gz)
             ratios.append(grow["ratio"])
+    except BenchError as exc:
+        log(f"bench_landing: {exc}")
+        return 1
+    finally:
+        for context in reversed(stack):
+            context.__exit__(None, None, None)
+    print(f"RATIO {max(ratios):.2f}")
+    return 0
+
+
+def in_worker_main(args, ratios: list, stack: list) -> int:
+    try:
+        for database, env_of in (("sqlite", sqlite_env), ("postgres", postgres_env_of(
+                Postgres(args.pg), stack) if args.postgres else None)):
+            if env_of is not None:
+                grow = growing_in_a_worker(env_of, args.runs, args.per_run)
+                report_worker(database, grow)
+                ratios.append(grow["ratio"])
     except BenchError as exc:
         log(f"bench_landing: {exc}")
         return 1

@@ -31,4 +31,4 @@ def declare_queue() -> None:
     worker, which works it, and in a command that adds a schedule, which names it."""
     from dbos import DBOS
 
-    DBOS.register_queue(SCHEDULE_QUEUE, global_concurrency=1, polling_interval_sec=0.5)
+    DBOS.register_queue(SCHEDULE_QUEUE, global_concurrency=1, polling_interval_sec=0.2)
