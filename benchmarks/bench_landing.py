@@ -237,38 +237,29 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.runs, args.per_run, args.idle_runs, args.gz_files = 4, 50, 1, 20
+    return ratio_of_each_database(args, in_a_worker_part if args.in_worker else both_parts)
+
+
+def both_parts(args, database: str, env_of) -> float:
+    grow, gz = growing(env_of, args.runs, args.per_run, args.idle_runs), \
+        gz_rerun(env_of, args.gz_files, args.per_gz)
+    report(database, grow, gz)
+    return grow["ratio"]
+
+
+def in_a_worker_part(args, database: str, env_of) -> float:
+    grow = growing_in_a_worker(env_of, args.runs, args.per_run)
+    report_worker(database, grow)
+    return grow["ratio"]
+
+
+def ratio_of_each_database(args, part) -> int:
+    """``part`` on SQLite and (``--postgres``) Postgres; the RATIO line, the highest."""
     ratios, stack = [], []
-    if args.in_worker:
-        return in_worker_main(args, ratios, stack)
     try:
-        grow, gz = growing(sqlite_env, args.runs, args.per_run, args.idle_runs), \
-            gz_rerun(sqlite_env, args.gz_files, args.per_gz)
-        report("sqlite", grow, gz)
-        ratios.append(grow["ratio"])
+        ratios.append(part(args, "sqlite", sqlite_env))
         if args.postgres:
-            env_of = postgres_env_of(Postgres(args.pg), stack)
-            grow, gz = growing(env_of, args.runs, args.per_run, args.idle_runs), \
-                gz_rerun(env_of, args.gz_files, args.per_gz)
-            report("postgres", grow, gz)
-            ratios.append(grow["ratio"])
-    except BenchError as exc:
-        log(f"bench_landing: {exc}")
-        return 1
-    finally:
-        for context in reversed(stack):
-            context.__exit__(None, None, None)
-    print(f"RATIO {max(ratios):.2f}")
-    return 0
-
-
-def in_worker_main(args, ratios: list, stack: list) -> int:
-    try:
-        for database, env_of in (("sqlite", sqlite_env), ("postgres", postgres_env_of(
-                Postgres(args.pg), stack) if args.postgres else None)):
-            if env_of is not None:
-                grow = growing_in_a_worker(env_of, args.runs, args.per_run)
-                report_worker(database, grow)
-                ratios.append(grow["ratio"])
+            ratios.append(part(args, "postgres", postgres_env_of(Postgres(args.pg), stack)))
     except BenchError as exc:
         log(f"bench_landing: {exc}")
         return 1
