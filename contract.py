@@ -18,8 +18,10 @@ from typing import Optional
 # changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
 # travel to retry_records as runs of positions (``add_position``), and its rounds are
 # retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
-# ``prepare_table`` keeps them. tests/test_upgrades.py records each version's shapes.
-APPLICATION_VERSION = "ingest-v4"
+# ``prepare_table`` keeps them. v5: URL inputs follow chains of pages (``UrlSource.paging``),
+# a page per ``fetch_link`` step whose ``FetchedPage.next`` leads to the next one.
+# tests/test_upgrades.py records each version's shapes.
+APPLICATION_VERSION = "ingest-v5"
 
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
@@ -153,21 +155,57 @@ def title_of(position: int) -> str:
 
 # -- what a run carries --------------------------------------------------------------------
 @dataclass(frozen=True)
+class Paging:
+    """How each page of a URL input without ``{page}`` leads to the next one (a chain), as
+    the options of ``ingest load`` say: by default a ``Link: <...>; rel="next"`` header; or
+    a URL (``next_url``) or a cursor (``cursor``, or ``cursor_record``: a field of the
+    page's last record) at a dotted path of the body, the cursor sent as the query
+    parameter ``cursor_param``; or an offset (``offset_param``, ``limit`` records a page).
+    ``has_more``, ``total`` and ``max_pages`` say where a chain ends."""
+
+    next_url: str = ""
+    cursor: str = ""
+    cursor_record: str = ""
+    cursor_param: str = ""
+    has_more: str = ""
+    offset_param: str = ""
+    limit_param: str = ""
+    limit: int = 0
+    total: str = ""
+    max_pages: Optional[int] = None
+
+    @property
+    def style(self) -> str:
+        """``link``, ``next-url``, ``cursor``, ``cursor-record`` or ``offset``."""
+        for style in ("next_url", "cursor", "cursor_record", "offset_param"):
+            if getattr(self, style):
+                return style.replace("_param", "").replace("_", "-")
+        return "link"
+
+    def describe(self) -> str:
+        """The options as typed ("" for the default: Link headers, no cap)."""
+        return " ".join(f"--{name.replace('_', '-')} {value}"
+                        for name, value in asdict(self).items() if value)
+
+
+@dataclass(frozen=True)
 class UrlSource:
-    """A URL input, without its credentials: one document, or pages ``first``..``last``
-    (``last`` None: until the first page with no records) of a ``{page}`` template."""
+    """A URL input, without its credentials: pages ``first``..``last`` (``last`` None:
+    until the first page with no records) of a ``{page}`` template; or, without one, a
+    document and the chain of pages its ``paging`` leads to."""
 
     template: str
     first: int = 0
     last: Optional[int] = None
     paginated: bool = False
+    paging: Paging = Paging()
 
     def url(self, page: int) -> str:
         return self.template.replace(PAGE_PLACEHOLDER, str(page)) if self.paginated else self.template
 
     def describe(self) -> str:
         if not self.paginated:
-            return self.template
+            return f"{self.template} {self.paging.describe()}".rstrip()
         return f"{self.template} pages {self.first}-{'' if self.last is None else self.last}"
 
 
@@ -205,6 +243,7 @@ class FetchedPage:
     error: Optional[str] = None
     empty: bool = False
     end: bool = False  # it ends an open range and holds nothing to load (see sources.http.ends)
+    next: Optional[str] = None  # in a chain: the URL of the page after it (None: the last)
 
     @property
     def loads(self) -> bool:

@@ -27,6 +27,7 @@ from durable_ingest import contract
 SHAPES = {
     "ingest-v3": "2c03c8208f518aff",
     "ingest-v4": "6658808f7b8313fd",
+    "ingest-v5": "d5123b3c496aad11",  # chains of pages: UrlSource.paging, FetchedPage.next, fetch_link
 }
 EARLIER_COMMIT = "8cbd45e"  # main before issue 35: application version ingest-v2
 
