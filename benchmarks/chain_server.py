@@ -12,11 +12,13 @@ Pages 1..``pages`` hold ``records`` records each, randomuser.me-shaped and disti
   {"next_cursor": "cN+1" or ""}}`` (Slack);
 - ``/stripe[?starting_after=UUID]``: ``{"object": "list", "data": [...], "has_more": bool}``,
   the cursor being the last record's ``login.uuid`` (Stripe's ``id``);
-- ``/offset?offset=K&limit=L``: ``{"rows": [...], "total": T}`` (K a multiple of L = records).
+- ``/offset?offset=K&limit=L``: ``{"rows": [...], "total": T}`` (K a multiple of L = records);
+- ``/nested?page=N``: ``{"result": {"paging": {"next": URL or null}, "items": [...]}}``.
 
 Next links are relative (``/link?page=2``) unless ``absolute``. ``twist={page: what}`` makes
-a page lie: ``"loop:M"`` (its next page is page M), ``"stuck"`` (its cursor is the one it was
-asked with), ``"shape"`` (its records key is missing), ``"bad-next"`` (its next is a number).
+a page lie: ``"loop:M"`` (its next page is page M), ``"to:URL"`` (its next link is URL),
+``"stuck"`` (its cursor is the one it was asked with), ``"shape"`` (its records key is
+missing), ``"bad-next"`` (its next is a number).
 ``script`` works as ``PageServer``'s (500, "reset", ...), and ``hold=N`` holds page N's first
 answer until ``release()`` (``held`` is set once it is held): a test kills a process while
 the page is in flight, without racing it. ``requests_by_page`` counts requests per page.
@@ -39,7 +41,7 @@ from page_server import PageHandler, PageServer, page_seed  # noqa: E402
 from durable_ingest.generate import datasets as generate  # noqa: E402
 
 HOLD_TIMEOUT = 120.0  # a forgotten release() lets the held page go after this long
-STYLES = ("link", "next", "cursor", "stripe", "offset")
+STYLES = ("link", "next", "cursor", "stripe", "offset", "nested")
 
 
 class ChainHandler(PageHandler):
@@ -112,7 +114,7 @@ class ChainServer(PageServer):
     def page_of(self, style: str, query: dict) -> Optional[int]:
         first = lambda name, default="": query.get(name, [default])[0]  # noqa: E731
         try:
-            if style in ("link", "next"):
+            if style in ("link", "next", "nested"):
                 return int(first("page", "1"))
             if style == "cursor":
                 return int(first("cursor", "c1")[1:])
@@ -133,14 +135,19 @@ class ChainServer(PageServer):
         return page + 1 if page < self.chain_pages else None
 
     def link(self, style: str, page: int) -> str:
+        away = self.twist.get(page - 1, "")
+        if away.startswith("to:"):
+            return away[len("to:"):]
         relative = f"/{style}?page={page}"
         return self.url + relative if self.absolute else relative
 
     def envelope(self, style: str, page: int, query: dict) -> tuple:
         """(bytes before the records, bytes after them, headers) of a page."""
         following, twist = self.next_page(page), self.twist.get(page, "")
+        if twist.startswith("to:"):
+            following = page + 1
         key = {"link": None, "next": "data", "cursor": "members", "stripe": "data",
-               "offset": "rows"}[style]
+               "offset": "rows", "nested": "items"}[style]
         around = self._around(style, page, following, twist, query)
         headers = {}
         if style == "link":
@@ -152,15 +159,21 @@ class ChainServer(PageServer):
             return b"[", b"]", headers
         if twist == "shape":
             key = "results_were_here"
+        if style == "nested":
+            around = around["result"]
         head = orjson.dumps(around)[:-1] + (b", " if around else b"") + f'"{key}": ['.encode()
+        if style == "nested":
+            return b'{"result": ' + head, b"]}}", headers
         return head, b"]}", headers
 
     def _around(self, style: str, page: int, following: Optional[int], twist: str,
                 query: dict) -> dict:
-        if style == "next":
+        if style in ("next", "nested"):
             target = self.link(style, following) if following is not None else None
-            return {"links": {"self": self.link(style, page),
-                              "next": 12345 if twist == "bad-next" else target}}
+            target = 12345 if twist == "bad-next" else target
+            if style == "nested":
+                return {"result": {"paging": {"next": target}}}
+            return {"links": {"self": self.link(style, page), "next": target}}
         if style == "cursor":
             cursor = query.get("cursor", [""])[0] if twist == "stuck" else \
                 f"c{following}" if following is not None else ""
