@@ -171,14 +171,18 @@ def fetch_source(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
 
 
 def fetch_chain(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
-    """Fetch a chain of pages, each page's step carrying the next one's URL; each page is
-    written to ``sources``, claimed and packed as it comes (its chunks load while the next
-    page is fetched). A loop ends the chain with an ``errors`` row."""
-    chain = Chain(source)
+    """Fetch a chain of pages, each page's step carrying the next one's URL. Pages are
+    written to ``sources``, claimed and packed once they hold a chunk's records (or a
+    step's worth of pages), so their chunks load while the next pages are fetched. A loop
+    ends the chain with an ``errors`` row."""
+    chain, unrecorded = Chain(source), []
     while chain.url is not None:
         page = when_allowed(fetch_link, job, source, chain.url, chain.count + 1)
         stopped = chain.follow(page)
-        fetched = record_batch(job, fetched, [page] + ([stopped] if stopped else []))
+        unrecorded += [page] + ([stopped] if stopped else [])
+        if chain.url is None or len(unrecorded) >= pages_per_step(job.http) \
+                or sum(p.records for p in unrecorded) >= job.chunk_size:
+            fetched, unrecorded = record_batch(job, fetched, unrecorded), []
     return fetched
 
 

@@ -25,8 +25,15 @@ the page is in flight, without racing it. ``requests_by_page`` counts requests p
 
     with ChainServer(pages=5, records=10) as server:
         requests.get(server.url + "/link")            # page 1, and a Link to page 2
+
+From a shell (or a benchmark, as a subprocess), it prints ``READY http://127.0.0.1:PORT``
+once it accepts connections and serves until SIGTERM or SIGINT::
+
+    .venv/bin/python benchmarks/chain_server.py --pages 100 --records 1000 --dir /tmp/chain
 """
 
+import argparse
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -183,3 +190,23 @@ class ChainServer(PageServer):
         if style == "offset":
             return {"total": self.chain_pages * self.per_page}
         return {}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--records", type=int, default=100, help="records per page")
+    parser.add_argument("--dir", default=None, help="where record files go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with ChainServer(pages=args.pages, records=args.records, directory=args.dir) as server:
+        print(f"READY {server.url}", flush=True)
+        stop.wait()
+    print(f"REQUESTS {server.requests}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -82,6 +82,7 @@ class Limiter:
 _session = threading.local()
 _pools: dict = {}  # pages in flight -> the threads that fetch them, kept for their connections
 _limiters: dict = {}  # run id -> its Limiter, kept from batch to batch
+_ahead: dict = {}  # (run id, url, number) -> a Future: a chain's next page, fetched ahead
 _shared = threading.Lock()
 
 
@@ -105,6 +106,21 @@ def pool_of(size: int) -> ThreadPoolExecutor:
 def limiter_of(run_id: str, rate: Optional[float]) -> Limiter:
     with _shared:
         return _limiters.setdefault(run_id, Limiter(rate))
+
+
+def fetch_ahead(key: tuple, size: int, work) -> None:
+    """Start ``work`` (a chain's next page) in the background, under ``key``: the run
+    records this page meanwhile, and the step of the next one takes it (``fetched_ahead``)."""
+    pool = pool_of(size)
+    with _shared:
+        if key not in _ahead:
+            _ahead[key] = pool.submit(work)
+
+
+def fetched_ahead(key: tuple):
+    """The Future of the page fetched ahead under ``key``, or None."""
+    with _shared:
+        return _ahead.pop(key, None)
 
 
 class Fetcher:
@@ -261,6 +277,8 @@ def forget_run(spool: str, run_id: str) -> None:
     shutil.rmtree(markers_dir(spool, run_id), ignore_errors=True)
     with _shared:
         _limiters.pop(run_id, None)
+        for key in [key for key in _ahead if key[0] == run_id]:
+            _ahead.pop(key)
     waiting.discard(run_id)
 
 

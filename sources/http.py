@@ -14,7 +14,7 @@ from ..contract import PAGE_PLACEHOLDER, FetchedPage, HttpPolicy, Paging, UrlSou
 from ..errors import InputError, UsageError, one_line
 from .common import BLOCK_BYTES
 from .credentials import Credentials, origin_of
-from .fetcher import Answer, Fetcher, pool_of
+from .fetcher import Answer, Fetcher, fetch_ahead, fetched_ahead, pool_of
 from .paging import WrongShape, next_of
 
 FAILURES_IN_A_ROW = 3  # failed pages in a row that stop a source (its pages are alike)
@@ -177,6 +177,23 @@ def past_the_end(source: UrlSource, page: FetchedPage) -> bool:
 
 def fetch_chained(run_id: str, source: UrlSource, url: str, number: int, policy: HttpPolicy,
                   scanning: Scanning, creds: Credentials, spool: str) -> FetchedPage:
+    """Page ``number`` of a chain, at ``url`` (see ``chained_page``). The page after it is
+    fetched ahead, in the background, while the run records this one: its step then finds
+    it fetched or in flight, so one request at a time is in flight, never two."""
+    def page_at(at: str, at_number: int):
+        return lambda: chained_page(run_id, source, at, at_number, policy, scanning, creds, spool)
+
+    ahead = fetched_ahead((run_id, url, number))
+    page = ahead.result() if ahead is not None else page_at(url, number)()
+    cap = source.paging.max_pages
+    if page.next is not None and not (cap and number >= cap):
+        fetch_ahead((run_id, page.next, number + 1), policy.concurrency,
+                    page_at(page.next, number + 1))
+    return page
+
+
+def chained_page(run_id: str, source: UrlSource, url: str, number: int, policy: HttpPolicy,
+                 scanning: Scanning, creds: Credentials, spool: str) -> FetchedPage:
     """Page ``number`` of a chain, at ``url``: fetched (the credentials only within the
     origin of the chain's first page, as for redirects), spooled and scanned, with the URL
     of the page after it (``next``); a page that can't say where the next one is fails."""

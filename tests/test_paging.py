@@ -206,3 +206,56 @@ def test_cursors_and_offsets_go_into_the_query():
         == "https://x/a?offset=100&limit=50"
     assert first_url(UrlSource("https://x/a", 0, 0, paging=offsets)) \
         == "https://x/a?offset=0&limit=50"
+
+
+# -- properties of the paging helpers -------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+KEYS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="."),
+               min_size=1, max_size=8)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10),
+       value=TEXT, others=st.lists(st.tuples(st.sampled_from(["q", "page", "x y"]), TEXT),
+                                   max_size=3))
+def test_a_query_parameter_is_set_once_and_the_others_are_kept(name, value, others):
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from durable_ingest.sources.paging import with_param
+
+    others = [(n, v) for n, v in others if n != name]
+    url = with_param(f"https://api.example.com/v1/x?{urlencode(others)}", name, value)
+    pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    assert [v for n, v in pairs if n == name] == [value]
+    assert [(n, v) for n, v in pairs if n != name] == others
+
+
+@settings(max_examples=200, deadline=None)
+@given(target=st.from_regex(r"[A-Za-z0-9/?=&,;._~%-]{0,30}", fullmatch=True),
+       before=st.lists(st.sampled_from(["prev", "first", "last", "nextish"]), max_size=3),
+       quoted=st.booleans(), spaces=st.sampled_from(["", " ", "  "]))
+def test_the_next_link_is_found_among_others(target, before, quoted, spaces):
+    from urllib.parse import urljoin
+
+    from durable_ingest.sources.paging import link_next
+
+    rel = '"next"' if quoted else "next"
+    values = [f"</{n}>;{spaces}rel={n}" for n in before] + [f"<{target}>{spaces};rel={rel}"]
+    base = "https://api.example.com/v1/items"
+    assert link_next(f",{spaces}".join(values), base) == urljoin(base, target)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.lists(KEYS, min_size=1, max_size=4), value=st.one_of(st.none(), st.integers(), TEXT),
+       noise=st.dictionaries(KEYS, st.integers(), max_size=3))
+def test_a_value_at_a_dotted_path_is_found_or_missing(path, value, noise):
+    from durable_ingest.sources.paging import value_in
+
+    document = value
+    for key in reversed(path):
+        document = {**noise, key: document}
+    assert value_in(document, ".".join(path), "--cursor", "the page") == value
+    missing = path[:-1] + [path[-1] + "-missing"]
+    assert value_in(document, ".".join(missing), "--cursor", "the page") is None
