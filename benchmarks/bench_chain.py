@@ -19,13 +19,13 @@ is ``RATIO <chain / file>``.
 
 import argparse
 import statistics
-import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import HERE, BenchError, Postgres, log, server_and_out_options  # noqa: E402
+from bench import (HERE, BenchError, Postgres, log, server_and_out_options,  # noqa: E402
+                   serving)
 from bench_http import one_load  # noqa: E402
 
 TARGET = 0.75
@@ -35,19 +35,9 @@ TARGET = 0.75
 def chain_server(folder: Path, pages: int, records: int):
     """``chain_server.py`` in a process of its own; yields its base URL."""
     folder.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, str(HERE / "chain_server.py"), "--pages",
-                                str(pages), "--records", str(records), "--dir", str(folder)],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline().strip()
-        if not line.startswith("READY "):
-            raise BenchError(f"chain_server.py did not start: {line!r}")
-        yield line.split(" ", 1)[1]
-    finally:
-        process.terminate()
-        tail = process.communicate(timeout=60)[0].strip()
-        if tail:
-            log(f"  server: {tail}")
+    with serving([sys.executable, str(HERE / "chain_server.py"), "--pages", str(pages),
+                  "--records", str(records), "--dir", str(folder)]) as url:
+        yield url
 
 
 def one_file(folder: Path, pages: int) -> Path:
@@ -76,6 +66,14 @@ def throughput(pg: Postgres, path: Path, url: str, records: int, repeats: int) -
     return row
 
 
+def measured(args, records: int) -> dict:
+    pg = Postgres(args.pg)
+    pg.version()
+    folder = args.out / f"chain-{args.pages}x{args.records}"
+    with chain_server(folder, args.pages, args.records) as url:
+        return throughput(pg, one_file(folder, args.pages), f"{url}/link", records, args.repeats)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=100)
@@ -87,24 +85,23 @@ def main(argv=None) -> int:
     if args.smoke:
         args.pages, args.records, args.repeats = 5, 40, 1
     records = args.pages * args.records
-    pg = Postgres(args.pg)
     try:
-        pg.version()
-        folder = args.out / f"chain-{args.pages}x{args.records}"
-        with chain_server(folder, args.pages, args.records) as url:
-            row = throughput(pg, one_file(folder, args.pages), f"{url}/link", records,
-                             args.repeats)
+        row = measured(args, records)
     except BenchError as exc:
         log(f"bench_chain: {exc}")
         return 1
-    print(f"{args.pages} pages x {args.records:,} records ({records:,} records), Postgres, "
-          f"median of {args.repeats}")
+    report(f"{args.pages} pages x {args.records:,} records ({records:,} records), Postgres, "
+           f"median of {args.repeats}", row)
+    return 0
+
+
+def report(title: str, row: dict) -> None:
+    print(title)
     print(f"{'file rec/s':>11} {'chain rec/s':>12} {'ratio':>6}  target >= {TARGET}")
     print(f"{row['file_rps']:>11,.0f} {row['chain_rps']:>12,.0f} {row['ratio']:>6.2f}")
     print("every repeat: file " + " / ".join(f"{r:,.0f}" for r in row["file_all"])
           + ", chain " + " / ".join(f"{r:,.0f}" for r in row["chain_all"]))
     print(f"RATIO {row['ratio']:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ once it accepts connections and serves until SIGTERM or SIGINT::
 """
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -43,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from page_server import PageHandler, PageServer, page_seed  # noqa: E402
+from page_server import PageHandler, PageServer, page_seed, serve_until_signalled  # noqa: E402
 
 from durable_ingest.generate import datasets as generate  # noqa: E402
 
@@ -198,15 +197,9 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=100, help="records per page")
     parser.add_argument("--dir", default=None, help="where record files go (default: a temp dir)")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with ChainServer(pages=args.pages, records=args.records, directory=args.dir) as server:
-        print(f"READY {server.url}", flush=True)
-        stop.wait()
-    print(f"REQUESTS {server.requests}", flush=True)
-    return 0
-
+    return serve_until_signalled(
+        lambda: ChainServer(pages=args.pages, records=args.records, directory=args.dir),
+        lambda server: server.url, lambda server: f"REQUESTS {server.requests}")
 
 if __name__ == "__main__":
     sys.exit(main())
