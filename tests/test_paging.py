@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, kill_9, run_ingest, start_ingest, wait_until
+from conftest import REPO, finish_on_workers, kill_9, run_ingest, start_ingest, wait_until
 from conftest import cli_load as load
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -87,6 +87,18 @@ def test_kill_9_in_the_middle_of_a_chain_then_the_same_command(backend, workdir,
     summary = json.loads(again.stdout.strip().splitlines()[-1])
     assert (summary["tasks"], summary["pages"]["new"]) == (200, 8)
     backend.assert_each_record_once(200, 0)
+
+
+@pytest.mark.slow
+def test_a_detached_chain_is_followed_by_workers(postgres_backend, workdir):
+    env = postgres_backend.env()
+    with ChainServer(pages=6, records=15) as server:
+        queued = run_ingest("load", f"{server.url}/stripe", *STYLES["stripe"], "--chunk-size",
+                            "40", "--detach", "--json", env=env, cwd=workdir)
+        assert queued.returncode == 0, queued.stderr
+        finish_on_workers(json.loads(queued.stdout)["run_id"], env, workdir)
+        assert every_page_once(server, 6), server.requests_by_page
+    postgres_backend.assert_each_record_once(90, 0)
 
 
 @pytest.mark.parametrize("style, twist, says, loaded", [
