@@ -144,10 +144,15 @@ def test_max_pages_caps_chains_and_numbered_pages_ignore_link_headers(cli, sqlit
         server.reset_counts()
         numbered = load(cli, sqlite_backend, f"{server.url}/link?page={{page}}", "--pages", "3-4")
         assert dict(server.requests_by_page) == {3: 1, 4: 1}  # page 4's Link to 5 not followed
+        server.reset_counts()
+        open_range = load(cli, sqlite_backend, f"{server.url}/link?page={{page}}", "--pages", "4-",
+                          "--max-pages", "2")
+        assert dict(server.requests_by_page) == {4: 1, 5: 1}
 
     assert capped["pages"]["new"] == 2 and numbered["pages"]["new"] == 2
+    assert open_range["pages"]["already"] == 1 and open_range["pages"]["new"] == 1
     assert capped["run_id"] != numbered["run_id"]
-    sqlite_backend.assert_each_record_once(20, 0)
+    sqlite_backend.assert_each_record_once(25, 0)
 
 
 def test_the_paging_options_name_the_run(cli, sqlite_backend):
