@@ -18,7 +18,9 @@ from typing import Optional
 # changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
 # travel to retry_records as runs of positions (``add_position``), and its rounds are
 # retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
-# ``prepare_table`` keeps them. v5: schedules' ticks (``scheduled_load``, ``TickPlan``).
+# ``prepare_table`` keeps them. v5: schedules' ticks (``scheduled_load``, ``TickPlan``);
+# URL inputs follow chains of pages (``UrlSource.paging``), a page per ``fetch_link`` step
+# whose ``FetchedPage.next`` leads to the next one.
 # tests/test_upgrades.py records each version's shapes.
 APPLICATION_VERSION = "ingest-v5"
 
@@ -57,53 +59,6 @@ IDENTITY_SEPARATOR = "\x1f"
 def fingerprint_of(content_hash: str, label: str) -> str:
     """A file's identity: its bytes, plus a label to load the same bytes again on purpose."""
     return hashlib.sha256(f"{content_hash}:{label}".encode()).hexdigest()[:20]
-
-
-class RunIdentity:
-    """A run's ID, from the identities of its files in order: a set of one file keeps that
-    file's fingerprint (``ingest-<fingerprint>``), so the same command names the same run."""
-
-    def __init__(self):
-        self._hash = hashlib.sha256(b"set")
-        self._first: Optional[str] = None
-        self.count = 0
-        self.fetches = False  # it has URL inputs
-        self.settings = False  # it has settings (add_setting)
-
-    def add(self, fingerprint: Optional[str], name: str) -> None:
-        if self.count == 0:
-            self._first = fingerprint
-        self._hash.update(f"{fingerprint or 'bad'}\t{name}\n".encode())
-        self.count += 1
-
-    def add_setting(self, setting: str) -> None:
-        """A setting that changes what the same files load (``--changed skip``): another run."""
-        self._hash.update(f"setting\t{setting}\n".encode())
-        self.settings = True  # never the ID of the file alone
-
-    def add_url(self, source: "UrlSource", label: str) -> None:
-        """A URL input: named by what it asks for (and the label), not by what it answers,
-        unknown before the run; its runs are numbered generations (``run_id(generation)``)."""
-        self._hash.update(f"url\t{source.describe()}\t{label}\n".encode())
-        self.fetches = True
-
-    def run_id(self, generation: int = 1) -> str:
-        """The run's ID. A command with URLs has a new run (generation) each time the last
-        one finished, since the pages may say something new: its IDs share a prefix (see
-        ``generations``) and end with the generation number, in hex."""
-        if self.fetches:
-            return f"{self.generations()}{generation:06x}"
-        if self.count == 1 and self._first and not self.settings:
-            return f"ingest-{self._first}"
-        return f"ingest-{self._hash.hexdigest()[:20]}"
-
-    def generations(self) -> str:
-        """The prefix of the IDs of a command with URLs (then 6 hex digits of generation)."""
-        return f"ingest-{self._hash.hexdigest()[:14]}"
-
-
-def generation_of(run_id: str) -> int:
-    return int(run_id[-6:], 16)
 
 
 def is_run_id(text: str) -> bool:
@@ -158,21 +113,57 @@ def title_of(position: int) -> str:
 
 # -- what a run carries --------------------------------------------------------------------
 @dataclass(frozen=True)
+class Paging:
+    """How each page of a URL input without ``{page}`` leads to the next one (a chain), as
+    the options of ``ingest load`` say: by default a ``Link: <...>; rel="next"`` header; or
+    a URL (``next_url``) or a cursor (``cursor``, or ``cursor_record``: a field of the
+    page's last record) at a dotted path of the body, the cursor sent as the query
+    parameter ``cursor_param``; or an offset (``offset_param``, ``limit`` records a page).
+    ``has_more``, ``total`` and ``max_pages`` say where a chain ends."""
+
+    next_url: str = ""
+    cursor: str = ""
+    cursor_record: str = ""
+    cursor_param: str = ""
+    has_more: str = ""
+    offset_param: str = ""
+    limit_param: str = ""
+    limit: int = 0
+    total: str = ""
+    max_pages: Optional[int] = None
+
+    @property
+    def style(self) -> str:
+        """``link``, ``next-url``, ``cursor``, ``cursor-record`` or ``offset``."""
+        for style in ("next_url", "cursor", "cursor_record", "offset_param"):
+            if getattr(self, style):
+                return style.replace("_param", "").replace("_", "-")
+        return "link"
+
+    def describe(self) -> str:
+        """The options as typed ("" for the default: Link headers, no cap)."""
+        return " ".join(f"--{name.replace('_', '-')} {value}"
+                        for name, value in asdict(self).items() if value)
+
+
+@dataclass(frozen=True)
 class UrlSource:
-    """A URL input, without its credentials: one document, or pages ``first``..``last``
-    (``last`` None: until the first page with no records) of a ``{page}`` template."""
+    """A URL input, without its credentials: pages ``first``..``last`` (``last`` None:
+    until the first page with no records) of a ``{page}`` template; or, without one, a
+    document and the chain of pages its ``paging`` leads to."""
 
     template: str
     first: int = 0
     last: Optional[int] = None
     paginated: bool = False
+    paging: Paging = Paging()
 
     def url(self, page: int) -> str:
         return self.template.replace(PAGE_PLACEHOLDER, str(page)) if self.paginated else self.template
 
     def describe(self) -> str:
         if not self.paginated:
-            return self.template
+            return f"{self.template} {self.paging.describe()}".rstrip()
         return f"{self.template} pages {self.first}-{'' if self.last is None else self.last}"
 
 
@@ -210,6 +201,7 @@ class FetchedPage:
     error: Optional[str] = None
     empty: bool = False
     end: bool = False  # it ends an open range and holds nothing to load (see sources.http.ends)
+    next: Optional[str] = None  # in a chain: the URL of the page after it (None: the last)
 
     @property
     def loads(self) -> bool:

@@ -14,7 +14,9 @@ Read top to bottom, this is the story of a load:
    as a file is). Each batch is written to ``sources``, claimed and packed like files, so
    its chunks load while the next batch is fetched; a page that can't be had gets one
    ``errors`` row. A crash never fetches a page twice: a finished batch is checkpointed,
-   and a page spooled by an unfinished one is found in the spool.
+   and a page spooled by an unfinished one is found in the spool. A URL without ``{page}``
+   is a chain (``fetch_chain``): a page per step (``fetch_link``), whose output carries
+   the next page's URL, so it goes on from the last page fetched.
 3. ``load_chunk`` reads its pieces, transforms every record and writes the successes to
    ``tasks`` in one datasource transaction (``write_chunk``; COPY on Postgres). Records that
    can never load go straight to ``errors``.
@@ -66,7 +68,8 @@ from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMP
                        retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
 from .sources.fetcher import forget_run
-from .sources.http import Scanning, Tail, fetch_pages
+from .sources.http import Scanning, Tail, fetch_chained, fetch_pages
+from .sources.paging import Chain
 
 CLAIM_PAGE = 1000  # files claimed per transaction
 AWAIT_BATCH = 64  # chunks awaited per step
@@ -153,18 +156,36 @@ class Fetched:
 def fetch_source(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
     """Fetch a URL input's pages a batch per step, each batch written to ``sources``,
     claimed and packed into chunks (so they load while the next batch is fetched)."""
-    count = pages_per_step(job.http) if source.paginated else 1
+    if not source.paginated:
+        return fetch_chain(job, source, fetched)
+    count = pages_per_step(job.http)
     page, tail = source.first, Tail()
     while source.last is None or page <= source.last:
-        pages, ended = fetch_batch_when_allowed(job, source, page, count, tail)
+        pages, ended = when_allowed(fetch_batch, job, source, page, count, tail)
         for fetched_page in pages:
             tail = tail.after(fetched_page)
         page += len(pages)
         if ended and source.last is not None and page <= source.last:
             pages.append(unfetched(source, page, tail))  # N failures in a row: the rest alike
         fetched = record_batch(job, fetched, pages)
-        if ended or not source.paginated:
+        if ended:
             break
+    return fetched
+
+
+def fetch_chain(job: Job, source: UrlSource, fetched: Fetched) -> Fetched:
+    """Fetch a chain of pages, each page's step carrying the next one's URL. Pages are
+    written to ``sources``, claimed and packed once they hold a chunk's records (or a
+    step's worth of pages), so their chunks load while the next pages are fetched. A loop
+    ends the chain with an ``errors`` row."""
+    chain, unrecorded = Chain(source), []
+    while chain.url is not None:
+        page = when_allowed(fetch_link, job, source, chain.url, chain.count + 1)
+        stopped = chain.follow(page)
+        unrecorded += [page] + ([stopped] if stopped else [])
+        if chain.url is None or len(unrecorded) >= pages_per_step(job.http) \
+                or sum(p.records for p in unrecorded) >= job.chunk_size:
+            fetched, unrecorded = record_batch(job, fetched, unrecorded), []
     return fetched
 
 
@@ -191,15 +212,14 @@ def unfetched(source: UrlSource, first: int, tail: Tail) -> FetchedPage:
         "run the same command again once the cause is fixed"))
 
 
-def fetch_batch_when_allowed(job: Job, source: UrlSource, first: int, count: int,
-                             tail: Tail) -> tuple:
-    """``fetch_batch``, once a process with the run's credentials runs the run: one that
+def when_allowed(fetch, *args):
+    """A fetching step, once a process with the run's credentials runs the run: one that
     recovered it without them (another command's) waits, durably, and lets it go when
     it exits; the same command or ``ingest resume --header`` then goes on."""
     wait = 5.0
     while True:
         try:
-            return fetch_batch(job, source, first, count, tail)
+            return fetch(*args)
         except CredentialsNeeded:
             DBOS.sleep(wait)
             wait = min(wait * 2, 60.0)
@@ -225,6 +245,15 @@ def fetch_batch(job: Job, source: UrlSource, first: int, count: int, tail: Tail)
     scanning = Scanning(job.chunk_size, job.fmt, job.fingerprint_label)
     return fetch_pages(job.run_id, source, first, count, job.http, scanning, creds, job.spool,
                        tail)
+
+
+@DBOS.step(name="fetch_link")
+def fetch_link(job: Job, source: UrlSource, url: str, number: int) -> FetchedPage:
+    """Fetch, spool and scan page ``number`` of a chain, at ``url``: its ``FetchedPage``,
+    whose ``next`` is the URL of the page after it (None: the last)."""
+    creds = credentials_for(job.run_id, job.credentials_check, job.credential_names)
+    scanning = Scanning(job.chunk_size, job.fmt, job.fingerprint_label)
+    return fetch_chained(job.run_id, source, url, number, job.http, scanning, creds, job.spool)
 
 
 # -- 3. one chunk ---------------------------------------------------------------------------

@@ -110,6 +110,23 @@ def child_env(**extra: str) -> dict:
     return env
 
 
+@contextlib.contextmanager
+def serving(command: list) -> Iterator[str]:
+    """A server in a process of its own that prints ``READY <address>`` once it serves (the
+    page servers beside this file); yields the address, and stops it (SIGTERM) after."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline().strip()
+        if not line.startswith("READY "):
+            raise BenchError(f"{Path(command[1]).name} did not start: {line!r}")
+        yield line.split(" ", 1)[1]
+    finally:
+        process.terminate()
+        tail = process.communicate(timeout=60)[0].strip()
+        if tail:
+            log(f"  server: {tail}")
+
+
 def server_and_out_options(parser) -> None:
     """``--pg`` (INGEST_TEST_PG, else this machine's server) and ``--out`` (benchmarks/out),
     as the scripts beside this one take them."""

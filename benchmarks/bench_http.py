@@ -19,7 +19,6 @@ nothing), and a load of ~10 MB pages, for peak RSS. The last line is ``RATIO <ht
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (HERE, BenchError, Postgres, ingest_command, log,  # noqa: E402
-                   measure, server_and_out_options)
+                   measure, server_and_out_options, serving)
 from bench_files import postgres_env, prepare  # noqa: E402
 
 RSS_PAGE_RECORDS = 9_000  # ~10 MB of randomuser records per page
@@ -38,19 +37,9 @@ RSS_LIMIT_MB = 250
 def page_server(folder: Path, pages: int, records: int, *faults: str):
     """``page_server.py`` in a process of its own; yields its page URL template."""
     folder.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, str(HERE / "page_server.py"), "--pages", str(pages),
-                                "--records", str(records), "--dir", str(folder), *faults],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline().strip()
-        if not line.startswith("READY "):
-            raise BenchError(f"page_server.py did not start: {line!r}")
-        yield line.split(" ", 1)[1]
-    finally:
-        process.terminate()
-        tail = process.communicate(timeout=60)[0].strip()
-        if tail:
-            log(f"  server: {tail}")
+    with serving([sys.executable, str(HERE / "page_server.py"), "--pages", str(pages),
+                  "--records", str(records), "--dir", str(folder), *faults]) as url:
+        yield url
 
 
 def one_load(pg: Postgres, source: list, expected: int) -> tuple:

@@ -607,20 +607,29 @@ def statuses_json(statuses: Counter) -> str:
     return json.dumps({str(status): count for status, count in sorted(statuses.items(), key=str)})
 
 
-def main(argv: Optional[list] = None) -> int:
-    args = parse_args(argv)
+def serve_until_signalled(make, ready, summary) -> int:
+    """Serve the server ``make()`` builds until SIGTERM or SIGINT: ``READY <ready(server)>``
+    once it accepts connections, then the line ``summary(server)``."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = PageServer(pages=args.pages, records=args.records, seed=args.seed, fmt=args.fmt,
-                        directory=args.dir, gzip=args.gzip, fail_rate=args.fail_rate,
-                        reset_rate=args.reset_rate, port=args.port)
+    server = make()
     with server:
         if not stop.is_set():  # a signal during page generation: stop without a READY line
-            print(f"READY {server.page_url}", flush=True)
+            print(f"READY {ready(server)}", flush=True)
             stop.wait()
-    print(f"REQUESTS {server.requests} STATUSES {statuses_json(server.statuses)}", flush=True)
+    print(summary(server), flush=True)
     return 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args(argv)
+    return serve_until_signalled(
+        lambda: PageServer(pages=args.pages, records=args.records, seed=args.seed, fmt=args.fmt,
+                           directory=args.dir, gzip=args.gzip, fail_rate=args.fail_rate,
+                           reset_rate=args.reset_rate, port=args.port),
+        lambda server: server.page_url,
+        lambda server: f"REQUESTS {server.requests} STATUSES {statuses_json(server.statuses)}")
 
 
 if __name__ == "__main__":

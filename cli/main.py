@@ -18,12 +18,12 @@ import click
 from .. import __version__
 from ..commands import progress
 from ..errors import EXIT_INTERRUPTED
-from .options import (Failure, concurrency_option, database_option, error_budget_of,
-                      error_filter_of, errors_command_options, exit_if_failed, fault_options,
-                      faults_of, generate_command_options, json_option, load_command_options,
-                      load_options_of, one_line_errors, remote_options, report_unexpected,
-                      running_app, say, status_command_options, ui_command_options,
-                      worker_command_options)
+from .options import (LOAD_EXAMPLES, Failure, concurrency_option, database_option,
+                      error_budget_of, error_filter_of, errors_command_options, exit_if_failed,
+                      fault_options, faults_of, generate_command_options, json_option,
+                      load_command_options, load_options_of, one_line_errors, remote_options,
+                      report_unexpected, running_app, say, status_command_options,
+                      ui_command_options, worker_command_options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +38,7 @@ def main() -> None:
 
 
 # -- ingest load --------------------------------------------------------------------------------
-@main.command()
+@main.command(epilog=LOAD_EXAMPLES)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH|URL...")
 @load_command_options
 def load(paths, **given) -> None:
@@ -48,7 +48,8 @@ def load(paths, **given) -> None:
     PATH is a JSON array, a {"results": [...]} envelope or NDJSON file (optionally gzip), a
     folder (walked for .json, .ndjson and .jsonl files), a quoted glob ('landing/**/*.json')
     or '-' for stdin. URL is an http(s) URL of such a document; with a {page} placeholder,
-    the pages --pages names. All of them are one run; content loaded before is not loaded
+    the pages --pages names; without, the chain of pages its Link headers lead to (or the
+    paging options: below). All of them are one run; content loaded before is not loaded
     again.
 
     \b

@@ -116,11 +116,55 @@ endpoint_option = click.option(
     "--endpoint-url", metavar="URL", default=None,
     help="S3-compatible endpoint of s3:// inputs (default: AWS_ENDPOINT_URL, else AWS's).")
 remote_options = options(header_option, endpoint_option)  # what resume and worker fetch with
+# ``ingest load --help``'s last words: one example per paging style, with the APIs it fits.
+LOAD_EXAMPLES = """\b
+Paging of URL inputs without {page} (one style per command; --max-pages N caps any):
+  Link: <...>; rel="next" headers (GitHub, GitLab) are followed by themselves:
+    ingest load 'https://api.github.com/repos/o/r/issues?per_page=100'
+  The next URL in the body (JSON:API links.next; DRF next, with --records results):
+    ingest load https://api.example.com/articles --next-url links.next --records data
+  A cursor in the body (Slack; Notion: --cursor next_cursor --has-more has_more):
+    ingest load 'https://slack.com/api/users.list?limit=200' --records members \\
+      --cursor response_metadata.next_cursor --cursor-param cursor
+  The last record's id as the cursor (Stripe):
+    ingest load https://api.stripe.com/v1/charges --records data --has-more has_more \\
+      --cursor-record id --cursor-param starting_after
+  Offset and limit (many SQL-backed APIs):
+    ingest load https://api.example.com/rows --records rows --offset-param offset \\
+      --limit-param limit --limit 500 --total total
+"""
+
+# (flag, metavar, help) of the paging options that take a path or a name
+PAGING_TEXTS = (
+    ("--next-url", "PATH", "A URL input's next page is the URL at this dotted path of its "
+     "body, absolute or relative (links.next: JSON:API; next: DRF)."),
+    ("--cursor", "PATH", "The next page's token is at this path of the body, sent as "
+     "--cursor-param (response_metadata.next_cursor: Slack)."),
+    ("--cursor-record", "FIELD", "The next page's token is this field of the page's last "
+     "record, sent as --cursor-param (id, with --cursor-param starting_after: Stripe)."),
+    ("--cursor-param", "NAME", "The query parameter a --cursor or --cursor-record token goes into."),
+    ("--has-more", "PATH", "Stop when the body's value here says there is no more (false, 0, "
+     "null or missing)."),
+    ("--offset-param", "NAME", "Offset paging: this query parameter is 0, then grows by the "
+     "records of each page, until a page holds fewer than --limit."),
+    ("--limit-param", "NAME", "With --offset-param: the query parameter --limit is sent in."),
+    ("--total", "PATH", "With --offset-param: the number of records in all, at this path of "
+     "the body."),
+)
+paging_options = options(
+    *(click.option(flag, metavar=metavar, default=None, help=text)
+      for flag, metavar, text in PAGING_TEXTS),
+    click.option("--limit", type=click.IntRange(1), default=None, metavar="N",
+                 help="With --offset-param: records a page holds (a shorter page is the last)."),
+    click.option("--max-pages", type=click.IntRange(1), default=None, metavar="N",
+                 help="At most N pages of each URL input, whatever its paging."),
+)
 http_options = options(
     click.option("--pages", metavar="START-END|START-", default=None,
                  help="Pages of URL inputs with a {page} placeholder: START-END (inclusive), "
                       "or START- (until the first page with no records)."),
     header_option,
+    paging_options,
     click.option("--http-attempts", type=click.IntRange(1, 100), default=5, show_default=True,
                  help="Tries per page, the first included (connection errors, timeouts, 429, 5xx)."),
     click.option("--http-timeout", type=click.FloatRange(0.1, 3600), default=30.0,

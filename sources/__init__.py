@@ -8,6 +8,7 @@
   content hash;
 - ``http`` (URL inputs and their paging), ``fetcher`` (one page with its retry policy) and
   ``credentials`` (never stored): API pages;
+- ``identity``: the run ID a load's inputs make (the same command, the same run);
 - ``read``: a chunk's byte ranges back into records;
 - ``common``: what they share (limits, opening a file, lines, value ends).
 

@@ -3,10 +3,10 @@
 Each request waits its turn under ``--rate``; what may pass if tried again (no connection, a
 reset, a timeout, 408, 425, 429, any 5xx) is retried with exponential backoff and jitter,
 honouring ``Retry-After`` (capped at ``MAX_RETRY_AFTER_SEC``); other answers are final.
-Redirects are followed within the URL's origin with its credentials, and elsewhere without
-them. The body is streamed to the spool under its content hash. A marker notes each spooled
-page of a run: a step re-run after a crash finds it and does not fetch the page again (the
-markers go once the run has fetched every page).
+Redirects are followed within the URL's origin (or a chain's: its first page's) with its
+credentials, and elsewhere without them. The body is streamed to the spool under its content
+hash. A marker notes each spooled page of a run: a step re-run after a crash finds it and
+does not fetch the page again (the markers go once the run has fetched every page).
 """
 
 import email.utils
@@ -41,12 +41,14 @@ USER_AGENT = "durable-ingest"
 
 @dataclass
 class Answer:
-    """One page's final answer: its spooled body (None: an empty answer), or why not."""
+    """One page's final answer: its spooled body (None: an empty answer), or why not;
+    ``link``: its ``Link`` header (where a chain's next page may be)."""
 
     attempts: int
     status: Optional[int] = None
     path: Optional[str] = None
     error: Optional[str] = None
+    link: Optional[str] = None
 
 
 class Retry(Exception):
@@ -80,6 +82,7 @@ class Limiter:
 _session = threading.local()
 _pools: dict = {}  # pages in flight -> the threads that fetch them, kept for their connections
 _limiters: dict = {}  # run id -> its Limiter, kept from batch to batch
+_ahead: dict = {}  # (run id, url, number) -> a Future: a chain's next page, fetched ahead
 _shared = threading.Lock()
 
 
@@ -105,11 +108,29 @@ def limiter_of(run_id: str, rate: Optional[float]) -> Limiter:
         return _limiters.setdefault(run_id, Limiter(rate))
 
 
-class Fetcher:
-    """Fetches pages of one run into the spool, each with the run's retry policy."""
+def fetch_ahead(key: tuple, size: int, work) -> None:
+    """Start ``work`` (a chain's next page) in the background, under ``key``: the run
+    records this page meanwhile, and the step of the next one takes it (``fetched_ahead``)."""
+    pool = pool_of(size)
+    with _shared:
+        if key not in _ahead:
+            _ahead[key] = pool.submit(work)
 
-    def __init__(self, run_id: str, policy: HttpPolicy, creds: Credentials, spool: str):
+
+def fetched_ahead(key: tuple):
+    """The Future of the page fetched ahead under ``key``, or None."""
+    with _shared:
+        return _ahead.pop(key, None)
+
+
+class Fetcher:
+    """Fetches pages of one run into the spool, each with the run's retry policy; the
+    credentials go only to ``origin`` (default: each URL's own)."""
+
+    def __init__(self, run_id: str, policy: HttpPolicy, creds: Credentials, spool: str,
+                 origin: Optional[str] = None):
         self.run_id, self.policy, self.creds, self.spool = run_id, policy, creds, spool
+        self.origin = origin
         self.limiter = limiter_of(run_id, policy.rate)
         self.stop = threading.Event()  # set once the pages in flight are not wanted
 
@@ -169,7 +190,7 @@ class Fetcher:
     def get(self, url: str):
         """GET, following redirects: with the credentials within the URL's origin, without
         them elsewhere (as curl does without --location-trusted)."""
-        origin, target = origin_of(url), url
+        origin, target = self.origin or origin_of(url), url
         for _ in range(MAX_REDIRECTS + 1):
             headers = self.creds.for_url(target) if origin_of(target) == origin else {}
             response = session().get(target, headers=headers, stream=True,
@@ -189,9 +210,10 @@ class Fetcher:
     def answer_of(self, response, number: int) -> Answer:
         status = response.status_code
         if status in NO_CONTENT:
-            return Answer(attempts=number, status=status)
+            return Answer(attempts=number, status=status, link=response.headers.get("Link"))
         if 200 <= status < 300:
-            return Answer(attempts=number, status=status, path=self.spool_body(response))
+            return Answer(attempts=number, status=status, path=self.spool_body(response),
+                          link=response.headers.get("Link"))
         if status >= 500 or status in RETRIED_4XX:
             raise Retry(describe_status(response), retry_after(response))
         return Answer(attempts=number, status=status, error=self.refused(response))
@@ -255,6 +277,8 @@ def forget_run(spool: str, run_id: str) -> None:
     shutil.rmtree(markers_dir(spool, run_id), ignore_errors=True)
     with _shared:
         _limiters.pop(run_id, None)
+        for key in [key for key in _ahead if key[0] == run_id]:
+            _ahead.pop(key)
     waiting.discard(run_id)
 
 

@@ -1,7 +1,8 @@
 """Pages of a JSON API as inputs: URL inputs and ``--pages``, and the paging of a batch
 (``fetch_pages``, a step of the run, see ``integration``): pages in flight in page order,
 each fetched by ``fetcher`` and then scanned exactly as a file is, so chunks read it back by
-byte ranges; where an open range ends, and when failures in a row stop a source."""
+byte ranges; where an open range ends, and when failures in a row stop a source. A URL
+without ``{page}`` is a chain (``paging``): ``fetch_chained`` fetches one of its pages."""
 
 import os
 from collections import deque
@@ -9,11 +10,12 @@ from dataclasses import dataclass, replace
 from typing import Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..contract import PAGE_PLACEHOLDER, FetchedPage, HttpPolicy, UrlSource
+from ..contract import PAGE_PLACEHOLDER, FetchedPage, HttpPolicy, Paging, UrlSource
 from ..errors import InputError, UsageError, one_line
 from .common import BLOCK_BYTES
 from .credentials import Credentials, origin_of
-from .fetcher import Answer, Fetcher, pool_of
+from .fetcher import Answer, Fetcher, fetch_ahead, fetched_ahead, pool_of
+from .paging import WrongShape, next_of
 
 FAILURES_IN_A_ROW = 3  # failed pages in a row that stop a source (its pages are alike)
 
@@ -31,9 +33,11 @@ def parse_pages(text: str) -> tuple:
     return first, last
 
 
-def url_source(spec: str, pages: Optional[tuple], credentials: "Credentials") -> UrlSource:
+def url_source(spec: str, pages: Optional[tuple], credentials: "Credentials",
+               paging: Paging = Paging()) -> UrlSource:
     """The stored form of a URL input; its userinfo, if any, goes to ``credentials``.
-    Messages show the URL without its userinfo (the spec may hold a password)."""
+    Messages show the URL without its userinfo (the spec may hold a password). Numbered
+    pages stop at ``--max-pages`` too (and ignore ``Link`` headers)."""
     parts = urlsplit(spec)
     if "@" in parts.path or not valid_host(parts):
         # Not shown: an unencoded / or @ in a password puts the password anywhere in it.
@@ -44,11 +48,15 @@ def url_source(spec: str, pages: Optional[tuple], credentials: "Credentials") ->
         credentials.basic[origin_of(template)] = (unquote(parts.username or ""),
                                                    unquote(parts.password or ""))
     if PAGE_PLACEHOLDER not in template:
-        return UrlSource(template, 0, 0)
+        return UrlSource(template, 0, 0, paging=paging)
     if pages is None:
         raise UsageError(f"{template} has a {PAGE_PLACEHOLDER} placeholder: say which pages "
                          "with --pages START-END, or START- to go on until a page has no records")
-    return UrlSource(template, pages[0], pages[1], paginated=True)
+    first, last = pages
+    if paging.max_pages:
+        cap = first + paging.max_pages - 1
+        last = cap if last is None else min(last, cap)
+    return UrlSource(template, first, last, paginated=True)
 
 
 def valid_host(parts) -> bool:
@@ -165,3 +173,41 @@ def past_the_end(source: UrlSource, page: FetchedPage) -> bool:
     """A 404 or 410 after an open range's first page: how many APIs answer past their last
     page. It ends the range as an empty page does, with no ``errors`` row."""
     return source.last is None and page.status in (404, 410) and page.page > source.first
+
+
+def fetch_chained(run_id: str, source: UrlSource, url: str, number: int, policy: HttpPolicy,
+                  scanning: Scanning, creds: Credentials, spool: str) -> FetchedPage:
+    """Page ``number`` of a chain, at ``url`` (see ``chained_page``). The page after it is
+    fetched ahead, in the background, while the run records this one: its step then finds
+    it fetched or in flight, so one request at a time is in flight, never two."""
+    def page_at(at: str, at_number: int):
+        return lambda: chained_page(run_id, source, at, at_number, policy, scanning, creds, spool)
+
+    ahead = fetched_ahead((run_id, url, number))
+    page = ahead.result() if ahead is not None else page_at(url, number)()
+    cap = source.paging.max_pages
+    if page.next is not None and not (cap and number >= cap):
+        fetch_ahead((run_id, page.next, number + 1), policy.concurrency,
+                    page_at(page.next, number + 1))
+    return page
+
+
+def chained_page(run_id: str, source: UrlSource, url: str, number: int, policy: HttpPolicy,
+                 scanning: Scanning, creds: Credentials, spool: str) -> FetchedPage:
+    """Page ``number`` of a chain, at ``url``: fetched (the credentials only within the
+    origin of the chain's first page, as for redirects), spooled and scanned, with the URL
+    of the page after it (``next``); a page that can't say where the next one is fails."""
+    fetcher = Fetcher(run_id, policy, creds, spool, origin=origin_of(source.template))
+    answer = Answer(attempts=1)
+    try:
+        answer = fetcher.answer(url)
+        page = scanning.plan(number, url, answer)
+        if not page.error:
+            page = replace(page, next=next_of(source.paging, url, page, answer.link))
+    except WrongShape as exc:
+        page = FetchedPage(page=number, name=url, attempts=answer.attempts, status=answer.status,
+                           error=f"{url}: {exc}: a page of another shape, the chain stops here")
+    except Exception as exc:  # the spool can't be written, or anything unforeseen
+        page = FetchedPage(page=number, name=url, attempts=answer.attempts,
+                           error=f"{url}: {one_line(exc)}")
+    return replace(page, error=creds.scrub(page.error)) if page.error else page

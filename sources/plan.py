@@ -20,7 +20,8 @@ from typing import BinaryIO, Iterator, Optional
 
 import orjson
 
-from ..contract import RunIdentity, fingerprint_of
+from ..contract import fingerprint_of
+from .identity import RunIdentity
 from ..errors import InputError
 from .common import BLOCK_BYTES, open_input
 from .globs import glob_regex, has_magic, is_data_file

@@ -58,7 +58,7 @@ def current_run(manifest) -> tuple:
     again, and stores only what no earlier run stored."""
     from dbos import DBOS
 
-    from ..contract import generation_of
+    from ..sources.identity import generation_of
 
     identity = manifest.identity
     if not identity.fetches:

@@ -6,7 +6,7 @@ faults, transform, key, the API pages' policy) built from the options of ``inges
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..contract import IDENTITY_SEPARATOR, HttpPolicy, Job, is_url
+from ..contract import IDENTITY_SEPARATOR, HttpPolicy, Job, Paging, is_url
 
 DEFAULT_CHUNK_SIZE = 5000
 
@@ -116,19 +116,23 @@ def shaping_options(transform: Optional[str], key: Optional[str], on_conflict: O
             "columns": hints_of(columns, table, key)}
 
 
-def url_inputs(specs: list, pages: Optional[str], headers: tuple) -> tuple:
-    """The ``UrlSource`` of each URL among ``specs``, checked before any work (a
-    ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
+def url_inputs(specs: list, pages: Optional[str], headers: tuple,
+               paging: Paging = Paging()) -> tuple:
+    """The ``UrlSource`` of each URL among ``specs``, with its paging, checked before any
+    work (a ``UsageError``, exit 2); their credentials (``--header``, a URL's userinfo) are
     installed in this process and its helpers, and kept nowhere else."""
     from ..errors import UsageError
     from ..sources.credentials import Credentials, install
     from ..sources.http import parse_pages, url_source
+    from ..sources.paging import check_paging
 
     credentials = Credentials()
     for header in headers:
         credentials.add_header(header)
+    check_paging(paging, pages, [spec for spec in specs if is_url(spec)])
     page_range = parse_pages(pages) if pages is not None else None
-    sources = tuple(url_source(spec, page_range, credentials) for spec in specs if is_url(spec))
+    sources = tuple(url_source(spec, page_range, credentials, paging)
+                    for spec in specs if is_url(spec))
     if pages is not None and not any(source.paginated for source in sources):
         raise UsageError("--pages is for URL inputs with a {page} placeholder, e.g. "
                          "'https://api.example.com/users?page={page}'")
@@ -174,7 +178,7 @@ def options_of(paths, given: dict, directory: Optional[str] = None) -> LoadOptio
         faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),
         http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
                          given["concurrency"]),
-        urls=url_inputs(paths, given["pages"], given["headers"]),
+        urls=url_inputs(paths, given["pages"], given["headers"], paging_of(given)),
         endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
         settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
         **shaping_options(given["transform_spec"], given["key"], given["on_conflict"],
@@ -203,3 +207,11 @@ def input_format(fmt, records):
         raise UsageError("--records PATH reads a JSON document; NDJSON has no path to read: "
                          "drop --format ndjson or --records")
     return records_format(records)
+
+
+def paging_of(given: dict) -> Paging:
+    """How URL inputs without ``{page}`` lead to their next pages: the options of
+    ``ingest load`` named as ``Paging``'s fields (``--next-url``, ``--cursor``...)."""
+    defaults = Paging()
+    return Paging(**{name: given.get(name) or getattr(defaults, name)
+                     for name in Paging.__dataclass_fields__})
