@@ -69,7 +69,8 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     nothing that would need recovering. An ``exclusive`` worker also waits until no other
     live process has its executor id. A ``helper`` (of a command, see
     ``commands.helper_processes``) works only chunks and retries: a queued run's own
-    workflow stays with long-lived processes.
+    workflow stays with long-lived processes. Only a ``worker`` (not a helper) fires the
+    schedules' ticks and works their queue (``scheduler``).
     """
     global _global_concurrency, _lock, _schedules
     _global_concurrency = global_concurrency
