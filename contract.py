@@ -18,8 +18,10 @@ from typing import Optional
 # changes, after draining runs in flight. v2: runs over sets of files. v3: failed records
 # travel to retry_records as runs of positions (``add_position``), and its rounds are
 # retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
-# ``prepare_table`` keeps them. tests/test_upgrades.py records each version's shapes.
-APPLICATION_VERSION = "ingest-v4"
+# ``prepare_table`` keeps them. v5: a run ends with its summary row (``record_run``), and
+# ``collect_garbage`` (worker --retention) is a workflow. tests/test_upgrades.py records
+# each version's shapes.
+APPLICATION_VERSION = "ingest-v5"
 
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
@@ -30,6 +32,7 @@ TASKS = "tasks"  # the demo's table of JSON records, where records go without --
 RUN_QUEUE = "ingest-runs"  # runs started with --detach, for any worker to pick up
 CHUNK_QUEUE = "ingest-chunks"
 RETRY_QUEUE = "ingest-retries"
+GC_QUEUE = "ingest-gc"  # collect_garbage's ticks (worker --retention): worked by workers only
 PAGES_EVENT = "pages"  # a run's page counts so far (DBOS.set_event), for progress and status
 
 # DBOS's workflow statuses (dbos.WorkflowStatusString), grouped as the commands use them.
