@@ -29,7 +29,8 @@ Read top to bottom, this is the story of a load:
    stopped.
 
 ``redrive_errors`` (``ingest retry``) sends a run's ``errors`` rows through the transform
-again. Every side effect is a step or a datasource transaction, and a transaction commits
+again; ``collect_garbage`` (``ingest worker --retention``) deletes what old finished runs
+leave behind, every hour. Every side effect is a step or a datasource transaction, and a transaction commits
 its rows together with DBOS's checkpoint: replays never write twice, and metrics are
 counted only when a transaction really commits.
 """
@@ -51,8 +52,8 @@ from typing import Optional
 
 from dbos import DBOS, SetWorkflowID
 
-from .store import datasource
-from .steps import chunks, claims, faults, packing, redrive
+from .store import datasource, run_summaries
+from .steps import chunks, claims, faults, packing, redrive, retention
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
@@ -89,12 +90,16 @@ def ingest_run(plan: RunPlan) -> Summary:
     count = packed["next_index"]
     totals = await_chunks(job.run_id, count)
     pages = fetched.claimed
-    return Summary(run_id=job.run_id, inputs=plan.inputs, records=claimed.records + pages.records,
-                   tasks=totals.tasks, errors=totals.errors + claimed.bad_rows + pages.bad_rows,
-                   retries=totals.retries, chunks=count, files_new=claimed.new,
-                   files_already=claimed.duplicate, files_bad=claimed.bad,
-                   started_at=started, finished_at=clock(), skipped=totals.skipped,
-                   updated=totals.updated, pages=fetched.pages if plan.urls else None)
+    summary = Summary(run_id=job.run_id, inputs=plan.inputs,
+                      records=claimed.records + pages.records, tasks=totals.tasks,
+                      errors=totals.errors + claimed.bad_rows + pages.bad_rows,
+                      retries=totals.retries, chunks=count, files_new=claimed.new,
+                      files_already=claimed.duplicate, files_bad=claimed.bad,
+                      started_at=started, finished_at=clock(), skipped=totals.skipped,
+                      updated=totals.updated, pages=fetched.pages if plan.urls else None)
+    # The run's summary row, kept when ``ingest gc`` deletes this history (once: checkpointed).
+    datasource.run_tx("record_run", run_summaries.record_run, summary, job, len(plan.urls))
+    return summary
 
 
 @DBOS.step(name="clock")
@@ -388,3 +393,16 @@ def failed_step(workflow_id: str) -> int:
     steps = DBOS.list_workflow_steps(workflow_id)
     failed = [s["function_id"] for s in steps if s.get("error") is not None]
     return min(failed) if failed else (max((s["function_id"] for s in steps), default=0) + 1)
+
+
+# -- 8. retention: what old finished runs leave behind -----------------------------------------
+@DBOS.workflow(name="collect_garbage")
+def collect_garbage(scheduled_time, context) -> dict:
+    """A tick of the ``ingest-gc`` schedule (``ingest worker --retention``): ``context`` is
+    how old a finished run must be, in seconds. One step: gc is safe to run again."""
+    return collect_step(float(context))
+
+
+@DBOS.step(name="collect_garbage_step")
+def collect_step(older_than: float) -> dict:
+    return retention.collect(DBOS, datasource.app_db().engine, older_than).asdict()

@@ -229,7 +229,7 @@ def retry(run_id, database_url, fail_tasks, flaky_rate, seed, as_json) -> None:
 @worker_command_options
 @remote_options
 def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
-           processes, parent_pid, headers, endpoint_url) -> None:
+           processes, retention, parent_pid, headers, endpoint_url) -> None:
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
@@ -253,7 +253,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
                                         exclusive=True, helper=parent_pid is not None,
                                         on_wait=lambda: say(waiting)) as app:
         worker.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
-                   parent_pid=parent_pid)
+                     parent_pid=parent_pid, retention=retention)
     if parent_pid is None:
         say(f"worker {worker_id} stopped")
 
@@ -346,3 +346,4 @@ def entry_point() -> None:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
