@@ -106,8 +106,28 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
     for redrive in client.list_workflows(name="redrive_errors", status=SUCCESS, load_input=False):
         redrives.setdefault(redrive.workflow_id.rsplit("-redrive-", 1)[0], []).append(redrive)
     alive = executor_alive(database_url)
-    return [run_row(client, parent, redrives.get(parent.workflow_id, [])
+    rows = [run_row(client, parent, redrives.get(parent.workflow_id, [])
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
+    return with_collected(client, database_url, rows, redrives, limit)
+
+
+def with_collected(client, database_url: Optional[str], rows: list, redrives: dict,
+                   limit: Optional[int]) -> list:
+    """``rows`` (DBOS's runs, newest first) with the runs gc collected among the newest
+    ``limit``: each list holds the newest of its kind, so the newest of both are in them."""
+    from .collected import collected_run, newest
+
+    shown = {r["run_id"] for r in rows}
+    with app_engine(database_url) as engine:
+        summaries = [s for s in newest(engine, limit) if s.run_id not in shown]
+    if not summaries:
+        return rows
+    still = {w.workflow_id for w in client.list_workflows(
+        workflow_ids=[s.run_id for s in summaries], load_input=False, load_output=False)}
+    gone = [collected_run(s, *redriven_of(s.run_id, redrives.get(s.run_id, [])))
+            for s in summaries if s.run_id not in still]
+    merged = sorted(rows + gone, key=lambda r: r["started_at"] or 0, reverse=True)
+    return merged[:limit] if limit else merged
 
 
 def earlier_history(database_url: Optional[str]):
@@ -162,9 +182,9 @@ def run_detail(database_url: Optional[str], run_id: str) -> dict:
 def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     """``run_detail`` with an open client (None: no system database yet)."""
     found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
+    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id)) if client else []
     if not found:
-        raise RunNotFound(run_id)
-    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
+        return collected_detail(database_url, run_id, children)
     detail = run_row(client, found[0], children, alive=executor_alive(database_url))
     by_id = {c.workflow_id: c for c in children}
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
@@ -172,6 +192,27 @@ def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     detail["chunks"] = [chunk_row(run_id, c, by_id) for c in chunks]
     detail["chunk_summary"] = chunk_summary(detail["chunks"])
     return detail
+
+
+def collected_detail(database_url: Optional[str], run_id: str, children: list) -> dict:
+    """A run gc collected, from its summary row: no chunks are left to show."""
+    from .collected import collected_run
+
+    row = summary_row(database_url, run_id)
+    if row is None:
+        raise RunNotFound(run_id)
+    detail = collected_run(row, *redriven_of(run_id, children))
+    return {**detail, "chunks": [], "chunk_summary": chunk_summary([])}
+
+
+def summary_row(database_url: Optional[str], run_id: str):
+    """The summary row of a run gc collected (None: none)."""
+    from .collected import by_id
+
+    if not is_run_id(run_id):
+        return None
+    with app_engine(database_url) as engine:
+        return by_id(engine, run_id)
 
 
 SLOWEST_SHOWN = 3
@@ -237,6 +278,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "pages": pages,
         "table": table_of(plan),
         "label": label_of(plan),
+        "history_removed": False,  # True: ingest gc deleted it (``views.collected``)
     }
 
 
@@ -368,7 +410,8 @@ def require_known_run(database_url: Optional[str], run_id: str) -> None:
     with system_client(database_url) as client:
         if client is None or not is_run_id(run_id) or not client.list_workflows(
                 workflow_ids=[run_id], load_input=False, load_output=False):
-            raise RunNotFound(run_id)
+            if summary_row(database_url, run_id) is None:
+                raise RunNotFound(run_id)
 
 
 def run_table(database_url: Optional[str], run_id: str) -> str:
@@ -376,6 +419,9 @@ def run_table(database_url: Optional[str], run_id: str) -> str:
     with system_client(database_url) as client:
         found = client.list_workflows(workflow_ids=[run_id], load_output=False) \
             if client is not None and is_run_id(run_id) else []
+    if not found and is_run_id(run_id):
+        row = summary_row(database_url, run_id)
+        return ((row.job or {}).get("table") if row is not None else "") or TASKS
     return table_of(found[0].input["args"][0] if found and found[0].input else None)
 
 
