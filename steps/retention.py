@@ -37,6 +37,7 @@ from ..models import Source
 from ..sources.fetcher import markers_dir
 from ..sources.known import KnownFiles
 from ..store import run_summaries
+from . import faults
 
 BATCH = 100  # runs per pass: one row transaction, their files, one delete call
 SPOOL_GRACE_SEC = 3600  # a spooled copy no run names yet may be a load's that plans now
@@ -44,6 +45,7 @@ SPOOLED = re.compile(r"(stdin|gunzip|page)-[0-9a-f]{20}\.data")  # sources.spool
 RUN = "ingest_dataset"
 REDRIVE = "redrive_errors"
 TICK = "collect_garbage"
+GC_PARK_INDEX = -1  # where the park fault hook holds gc (INGEST_FAULT_PARK_AT=gc)
 
 
 @dataclass
@@ -103,6 +105,7 @@ def collect_runs(history, engine, parents: list, cutoff: float, done: Collected,
     plans = {p.workflow_id: plan_of(p) for p in chosen}
     remove_files(history, engine, plans, done, dry_run)
     doomed = ids + [c.workflow_id for run in ids for c in children[run]]
+    faults.park(GC_PARK_INDEX, "gc")
     if not dry_run and doomed:
         history.delete_workflows(doomed, delete_children=True)
     done.runs += len(ids)
