@@ -63,11 +63,11 @@ def describe(collected) -> str:
     size = f"{collected.bytes / 1e6:.1f} MB" if collected.bytes >= 100_000 else \
         f"{collected.bytes:,} bytes"
     line = (f"{verb}: runs {collected.runs:,} | workflows {collected.workflows:,} | files "
-            f"{collected.files:,} ({size}) | finished before {age(collected.older_than)} ago")
+            f"{collected.files:,} ({size}) | runs finished over {age(collected.older_than)} ago")
     lines = [line]
-    if collected.kept_unfinished:
-        lines.append(f"kept {collected.kept_unfinished:,} old run(s) with work not finished "
-                     "(ingest status shows which)")
+    if collected.kept:
+        lines.append(f"kept {collected.kept:,} old run(s): work of theirs is not finished, or "
+                     "a command with URLs numbers its next run after its newest")
     lines += [f"  {run}" for run in collected.run_ids]
     if collected.runs > len(collected.run_ids):
         lines.append(f"  and {collected.runs - len(collected.run_ids):,} more")

@@ -59,7 +59,7 @@ class Collected:
     files: int = 0
     bytes: int = 0
     rows_written: int = 0  # summary rows written for runs older than ``ingest_runs``
-    kept_unfinished: int = 0  # old runs left alone: something of theirs is not finished
+    kept: int = 0  # old runs left alone: work of theirs not finished, or a newest generation
     run_ids: list = field(default_factory=list)  # the first few, for people
 
     def asdict(self) -> dict:
@@ -95,7 +95,7 @@ def collect_runs(history, engine, parents: list, cutoff: float, done: Collected,
     """One batch: the runs of ``parents`` that may go, gone; how many went."""
     children = children_of(history, [p.workflow_id for p in parents])
     chosen = [p for p in parents if collectible(history, p, children[p.workflow_id], cutoff)]
-    done.kept_unfinished += len(parents) - len(chosen)
+    done.kept += len(parents) - len(chosen)
     if not chosen:
         return 0
     ids = [p.workflow_id for p in chosen]

@@ -4,13 +4,14 @@ the claims, a summary row per run), and that it is safe during a load and when k
 
 import json
 import signal
+import sys
 import urllib.request
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import (kill_9, output_of, people, run_ingest, start_ingest, wait_until,
-                      write_records)
+from conftest import (REPO, cli_load, kill_9, output_of, people, run_ingest, start_ingest,
+                      wait_until, write_records)
 
 HISTORY_TABLES = ("workflow_status", "operation_outputs", "workflow_input", "workflow_output",
                   "workflow_events", "workflow_events_history", "streams")
@@ -242,3 +243,23 @@ def backend_ticks(backend, cwd) -> list:
                 "WHERE name = 'collect_garbage' AND status <> 'ENQUEUED'"))]
     finally:
         engine.dispose()
+
+
+def test_a_command_with_urls_keeps_its_newest_run_so_the_next_is_a_new_one(cli, sqlite_backend,
+                                                                             workdir):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from page_server import PageServer
+
+    env = sqlite_backend.env()
+    with PageServer(pages=2, records=10) as server:
+        first = cli_load(cli, sqlite_backend, server.page_url, "--pages", "1-2")
+        second = cli_load(cli, sqlite_backend, server.page_url, "--pages", "1-2")
+        collected = json.loads(cli("gc", "--older-than", "0s", "--json", env=env).output)
+        third = cli_load(cli, sqlite_backend, server.page_url, "--pages", "1-2")
+
+    assert (collected["runs"], collected["run_ids"], collected["kept"]) == (1, [first["run_id"]], 1)
+    assert len({first["run_id"], second["run_id"], third["run_id"]}) == 3
+    assert third["pages"]["already"] == 2 and third["tasks"] == 0
+    # The newest run still names the pages' spooled copies (the same bytes, the same files).
+    assert len(list((workdir / ".ingest-spool").glob("page-*.data"))) == 2
+    sqlite_backend.assert_each_record_once(20, 0)
