@@ -1,7 +1,7 @@
 """Benchmark: what runs leave behind, with ``ingest gc`` and without (issue 30, retention).
 
     python benchmarks/bench_retention.py                 # 1,000 runs each way; status at 1,000 and 10,000
-    python benchmarks/bench_retention.py --smoke         # 20 runs; used by the test suite
+    python benchmarks/bench_retention.py --smoke         # 10 runs; used by the test suite
 
 On SQLite (the zero-set-up default), in a fresh directory per way: ``--runs`` runs of one
 small gzip NDJSON file each (``--records`` records; gzip, so that each run leaves its
@@ -176,11 +176,11 @@ def main(argv=None) -> int:
     parser.add_argument("--at", default="100,500,1000", help="runs at which to measure")
     parser.add_argument("--status-runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
-    parser.add_argument("--smoke", action="store_true", help="20 runs, gc every 5, status at 100")
+    parser.add_argument("--out", type=Path, default=None, help="unused: nothing is kept")
+    parser.add_argument("--smoke", action="store_true", help="10 runs, gc every 5, status at 50")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.runs, args.every, args.at, args.status_runs, args.repeats = 20, 5, "5,10,20", 100, 1
+        args.runs, args.every, args.at, args.status_runs, args.repeats = 10, 5, "5,10", 50, 1
     args.at = {int(n) for n in args.at.split(",")}
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("DBOS_SYSTEM_DATABASE_URL", None)

@@ -138,19 +138,23 @@ def test_gc_during_a_load_leaves_it_alone_and_it_finishes_exactly_once(backend, 
 
 @pytest.mark.slow
 def test_gc_killed_halfway_leaves_runs_whole_and_the_next_gc_finishes(backend, workdir, parking):
-    ingest_json(backend, workdir, "load", write_records(workdir / "a.json", people(30)),
-                "--fail-task", "3")
-    ingest_json(backend, workdir, "load", "-", input="".join(
-        json.dumps(r) + "\n" for r in people(10, 100)))
+    data = write_records(workdir / "a.json", people(30))
+    piped = "".join(json.dumps(r) + "\n" for r in people(10, 100))
+    ingest_json(backend, workdir, "load", data, "--fail-task", "3")
+    ingest_json(backend, workdir, "load", "-", input=piped)
     before = runs_by_id(backend, workdir)
     gcing = start_ingest("gc", "--older-than", "0s", cwd=workdir,
                          env={**backend.env(), **parking.env(at="gc")})
     parking.wait_parked(process=gcing)
+    assert not list((workdir / ".ingest-spool").glob("stdin-*.data"))  # files before history
+    # Loads of the same inputs meanwhile: still "already loaded".
+    assert ingest_json(backend, workdir, "load", data, "--fail-task", "3")["already_loaded"]
+    assert ingest_json(backend, workdir, "load", "-", input=piped)["already_loaded"]
 
     assert kill_9(gcing) == -9
     halfway = runs_by_id(backend, workdir)
     assert backend.scalar("SELECT count(*) FROM ingest_runs") == 2  # rows first
-    assert not list((workdir / ".ingest-spool").glob("stdin-*.data"))  # then files
+    assert len(list((workdir / ".ingest-spool").glob("stdin-*.data"))) == 1  # spooled again
     assert all(history_rows(backend, workdir, run) > 0 for run in before)  # history last
     assert {r: counts_of(v) for r, v in halfway.items()} == \
         {r: counts_of(v) for r, v in before.items()}
@@ -164,6 +168,7 @@ def test_gc_killed_halfway_leaves_runs_whole_and_the_next_gc_finishes(backend, w
     assert {r: counts_of(v) for r, v in after.items()} == \
         {r: counts_of(v) for r, v in before.items()}
     assert all(run["history_removed"] for run in after.values())
+    assert not list((workdir / ".ingest-spool").glob("stdin-*.data"))
 
 
 @pytest.mark.slow
