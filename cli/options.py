@@ -303,7 +303,8 @@ worker_command_options = options(
     workers_option("--processes"),
     click.option("--retention", default=None, metavar="DURATION", callback=parse_duration,
                  help="Every hour, delete what finished runs older than DURATION leave "
-                      "behind (ingest gc --older-than DURATION), once across all workers."),
+                      "behind (ingest gc --older-than DURATION), once across all workers; "
+                      "kept for later workers; off stops it."),
     click.option("--parent-pid", type=int, default=None, hidden=True),  # a helper of that process
 )
 

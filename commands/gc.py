@@ -21,12 +21,19 @@ RETENTION_CRON_ENV = "INGEST_RETENTION_CRON"
 RETENTION_CRON = "0 * * * *"
 
 
+OFF = -1.0  # ``--retention off``: the schedule deleted
+
+
 def parse_duration(text: str, option: str = "--older-than") -> float:
-    """``30d``, ``12h``, ``15m``, ``0s`` in seconds; ``UsageError`` (exit 2) otherwise."""
+    """``30d``, ``12h``, ``15m``, ``0s`` in seconds (``--retention`` also takes ``off``:
+    ``OFF``); ``UsageError`` (exit 2) otherwise."""
+    if option == "--retention" and (text or "").strip().lower() == "off":
+        return OFF
     found = DURATION.fullmatch((text or "").strip().lower())
     if not found:
+        off = ", or off" if option == "--retention" else ""
         raise UsageError(f"{option} {text!r} is not a duration: give a number and a unit, "
-                         f"s, m, h or d (30d, 12h, 15m, 0s)")
+                         f"s, m, h or d (30d, 12h, 15m, 0s){off}")
     return float(found.group(1)) * UNITS[found.group(2)]
 
 
@@ -84,7 +91,8 @@ def age(seconds: float) -> str:
 def keep_collecting(older_than: Optional[float]) -> None:
     """``ingest worker --retention``: create or update the schedule ``ingest-gc`` (every
     hour, ``collect_garbage`` on the retention queue, which only workers work); each tick
-    is one workflow across all workers. Without ``older_than``, leaves it as it is."""
+    is one workflow across all workers. Without ``older_than``, leaves it as it is (it
+    lives in the system database); ``OFF`` deletes it."""
     if older_than is None:
         return
     from dbos import DBOS
@@ -92,6 +100,9 @@ def keep_collecting(older_than: Optional[float]) -> None:
     from .. import integration
     from ..contract import GC_QUEUE
 
+    if older_than == OFF:
+        DBOS.delete_schedule(SCHEDULE)
+        return
     DBOS.apply_schedules([{"schedule_name": SCHEDULE, "workflow_fn": integration.collect_garbage,
                            "schedule": os.environ.get(RETENTION_CRON_ENV) or RETENTION_CRON,
                            "context": older_than, "queue_name": GC_QUEUE}])

@@ -7,7 +7,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from ..contract import ACTIVE, SUCCESS, Summary
-from .gc import age, keep_collecting
+from .gc import OFF, age, keep_collecting
 from .load import tune_gc
 
 
@@ -33,7 +33,8 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
         say = (lambda line: None)  # the parent speaks for its helpers
     if retention is not None and not parent_pid:
         keep_collecting(retention)
-        say(f"retention: every hour, ingest gc --older-than {age(retention)}")
+        say("retention: off (the ingest-gc schedule is deleted)" if retention == OFF else
+            f"retention: every hour, ingest gc --older-than {age(retention)}")
     if take_over:
         taken = recover_executors(take_over)
         say(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}")

@@ -192,12 +192,13 @@ def test_the_ui_lists_a_collected_run(sqlite_backend, workdir):
 
 @pytest.mark.parametrize("duration", ["3x", "", "-1d", "1w", "d"])
 def test_a_bad_duration_is_one_line_and_exit_2(cli, workdir, duration):
-    for args in (("gc", "--older-than", duration), ("worker", "--retention", duration)):
+    for args, off in ((("gc", "--older-than", duration), ""),
+                      (("worker", "--retention", duration), ", or off")):
         result = cli(*args)
         assert result.exit_code == 2
         assert result.output.strip().splitlines() == [
             f"Error: {args[1]} {duration!r} is not a duration: give a number and a unit, "
-            "s, m, h or d (30d, 12h, 15m, 0s)"]
+            f"s, m, h or d (30d, 12h, 15m, 0s){off}"]
     assert list(workdir.iterdir()) == []
 
 
@@ -234,18 +235,30 @@ def test_worker_retention_collects_once_per_tick_across_workers(postgres_backend
     assert all(len(executors) == 1 and executors <= {"w1", "w2"} for executors in ticks.values())
     moments = [t.removeprefix("sched-ingest-gc-") for t in ticks]
     assert len(set(moments)) == len(moments) and all(t.startswith("sched-ingest-gc-") for t in ticks)
+    assert system_rows(backend, workdir, "SELECT schedule_name FROM dbos.workflow_schedules") == \
+        [("ingest-gc",)]
+    stopping = start_ingest("worker", "--worker-id", "w3", "--retention", "off", env=env,
+                            cwd=workdir)
+    wait_until(lambda: not system_rows(backend, workdir, "SELECT 1 FROM dbos.workflow_schedules"),
+               60, "the schedule deleted", process=stopping)
+    stopping.send_signal(signal.SIGTERM)
+    assert "retention: off (the ingest-gc schedule is deleted)" in output_of(stopping, 60)[1]
 
 
 def backend_ticks(backend, cwd) -> list:
     """(workflow id, executor) of the retention ticks a process took, in the system database
     now (an enqueued one has no executor yet)."""
+    return system_rows(backend, cwd, "SELECT workflow_uuid, executor_id FROM "
+                       "dbos.workflow_status WHERE name = 'collect_garbage' "
+                       "AND status <> 'ENQUEUED'")
+
+
+def system_rows(backend, cwd, sql: str) -> list:
     url = backend.system_url_for(cwd).replace("postgresql://", "postgresql+psycopg://", 1)
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(sa.text(
-                "SELECT workflow_uuid, executor_id FROM dbos.workflow_status "
-                "WHERE name = 'collect_garbage' AND status <> 'ENQUEUED'"))]
+            return [tuple(row) for row in connection.execute(sa.text(sql))]
     finally:
         engine.dispose()
 
