@@ -181,8 +181,9 @@ def run_detail(database_url: Optional[str], run_id: str) -> dict:
 
 def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     """``run_detail`` with an open client (None: no system database yet)."""
-    found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
-    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id)) if client else []
+    known = client is not None and is_run_id(run_id)
+    found = client.list_workflows(workflow_ids=[run_id]) if known else []
+    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id)) if known else []
     if not found:
         return collected_detail(database_url, run_id, children)
     detail = run_row(client, found[0], children, alive=executor_alive(database_url))
