@@ -15,9 +15,10 @@ from SQLite's ``dbstat``).
 
 Then ``ingest status`` (a process; median of ``--repeats``) and the ui's runs list
 (``views.runs.list_runs``, 50 runs, in this process) over the way without gc (``--runs``
-runs, all in DBOS), and over ``--status-runs`` runs: those plus summary rows of collected
-runs (copied from theirs, older). The last line is ``RATIO <slowest status with
---status-runs / status with --runs>`` (1.00 or less: no slower).
+runs, all in DBOS), and over ``--status-runs`` runs two ways: all in DBOS (those plus copies
+of a run's own workflow, older), and the way with gc plus summary rows of collected runs
+(copies of theirs, older). The last line is ``RATIO <slowest status with --status-runs /
+status with --runs>`` (1.00 or less: no slower).
 """
 
 import argparse
@@ -155,6 +156,32 @@ def add_collected_rows(work: Path, total: int) -> int:
     return len(added)
 
 
+def add_dbos_runs(work: Path, total: int) -> int:
+    """Finished runs in the system database up to ``total`` in all: copies of the oldest
+    run's own workflow (its status, input and output rows; not its chunks, which a list of
+    finished runs never reads), each older than the one before; how many were added."""
+    with sqlite3.connect(work / SYSTEM_DB) as db:
+        have, template = db.execute("SELECT count(*), min(workflow_uuid) FROM workflow_status "
+                                    "WHERE name = 'ingest_dataset'").fetchone()
+        ids = [f"ingest-{n:020x}" for n in range(1, total - have + 1)]
+        for name in ("workflow_status", "workflow_input", "workflow_output"):
+            columns = [c[1] for c in db.execute(f"PRAGMA table_info({name})")]
+            row = dict(zip(columns, db.execute(
+                f"SELECT {', '.join(columns)} FROM {name} WHERE workflow_uuid = ?",
+                (template,)).fetchone()))
+            copies = [tuple(older(row, new, n).get(c) for c in columns)
+                      for n, new in enumerate(ids, 1)]
+            db.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))})", copies)
+    return len(ids)
+
+
+def older(row: dict, workflow_id: str, seconds: int) -> dict:
+    moved = {c: row[c] - seconds * 1000 for c in ("created_at", "updated_at", "completed_at",
+                                                 "dequeued_at") if row.get(c)}
+    return {**row, **moved, "workflow_uuid": workflow_id}
+
+
 def table(rows: list) -> list:
     lines = [f"{'runs':>6} {'system in use':>14} {'system on disk':>15} {'spool':>10} "
              f"{'app per run':>12}"]
@@ -192,10 +219,10 @@ def main(argv=None) -> int:
             log(f"  {2 * args.runs} runs in {time.time() - began:.0f} s")
             base = status_seconds(Path(plain), args.repeats)
             base_list = runs_list_seconds(Path(plain), args.repeats)
-            add_collected_rows(Path(plain), args.status_runs)
+            add_dbos_runs(Path(plain), args.status_runs)
             add_collected_rows(Path(collected), args.status_runs)
             many = {way: (status_seconds(Path(d), args.repeats), runs_list_seconds(Path(d), args.repeats))
-                    for way, d in (("no gc", plain), ("gc", collected))}
+                    for way, d in (("all in DBOS", plain), ("collected but the last", collected))}
     except BenchError as exc:
         log(f"bench_retention: {exc}")
         return 1
@@ -211,8 +238,8 @@ def main(argv=None) -> int:
     print(f"ingest status: {args.runs:,} runs in DBOS {base * 1000:.0f} ms; the ui's runs list "
           f"{base_list * 1000:.0f} ms")
     for way, (status, listing) in many.items():
-        print(f"ingest status: {args.status_runs:,} runs ({way} way, the rest collected) "
-              f"{status * 1000:.0f} ms; the ui's runs list {listing * 1000:.0f} ms")
+        print(f"ingest status: {args.status_runs:,} runs ({way}) {status * 1000:.0f} ms; "
+              f"the ui's runs list {listing * 1000:.0f} ms")
     print(f"RATIO {max(s for s, _ in many.values()) / base:.2f}")
     return 0
 
