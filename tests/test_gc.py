@@ -281,3 +281,25 @@ def test_a_command_with_urls_keeps_its_newest_run_so_the_next_is_a_new_one(cli, 
     # The newest run still names the pages' spooled copies (the same bytes, the same files).
     assert len(list((workdir / ".ingest-spool").glob("page-*.data"))) == 2
     sqlite_backend.assert_each_record_once(20, 0)
+
+
+def test_a_run_older_than_the_summary_rows_gets_its_row_from_its_dbos_output(cli,
+                                                                              sqlite_backend,
+                                                                              workdir):
+    env = sqlite_backend.env()
+    loaded = cli_load(cli, sqlite_backend, write_records(workdir / "a.json", people(15)),
+                      "--fail-task", "2", "--table", "people", "--label", "old")
+    before = json.loads(cli("status", "--json", env=env).output)
+    engine = sa.create_engine(sqlite_backend.url)  # as if it finished before migration 0009
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM ingest_runs"))
+    engine.dispose()
+
+    collected = json.loads(cli("gc", "--older-than", "0s", "--json", env=env).output)
+    after = json.loads(cli("status", "--json", env=env).output)
+
+    assert (collected["runs"], collected["rows_written"]) == (1, 1)
+    assert [counts_of(r) | {"label": r["label"]} for r in after] == \
+        [counts_of(r) | {"label": "old"} for r in before]
+    assert after[0]["history_removed"] and loaded["errors"] == 1
+    assert json.loads(cli("retry", loaded["run_id"], "--json", env=env).output)["tasks"] == 1
