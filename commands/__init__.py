@@ -9,7 +9,8 @@ or attach to it, wait for it, show its progress, and report what it did.
 - ``results``: what a load did, for people and for scripts (``LoadResult``);
 - ``resume``: ``ingest resume`` and ``ingest retry``: finishing what was interrupted;
 - ``worker``: ``ingest worker``, a process that works the shared queues;
-- ``helper_processes``: the helper processes of ``--workers N``.
+- ``helper_processes``: the helper processes of ``--workers N``;
+- ``gc``: ``ingest gc`` and ``worker --retention``'s schedule.
 
 May import: ``views``, ``runtime``, ``integration`` and everything below; never click, the
 command line or the web page (a command returns what it did; the command line prints it).

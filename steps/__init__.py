@@ -7,6 +7,7 @@ declares a workflow or a step of its own.
 - ``chunks``: a chunk's records read back, transformed and written in one transaction,
   and the retry rounds of those whose transform failed;
 - ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again;
+- ``retention``: what ``ingest gc`` deletes of old finished runs, and in which order;
 - ``faults``: the hidden test hooks (a slow chunk, a poison chunk, a parked chunk).
 
 May import: ``transform``, ``sources``, ``store``, ``tables`` and the services and

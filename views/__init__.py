@@ -2,6 +2,7 @@
 ``errors``, ``files``, ``schema``) and the web page (``ingest ui``). Nothing here writes.
 
 - ``runs``: runs and their chunks, read from DBOS's system database with its client;
+- ``collected``: runs ``ingest gc`` collected, from their summary rows (``ingest_runs``);
 - ``app_database``: what the app database holds for a run: its files with the rows each
   has, a dataset table's schema;
 - ``error_triage``: ``errors`` rows grouped (``ingest errors``), each group's sample located;
