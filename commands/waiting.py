@@ -20,12 +20,25 @@ def run_status(run_id: str) -> Optional[str]:
     is left) is SUCCESS; None: no such run."""
     from dbos import DBOS
 
-    from ..store.run_summaries import finished_row
-
     status = DBOS.get_workflow_status(run_id)
     if status:
         return status.status
     return SUCCESS if finished_row(run_id) is not None else None
+
+
+def finished_row(run_id: str):
+    """The summary row of ``run_id`` (``store.run_summaries``), read through the launched
+    DBOS datasource's engine; None: none, or an app database not migrated yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..store.datasource import app_db
+    from ..store.run_summaries import row_by_id
+
+    try:
+        with app_db().engine.connect() as connection:
+            return row_by_id(connection, run_id)
+    except SQLAlchemyError:
+        return None
 
 
 def finished_summary(run_id: str) -> Summary:
@@ -33,7 +46,7 @@ def finished_summary(run_id: str) -> Summary:
     (with the ``ingest retry`` counts gc folded in)."""
     from dbos import DBOS
 
-    from ..store.run_summaries import current_summary, finished_row
+    from ..store.run_summaries import current_summary
 
     found = DBOS.list_workflows(workflow_ids=[run_id], load_input=False)
     if found and found[0].output is not None:
@@ -99,7 +112,7 @@ def run_plan(run_id: str):
 def run_job(run_id: str) -> Optional[Job]:
     """The job a run was started with (None for a version-1 run: the defaults); of a run gc
     collected, the one its summary row keeps."""
-    from ..store.run_summaries import finished_row, job_of
+    from ..store.run_summaries import job_of
 
     plan = run_plan(run_id)
     if plan is None:

@@ -110,17 +110,3 @@ def current_summary(row: Row) -> Summary:
     moved, skipped = redriven(row)
     return replace(summary, tasks=summary.tasks + moved, skipped=summary.skipped + skipped,
                    errors=summary.errors - moved - skipped)
-
-
-def finished_row(run_id: str) -> Optional[Row]:
-    """The row of ``run_id`` through the launched DBOS datasource's engine (None: none, or
-    a database not migrated yet)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .datasource import app_db
-
-    try:
-        with app_db().engine.connect() as connection:
-            return row_by_id(connection, run_id)
-    except SQLAlchemyError:
-        return None
