@@ -14,7 +14,7 @@ bookkeeping bytes per run (``sources``, ``contents``, ``ingest_runs`` and their 
 from SQLite's ``dbstat``).
 
 Then ``ingest status`` (a process; median of ``--repeats``) and the ui's runs list
-(``views.runs.list_runs``, 50 runs, in this process) over the way without gc (``--runs``
+(its ``Views``, the newest 1,000 runs, in this process) over the way without gc (``--runs``
 runs, all in DBOS), and over ``--status-runs`` runs two ways: all in DBOS (those plus copies
 of a run's own workflow, older), and the way with gc plus summary rows of collected runs
 (copies of theirs, older). The last line is ``RATIO <slowest status with --status-runs /
@@ -129,15 +129,21 @@ def status_seconds(work: Path, repeats: int) -> float:
 
 
 def runs_list_seconds(work: Path, repeats: int) -> float:
-    from durable_ingest.views.runs import list_runs
+    """The ui's runs list (its ``Views``, with its lasting client: the newest 1,000 runs),
+    as the page asks for it every second."""
+    from durable_ingest.ui.server import Views
 
     with chdir(work):
-        list_runs(None, 50)
-        samples = []
-        for _ in range(repeats):
-            began = time.perf_counter()
-            list_runs(None, 50)
-            samples.append(time.perf_counter() - began)
+        views = Views(None)
+        try:
+            views.runs()
+            samples = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                views.runs()
+                samples.append(time.perf_counter() - began)
+        finally:
+            views.close()
     return statistics.median(samples)
 
 
@@ -163,17 +169,17 @@ def add_dbos_runs(work: Path, total: int) -> int:
     with sqlite3.connect(work / SYSTEM_DB) as db:
         have, template = db.execute("SELECT count(*), min(workflow_uuid) FROM workflow_status "
                                     "WHERE name = 'ingest_dataset'").fetchone()
-        ids = [f"ingest-{n:020x}" for n in range(1, total - have + 1)]
+        numbers = range(have + 1, total + 1)  # after the copies made before, if any
         for name in ("workflow_status", "workflow_input", "workflow_output"):
             columns = [c[1] for c in db.execute(f"PRAGMA table_info({name})")]
             row = dict(zip(columns, db.execute(
                 f"SELECT {', '.join(columns)} FROM {name} WHERE workflow_uuid = ?",
                 (template,)).fetchone()))
-            copies = [tuple(older(row, new, n).get(c) for c in columns)
-                      for n, new in enumerate(ids, 1)]
+            copies = [tuple(older(row, f"ingest-{n:020x}", n).get(c) for c in columns)
+                      for n in numbers]
             db.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
                            f"({', '.join('?' * len(columns))})", copies)
-    return len(ids)
+    return len(numbers)
 
 
 def older(row: dict, workflow_id: str, seconds: int) -> dict:

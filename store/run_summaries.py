@@ -15,6 +15,7 @@ from .dialect import insert_ignoring_conflicts
 
 DONE = "done"  # the state of every row: only runs whose workflow succeeded are collected
 COLUMNS = tuple(RunSummary.__table__.c)  # read as rows (attributes by column name)
+JOB_FIELDS = frozenset(f.name for f in fields(Job))  # a row's job may predate a field
 
 
 # -- the shapes, as JSON -----------------------------------------------------------------------
@@ -26,8 +27,7 @@ def job_of(data: Optional[dict]) -> Optional[Job]:
     """The ``Job`` a row keeps (tuples come back from JSON as lists); None without one."""
     if not data:
         return None
-    known = {f.name for f in fields(Job)}
-    values = {k: v for k, v in data.items() if k in known}
+    values = {k: v for k, v in data.items() if k in JOB_FIELDS}
     values["http"] = HttpPolicy(**values.get("http") or {})
     values["credential_names"] = tuple(values.get("credential_names") or ())
     values["columns"] = tuple(tuple(c) for c in values.get("columns") or ())

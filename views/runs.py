@@ -90,6 +90,24 @@ def app_engine(database_url: Optional[str]):
         engine.dispose()
 
 
+_lasting: dict = {}  # app database URL -> its engine, for this process's life
+
+
+def lasting_app_engine(database_url: Optional[str]):
+    """An engine on the app database kept for the process (the ui lists runs every second:
+    an engine costs more than the query); None while the database does not exist."""
+    from sqlalchemy import create_engine
+
+    from .. import database
+
+    url = database.resolve(database_url).app_url
+    if url not in _lasting:
+        if not database_exists(url):
+            return None
+        _lasting[url] = create_engine(url)
+    return _lasting[url]
+
+
 # -- runs ---------------------------------------------------------------------------------------
 def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
     """Every run, newest first, as one dict each."""
@@ -114,20 +132,17 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
 def with_collected(client, database_url: Optional[str], rows: list, redrives: dict,
                    limit: Optional[int]) -> list:
     """``rows`` (DBOS's runs, newest first) with the runs gc collected among the newest
-    ``limit``: each list holds the newest of its kind, so the newest of both are in them."""
-    from .collected import collected_run, newest
+    ``limit`` (``views.collected.merged``)."""
+    from .collected import doubtful, merged, newest
 
     shown = {r["run_id"] for r in rows}
-    with app_engine(database_url) as engine:
-        summaries = [s for s in newest(engine, limit) if s.run_id not in shown]
-    if not summaries:
-        return rows
+    summaries = [s for s in newest(lasting_app_engine(database_url), limit)
+                 if s.run_id not in shown]
+    asked = doubtful(rows, summaries, limit)
     still = {w.workflow_id for w in client.list_workflows(
-        workflow_ids=[s.run_id for s in summaries], load_input=False, load_output=False)}
-    gone = [collected_run(s, *redriven_of(s.run_id, redrives.get(s.run_id, [])))
-            for s in summaries if s.run_id not in still]
-    merged = sorted(rows + gone, key=lambda r: r["started_at"] or 0, reverse=True)
-    return merged[:limit] if limit else merged
+        workflow_ids=asked, load_input=False, load_output=False)} if asked else set()
+    return merged(rows, [s for s in summaries if s.run_id not in still], limit,
+                  lambda run_id: redriven_of(run_id, redrives.get(run_id, [])))
 
 
 def earlier_history(database_url: Optional[str]):
@@ -210,10 +225,7 @@ def summary_row(database_url: Optional[str], run_id: str):
     """The summary row of a run gc collected (None: none)."""
     from .collected import by_id
 
-    if not is_run_id(run_id):
-        return None
-    with app_engine(database_url) as engine:
-        return by_id(engine, run_id)
+    return by_id(lasting_app_engine(database_url), run_id) if is_run_id(run_id) else None
 
 
 SLOWEST_SHOWN = 3
