@@ -20,7 +20,8 @@ from typing import Optional
 # retry_round transactions. v4: a job carries its column hints (``Job.columns``), and
 # ``prepare_table`` keeps them. v5: schedules' ticks (``scheduled_load``, ``TickPlan``);
 # URL inputs follow chains of pages (``UrlSource.paging``), a page per ``fetch_link`` step
-# whose ``FetchedPage.next`` leads to the next one.
+# whose ``FetchedPage.next`` leads to the next one; a run ends with its summary row
+# (``record_run``), and ``collect_garbage`` (worker --retention) is a workflow.
 # tests/test_upgrades.py records each version's shapes.
 APPLICATION_VERSION = "ingest-v5"
 
@@ -37,6 +38,7 @@ RETRY_QUEUE = "ingest-retries"
 # whether the schedule's last run still goes before it starts the next. Only ``ingest
 # worker`` processes work it (and fire ticks at all).
 SCHEDULE_QUEUE = "ingest-schedules"
+GC_QUEUE = "ingest-gc"  # collect_garbage's ticks (worker --retention): worked by workers only
 PAGES_EVENT = "pages"  # a run's page counts so far (DBOS.set_event), for progress and status
 
 # DBOS's workflow statuses (dbos.WorkflowStatusString), grouped as the commands use them.

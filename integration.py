@@ -31,11 +31,12 @@ Read top to bottom, this is the story of a load:
    stopped.
 
 ``redrive_errors`` (``ingest retry``) sends a run's ``errors`` rows through the transform
-again. ``scheduled_load`` is a schedule's tick (``ingest schedule``): it plans a run as
-``ingest load`` does and starts it, in an ``ingest worker``. Every side effect is a step or
-a datasource transaction, and a transaction commits its rows together with DBOS's
-checkpoint: replays never write twice, and metrics are counted only when a transaction
-really commits.
+again; ``scheduled_load`` is a schedule's tick (``ingest schedule``): it plans a run as
+``ingest load`` does and starts it, in an ``ingest worker``; ``collect_garbage`` (``ingest
+worker --retention``) deletes what old finished runs leave behind, every hour. Every side
+effect is a step or a datasource transaction, and a transaction commits its rows together
+with DBOS's checkpoint: replays never write twice, and metrics are counted only when a
+transaction really commits.
 """
 
 if __name__ == "__main__" and not __package__:
@@ -56,15 +57,15 @@ from typing import Optional
 
 from dbos import DBOS, SetWorkflowID
 
-from .store import datasource
-from .steps import chunks, claims, faults, packing, redrive, ticks
+from .store import datasource, run_summaries
+from .steps import chunks, claims, faults, packing, redrive, retention, ticks
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
-from .contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
+from .contract import (ACTIVE, CHUNK_QUEUE, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
                        RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
                        HttpPolicy, Job, PageCounts, RunPlan, Summary, TickPlan, UrlSource,
-                       chunk_workflow_id, count_of, fork_id, redrive_prefix, redrive_workflow_id,
+                       chunk_workflow_id, count_of, redrive_prefix, redrive_workflow_id,
                        retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
 from .sources.fetcher import forget_run
@@ -95,12 +96,16 @@ def ingest_run(plan: RunPlan) -> Summary:
     count = packed["next_index"]
     totals = await_chunks(job.run_id, count)
     pages = fetched.claimed
-    return Summary(run_id=job.run_id, inputs=plan.inputs, records=claimed.records + pages.records,
-                   tasks=totals.tasks, errors=totals.errors + claimed.bad_rows + pages.bad_rows,
-                   retries=totals.retries, chunks=count, files_new=claimed.new,
-                   files_already=claimed.duplicate, files_bad=claimed.bad,
-                   started_at=started, finished_at=clock(), skipped=totals.skipped,
-                   updated=totals.updated, pages=fetched.pages if plan.urls else None)
+    summary = Summary(run_id=job.run_id, inputs=plan.inputs,
+                      records=claimed.records + pages.records, tasks=totals.tasks,
+                      errors=totals.errors + claimed.bad_rows + pages.bad_rows,
+                      retries=totals.retries, chunks=count, files_new=claimed.new,
+                      files_already=claimed.duplicate, files_bad=claimed.bad,
+                      started_at=started, finished_at=clock(), skipped=totals.skipped,
+                      updated=totals.updated, pages=fetched.pages if plan.urls else None)
+    # The run's summary row, kept when ``ingest gc`` deletes this history (once: checkpointed).
+    datasource.run_tx("record_run", run_summaries.record_run, summary, job, len(plan.urls))
+    return summary
 
 
 @DBOS.step(name="clock")
@@ -414,37 +419,23 @@ def plan_tick(name: str, schedule: dict) -> TickPlan:
     return ticks.plan_tick(datasource.app_db().engine, name, schedule)
 
 
-# -- 8. starting and resuming runs ---------------------------------------------------------------
+# -- 8. retention: what old finished runs leave behind -----------------------------------------
+@DBOS.workflow(name="collect_garbage")
+def collect_garbage(scheduled_time, context) -> dict:
+    """A tick of the ``ingest-gc`` schedule (``ingest worker --retention``): ``context`` is
+    how old a finished run must be, in seconds. One step: gc is safe to run again."""
+    return collect_step(float(context))
+
+
+@DBOS.step(name="collect_garbage_step")
+def collect_step(older_than: float) -> dict:
+    return retention.collect(DBOS, datasource.app_db().engine, older_than).asdict()
+
+
+# -- 9. starting runs ------------------------------------------------------------------------------
 def start_run(plan: RunPlan, detach: bool = False):
     """Run it here, or (detach) queue it for whichever worker is free."""
     with SetWorkflowID(plan.job.run_id):
         if detach:
             return DBOS.enqueue_workflow(RUN_QUEUE, ingest_run, plan)
         return DBOS.start_workflow(ingest_run, plan)
-
-
-def resume_run(run_id: str) -> list:
-    """Put the run's stuck workflows back to work; returns their IDs. Given-up (or cancelled)
-    ones are resumed; failed chunk and retry workflows are forked from their failed step."""
-    stuck = []
-    for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False):
-        if not (w.workflow_id == run_id or w.workflow_id.startswith(f"{run_id}-")):
-            continue
-        if w.status in GIVEN_UP:
-            DBOS.resume_workflow(w.workflow_id)
-            stuck.append(w.workflow_id)
-        elif w.status == ERROR and w.name in ("load_chunk", "retry_records") \
-                and latest_attempt(w.workflow_id) == w.workflow_id:
-            # The fork's ID stays under the run's prefix, so status and waiting see it.
-            with SetWorkflowID(fork_id(w.workflow_id)):
-                DBOS.fork_workflow(w.workflow_id, failed_step(w.workflow_id),
-                                   queue_name=CHUNK_QUEUE if w.name == "load_chunk" else RETRY_QUEUE)
-            stuck.append(w.workflow_id)
-    return stuck
-
-
-def failed_step(workflow_id: str) -> int:
-    """The first step that failed: a fork re-runs it and keeps the committed ones before it."""
-    steps = DBOS.list_workflow_steps(workflow_id)
-    failed = [s["function_id"] for s in steps if s.get("error") is not None]
-    return min(failed) if failed else (max((s["function_id"] for s in steps), default=0) + 1)

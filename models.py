@@ -11,8 +11,8 @@ SQLite.
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Index, Integer, MetaData, String, Text,
-                        UniqueConstraint, func)
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, Index, Integer, MetaData, String,
+                        Text, UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -214,3 +214,26 @@ class ScheduledRun(Base):
     run_id: Mapped[str] = mapped_column(Text, primary_key=True)
     schedule: Mapped[str] = mapped_column(Text, index=True)
     tick: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RunSummary(Base):
+    """A finished run, as ``ingest status`` lists it once ``ingest gc`` deleted its DBOS
+    history: written by the run's workflow when it finishes (or by gc, from the run's DBOS
+    output, for runs older than this table). ``summary`` is its ``contract.Summary``, ``job``
+    its ``Job`` (both as JSON), ``urls`` how many URL inputs it had, ``redrives`` the counts
+    of its ``ingest retry`` workflows gc deleted: ``{"ID@CREATED_MS": [tasks, skipped]}``."""
+
+    __tablename__ = "ingest_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    inputs: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    finished_at: Mapped[float] = mapped_column(Float)
+    summary: Mapped[Any] = mapped_column(PortableJSON)
+    job: Mapped[Optional[Any]] = mapped_column(PortableJSON)
+    urls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    redrives: Mapped[Optional[Any]] = mapped_column(PortableJSON)
+    written_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

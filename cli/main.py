@@ -135,11 +135,12 @@ def status(run_id, database_url, limit, files_page, every_chunk, as_json) -> Non
       ingest status ingest-3c1e0d8a2b4f6e7d9c01 --chunks
     """
     from ..views import app_database as appviews, runs as operations, render
+    from ..views.earlier import earlier_runs_hint
 
     with one_line_errors():
         if run_id is None:
             runs = operations.list_runs(database_url, limit)
-            hint = None if runs or as_json else operations.earlier_runs_hint(database_url)
+            hint = None if runs or as_json else earlier_runs_hint(database_url)
             click.echo(json.dumps(runs) if as_json else render.runs(runs, hint))
         elif files_page:
             files = appviews.run_files(database_url, run_id, files_page)
@@ -262,9 +263,10 @@ def generate(count, seed, fmt, output) -> None:
         click.echo(f"wrote {count} records to {output}", err=True)
 
 
-from .service import schedule, ui, worker  # noqa: E402  the service's commands, beside
+from .gc import gc  # noqa: E402  the commands of a service left running, beside
+from .service import schedule, ui, worker  # noqa: E402
 
-for command in (schedule, ui, worker):
+for command in (gc, schedule, ui, worker):
     main.add_command(command)
 
 
@@ -298,3 +300,4 @@ def entry_point() -> None:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+

@@ -287,6 +287,18 @@ ui_command_options = options(
                       "once as /?token=TOKEN. Required on any host but loopback."),
 )
 
+def parse_duration(ctx, param, value):
+    """A duration option (``30d``, ``12h``, ``15m``, ``0s``) in seconds; a bad one is one
+    line, exit 2 (None stays None)."""
+    from ..commands.gc import parse_duration as seconds
+    from ..errors import UsageError
+
+    try:
+        return None if value is None else seconds(value, f"--{param.name.replace('_', '-')}")
+    except UsageError as exc:
+        raise Failure(str(exc), exc.exit_code) from None
+
+
 worker_command_options = options(
     click.option("--worker-id", default=None, metavar="ID",
                  help="This worker's DBOS executor id (default: the host name). Restarted with "
@@ -300,6 +312,10 @@ worker_command_options = options(
     click.option("--drain-timeout", type=click.IntRange(0, 3600), default=30, show_default=True,
                  help="On SIGINT/SIGTERM, seconds to let running chunks finish."),
     workers_option("--processes"),
+    click.option("--retention", default=None, metavar="DURATION", callback=parse_duration,
+                 help="Every hour, delete what finished runs older than DURATION leave "
+                      "behind (ingest gc --older-than DURATION), once across all workers; "
+                      "kept for later workers; off stops it."),
     click.option("--parent-pid", type=int, default=None, hidden=True),  # a helper of that process
 )
 

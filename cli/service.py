@@ -18,7 +18,7 @@ from .options import (Failure, database_option, json_option, load_command_option
 @worker_command_options
 @remote_options
 def worker(database_url, worker_id, concurrency, global_concurrency, take_over, drain_timeout,
-           processes, parent_pid, headers, endpoint_url) -> None:
+           processes, retention, parent_pid, headers, endpoint_url) -> None:
     """Process queued runs and chunks until stopped (SIGINT/SIGTERM).
 
     Several workers, on one machine or many, share one Postgres; each needs its own
@@ -43,7 +43,7 @@ def worker(database_url, worker_id, concurrency, global_concurrency, take_over, 
                                         exclusive=True, helper=parent_pid is not None,
                                         on_wait=lambda: say(waiting)) as app:
         worker.serve(app, worker_id, list(take_over), drain_timeout, say=say, processes=processes,
-                   parent_pid=parent_pid)
+                     parent_pid=parent_pid, retention=retention)
     if parent_pid is None:
         say(f"worker {worker_id} stopped")
 

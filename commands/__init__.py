@@ -11,6 +11,7 @@ or attach to it, wait for it, show its progress, and report what it did.
 - ``helper_processes``: the helper processes of ``--workers N``;
 - ``schedules``: ``ingest schedule``: recurring loads, checked and stored, and a worker's
   catch-up on the ticks missed while no worker ran.
+- ``gc``: ``ingest gc`` and ``worker --retention``'s schedule.
 
 May import: ``views``, ``runtime``, ``integration`` and everything below; never click, the
 command line or the web page (a command returns what it did; the command line prints it).

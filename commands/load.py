@@ -81,11 +81,12 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
 
 def check_run_of(app, options: LoadOptions, run_id: str, status: Optional[str]) -> None:
     """The run these inputs have must be taken up with the same options (``check_reattach``);
-    a new one must not be one the earlier run history of the database holds."""
+    a new one must not be one the earlier run history of the database holds (nor a finished
+    one known here only by its summary row: one finished there wrote it too)."""
+    if status is None or status == SUCCESS:
+        check_earlier_history(app.database_url, run_id)
     if status is not None:  # the job (with its credentials check) is built only to compare
         check_reattach(run_id, status, options.job(run_id))
-    else:
-        check_earlier_history(app.database_url, run_id)
 
 
 def check_earlier_history(database_url: Optional[str], run_id: str) -> None:
@@ -93,7 +94,7 @@ def check_earlier_history(database_url: Optional[str], run_id: str) -> None:
     before it moved beside it: started again in the new history, its chunks would meet the
     rows it stored. It is finished, or looked at, there."""
     from ..errors import UsageError
-    from ..views.runs import in_earlier_history
+    from ..views.earlier import in_earlier_history
 
     found = in_earlier_history(database_url, run_id)
     if found is None:

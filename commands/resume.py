@@ -4,7 +4,8 @@ through its transform again), each with the transform the run recorded."""
 
 from typing import Callable, Iterator, Optional
 
-from ..contract import ACTIVE, GIVEN_UP, Job, is_run_id
+from ..contract import (ACTIVE, CHUNK_QUEUE, ERROR, GIVEN_UP, RETRY_QUEUE, Job, fork_id,
+                        is_run_id)
 from ..errors import RunNotFound
 from .results import LoadResult
 from .load import tune_gc
@@ -84,12 +85,10 @@ def take_over_helpers(app, say: Callable) -> None:
 def resume(app, run_id: str, on_resumed: Optional[Callable] = None,
            show_progress: bool = False) -> LoadResult:
     """Put a run's given-up or failed parts back to work and wait for it."""
-    from .. import integration
-
     job = run_job(run_id)
     if job is not None:
         load_transform(job)
-    resumed = integration.resume_run(run_id)
+    resumed = resume_run(run_id)
     if resumed and on_resumed:
         on_resumed(run_id, len(resumed))
     bar = bar_for_run(run_id, show_progress)
@@ -120,3 +119,36 @@ def load_transform(job: Job) -> None:
     from ..transform import resolve
 
     resolve(job.transform, job.transform_dir)
+
+
+def resume_run(run_id: str) -> list:
+    """Put the run's stuck workflows back to work; returns their IDs. Given-up (or cancelled)
+    ones are resumed; failed chunk and retry workflows are forked from their failed step."""
+    from dbos import DBOS, SetWorkflowID
+
+    from ..integration import latest_attempt
+
+    stuck = []
+    for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False):
+        if not (w.workflow_id == run_id or w.workflow_id.startswith(f"{run_id}-")):
+            continue
+        if w.status in GIVEN_UP:
+            DBOS.resume_workflow(w.workflow_id)
+            stuck.append(w.workflow_id)
+        elif w.status == ERROR and w.name in ("load_chunk", "retry_records") \
+                and latest_attempt(w.workflow_id) == w.workflow_id:
+            # The fork's ID stays under the run's prefix, so status and waiting see it.
+            with SetWorkflowID(fork_id(w.workflow_id)):
+                DBOS.fork_workflow(w.workflow_id, failed_step(w.workflow_id),
+                                   queue_name=CHUNK_QUEUE if w.name == "load_chunk" else RETRY_QUEUE)
+            stuck.append(w.workflow_id)
+    return stuck
+
+
+def failed_step(workflow_id: str) -> int:
+    """The first step that failed: a fork re-runs it and keeps the committed ones before it."""
+    from dbos import DBOS
+
+    steps = DBOS.list_workflow_steps(workflow_id)
+    failed = [s["function_id"] for s in steps if s.get("error") is not None]
+    return min(failed) if failed else (max((s["function_id"] for s in steps), default=0) + 1)

@@ -8,12 +8,28 @@ from typing import Callable, Optional
 from ..contract import (ACTIVE, ERROR, GIVEN_UP, PAGES_EVENT, SUCCESS, Chunk, Job, RunPlan,
                         Summary, children_prefix)
 from ..errors import RunFailed, RunIncomplete
-from ..steps.inputs import run_status
+from ..steps.inputs import finished_row, run_status
 from .progress import Progress
 from ..views.states import needing_resume, published_pages
 
 POLL_SEC = 0.25  # how often a waiting command looks at its run
 CHILDREN_SEC = 1.0  # how often it looks at the run's chunks (progress, given-up chunks)
+
+
+def finished_summary(run_id: str) -> Summary:
+    """A finished run's summary: its DBOS output, or its summary row once gc collected it
+    (with the ``ingest retry`` counts gc folded in)."""
+    from dbos import DBOS
+
+    from ..store.run_summaries import current_summary
+
+    found = DBOS.list_workflows(workflow_ids=[run_id], load_input=False)
+    if found and found[0].output is not None:
+        return Summary.from_output(found[0].output)
+    row = finished_row(run_id)
+    if row is None:  # gone between two looks: only gc deletes, and it keeps the row first
+        raise RunFailed(f"run {run_id} has neither a DBOS history nor a summary row")
+    return current_summary(row)
 
 
 def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary:
@@ -25,7 +41,7 @@ def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary
     while True:
         status = run_status(run_id)
         if status == SUCCESS:
-            return Summary.from_output(DBOS.retrieve_workflow(run_id).get_result())
+            return finished_summary(run_id)
         if status == ERROR:
             raise RunFailed(f"run {run_id} failed ({failure_of(run_id)}); see "
                             f"`dbos workflow steps {run_id}`")
@@ -69,8 +85,14 @@ def run_plan(run_id: str):
 
 
 def run_job(run_id: str) -> Optional[Job]:
-    """The job a run was started with (None for a version-1 run: the defaults)."""
+    """The job a run was started with (None for a version-1 run: the defaults); of a run gc
+    collected, the one its summary row keeps."""
+    from ..store.run_summaries import job_of
+
     plan = run_plan(run_id)
+    if plan is None:
+        row = finished_row(run_id)
+        return job_of(row.job) if row is not None else None
     return plan.job if isinstance(plan, RunPlan) else None
 
 

@@ -7,14 +7,17 @@ from collections import deque
 from typing import Callable, Optional
 
 from ..contract import ACTIVE, SUCCESS, Summary
+from .gc import OFF, age, keep_collecting
 from .load import tune_gc
 
 
 def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
-          processes: int = 1, parent_pid: Optional[int] = None) -> None:
+          processes: int = 1, parent_pid: Optional[int] = None,
+          retention: Optional[float] = None) -> None:
     """Work the queues until SIGINT or SIGTERM (or, for a command's helper, until its parent
     process is gone), then let running work finish (``drain_sec``). With ``processes`` > 1,
-    helper processes work beside this one (see ``helper_processes``)."""
+    helper processes work beside this one (see ``helper_processes``); with ``retention``
+    (seconds), finished runs older than that are collected every hour (``gc``)."""
     import signal
     import threading
 
@@ -29,6 +32,10 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
     if parent_pid:
         exit_with_parent(parent_pid, stop)
         say = (lambda line: None)  # the parent speaks for its helpers
+    if retention is not None and not parent_pid:
+        keep_collecting(retention)
+        say("retention: off (the ingest-gc schedule is deleted)" if retention == OFF else
+            f"retention: every hour, ingest gc --older-than {age(retention)}")
     if take_over:
         taken = recover_executors(take_over)
         say(f"took over {taken} unfinished workflow(s) of {', '.join(take_over)}")

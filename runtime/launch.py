@@ -21,7 +21,8 @@ from ..steps import chunks
 from ..store import datasource
 from ..telemetry import metrics as telemetry
 from ..codec import json_text
-from ..contract import ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, RETRY_QUEUE, RUN_QUEUE
+from ..contract import (ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, GC_QUEUE, RETRY_QUEUE,
+                        RUN_QUEUE)
 from ..database import Databases, is_retryable_conflict
 from .executor_lock import ExecutorLock
 from .scheduler import SCHEDULE_POLL_SEC, declare_queue, fire_schedules
@@ -29,6 +30,7 @@ from .scheduler import SCHEDULE_POLL_SEC, declare_queue, fire_schedules
 QUEUE_POLLING_SEC = 0.05
 SQLITE_OPEN_BUSY_SEC = 5
 LOCAL_DRAIN_SEC = 30
+LOCAL_QUEUES = (RUN_QUEUE, CHUNK_QUEUE, RETRY_QUEUE)  # what a local command works
 
 _lock = None  # the ExecutorLock of a local process
 _concurrency = 1  # of this process's chunk queue
@@ -103,7 +105,11 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
         with startup_recovery_deferred():
             DBOS.launch()
         return
+    if role == "local":  # retention's ticks (GC_QUEUE) are for workers only
+        DBOS.listen_queues(list(LOCAL_QUEUES))
     DBOS.launch()
+    if role == "worker" and not helper:
+        DBOS.register_queue(GC_QUEUE, worker_concurrency=1, polling_interval_sec=1.0)
     if role != "client":
         start_working()
 
@@ -152,7 +158,7 @@ def start_working() -> None:
     if _deferred:  # a local command put off DBOS's start-up recovery and its queues until now
         from dbos._dbos import _get_dbos_instance
 
-        _get_dbos_instance()._listening_queues = None  # every queue, as ``launch`` would
+        _get_dbos_instance()._listening_queues = list(LOCAL_QUEUES)  # as ``launch`` would
         DBOS._recover_pending_workflows([DBOS.executor_id])
     if crashed:
         start_recovery_mode(crashed, _concurrency)

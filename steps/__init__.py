@@ -11,7 +11,8 @@ declares a workflow or a step of its own.
 - ``load_options``: what a load is asked to do (``LoadOptions``), checked before any work;
 - ``inputs``: a load's inputs found, fingerprinted and named, and the run they make (the
   command's and a schedule tick's);
-- ``ticks``: a schedule's tick: the run it plans, and what it did, counted once.
+- ``ticks``: a schedule's tick: the run it plans, and what it did, counted once;
+- ``retention``: what ``ingest gc`` deletes of old finished runs, and in which order.
 
 May import: ``transform``, ``sources``, ``store``, ``tables`` and the services and
 foundation below them; never ``integration`` or anything above it.

@@ -12,6 +12,8 @@ environment; unset, each costs one environment lookup.
   stage) and waits until ``<dir>/release-<index>`` or ``<dir>/release-all`` exists; after
   ``INGEST_FAULT_PARK_TIMEOUT_SEC`` (default 120) the process exits with 87, so a forgotten
   release fails loudly. A chunk replayed after a crash parks again while the variables are set.
+  ``INGEST_FAULT_PARK_AT=gc`` parks ``ingest gc`` instead (as index -1), after a batch's rows
+  and files, before its DBOS history: where a test kills it.
 """
 
 import json
@@ -67,9 +69,13 @@ def _mark(folder: str, index: int, stage: str) -> None:
     """Say, atomically, that this process holds chunk ``index`` at ``stage``."""
     from dbos import DBOS
 
+    try:
+        executor = DBOS.executor_id
+    except Exception:  # DBOS not launched here (ingest gc)
+        executor = None
     pid = os.getpid()
     marker = os.path.join(folder, f"parked-{index}-{pid}.json")
     os.makedirs(folder, exist_ok=True)
     with open(marker + ".tmp", "w") as out:
-        json.dump({"index": index, "pid": pid, "executor": DBOS.executor_id, "stage": stage}, out)
+        json.dump({"index": index, "pid": pid, "executor": executor, "stage": stage}, out)
     os.replace(marker + ".tmp", marker)

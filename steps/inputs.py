@@ -86,7 +86,26 @@ def describe_inputs(specs: list, urls: tuple = ()) -> str:
 
 
 def run_status(run_id: str) -> Optional[str]:
+    """The run's DBOS status; a run ``ingest gc`` collected (its summary row is all that
+    is left) is SUCCESS; None: no such run."""
     from dbos import DBOS
 
     status = DBOS.get_workflow_status(run_id)
-    return status.status if status else None
+    if status:
+        return status.status
+    return SUCCESS if finished_row(run_id) is not None else None
+
+
+def finished_row(run_id: str):
+    """The summary row of ``run_id`` (``store.run_summaries``), read through the launched
+    DBOS datasource's engine; None: none, or an app database not migrated yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..store.datasource import app_db
+    from ..store.run_summaries import row_by_id
+
+    try:
+        with app_db().engine.connect() as connection:
+            return row_by_id(connection, run_id)
+    except SQLAlchemyError:
+        return None

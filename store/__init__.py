@@ -1,6 +1,7 @@
 """Rows into the app database, each module one kind of row: transformed records into
 ``tasks`` (``tasks``, and ``keyed`` under the records' own keys), failures into ``errors``
-(``error_rows``), a run's files and their claims (``files``); ``counting`` adds rows to the
+(``error_rows``), a run's files and their claims (``files``), a finished run's summary row
+(``run_summaries``); ``counting`` adds rows to the
 metrics when, and only when, their transaction commits; ``datasource`` is the DBOS
 datasource whose transactions the workflows' steps run in.
 

@@ -95,3 +95,8 @@ def test_failures_benchmark_smoke_run_prints_the_targets(tmp_path):
     out = smoke_run("bench_failures.py", tmp_path)
     assert "records 300 | tasks 0 | errors 300 | retries 600" in out
     assert "targets: peak RSS" in out
+
+
+def test_retention_benchmark_smoke_run_prints_a_ratio(tmp_path):
+    out = smoke_run("bench_retention.py", tmp_path)
+    assert "with ingest gc --older-than 0s every 5 runs:" in out

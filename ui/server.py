@@ -117,13 +117,15 @@ def page(title: str, src: str, body: str, where: str) -> str:
 
 def runs_fragment(runs: list) -> str:
     live = any(r["state"] in LIVE_STATES for r in runs)
+    gc_mark = " <span class='muted gc' title='ingest gc removed its history'>(gc)</span>"
     head = ("<tr><th class=l>run</th><th class=l>state</th><th>files</th><th>records</th>"
             "<th>tasks</th><th>updated</th><th>skipped</th><th>errors</th><th>retries</th>"
             "<th class=l>started</th><th>duration s</th><th>records/s</th><th class=l>table</th>"
             "<th class=l>label</th><th class=l>dataset</th></tr>")
     rows = "".join(
         f"<tr class='run' data-run='{e(r['run_id'])}'><td class=l><a href='/runs/{e(r['run_id'])}'>"
-        f"{e(r['run_id'])}</a></td><td class='l state-{e(r['state'])}'>{e(r['state'])}</td>"
+        f"{e(r['run_id'])}</a></td><td class='l state-{e(r['state'])}'>{e(r['state'])}"
+        f"{gc_mark if r.get('history_removed') else ''}</td>"
         f"<td>{e(r['files'])}</td><td>{e(r['records'])}</td><td class=tasks>{e(r['tasks'])}</td>"
         f"<td>{e(r.get('updated', 0))}</td><td>{e(r.get('skipped', 0))}</td>"
         f"<td class=errors>{e(r['errors'])}</td><td>{e(r['retries'])}</td>"
@@ -158,7 +160,9 @@ def run_fragment(detail: dict, files: dict, errors: list) -> str:
     counts = " · ".join(f"{name} <b class={name}>{e(detail.get(name, 0))}</b>" for name in
                         ("records", "tasks", "updated", "skipped", "errors", "retries"))
     return (f"<div data-live='{int(state in LIVE_STATES)}'><h1>{e(run_id)}</h1>"
-            f"<p><span class='state-{e(state)}' id=state>{e(state)}</span> · {counts} · "
+            f"<p><span class='state-{e(state)}' id=state>{e(state)}</span>"
+            f"{' (history removed by ingest gc)' if detail.get('history_removed') else ''}"
+            f" · {counts} · "
             f"{e(detail['dataset'])} → table <b id=table>{e(detail.get('table', 'tasks'))}</b></p>"
             f"{pages_line(detail.get('pages'))}"
             f"{actions(run_id, state, detail['errors'])}"

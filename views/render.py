@@ -16,9 +16,12 @@ def runs(runs: list, hint: Optional[str] = None) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
         duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "-"
         rate = f"{r['records_per_s']:,.0f}" if r["records_per_s"] is not None else "-"
-        lines.append(f"{r['run_id']:<28} {r['state']:<11} {r['files']:>7} {r['records']:>9} "
+        state = f"{r['state']} (gc)" if r.get("history_removed") else r["state"]
+        lines.append(f"{r['run_id']:<28} {state:<11} {r['files']:>7} {r['records']:>9} "
                      f"{r['tasks']:>9} {r['errors']:>7} {started:<19} {duration:>9} {rate:>8}  "
                      f"{r.get('table') or 'tasks':<14} {label_of(r):<12} {r['dataset']}")
+    if any(r.get("history_removed") for r in runs):
+        lines.append("(gc): ingest gc removed its history; its counts are from its summary row")
     return "\n".join(lines)
 
 
@@ -46,6 +49,8 @@ def detail(detail: dict, every_chunk: bool = False) -> str:
     if detail.get("pages"):
         lines.append(describe_pages(detail["pages"]))
     lines += landing(detail)
+    if detail.get("history_removed"):
+        return "\n".join(lines)  # no chunks are left to show
     lines += ["", *(chunk_rows(detail["chunks"]) if every_chunk
                     else chunk_summary(detail["chunk_summary"], detail["run_id"]))]
     if detail["files"] > 1 or detail.get("pages"):

@@ -9,13 +9,14 @@ never creates a database that is not there.
 
 import os
 import time
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT, QUEUED, SUCCESS,
                        TASKS, Chunk, PageCounts, Summary, children_prefix, is_run_id,
                        redrive_prefix)
 from ..errors import RunNotFound
+from .scheduled import with_schedules
 
 
 # -- reaching the databases ---------------------------------------------------------------------
@@ -90,6 +91,24 @@ def app_engine(database_url: Optional[str]):
         engine.dispose()
 
 
+_lasting: dict = {}  # app database URL -> its engine, for this process's life
+
+
+def lasting_app_engine(database_url: Optional[str]):
+    """An engine on the app database kept for the process (the ui lists runs every second:
+    an engine costs more than the query); None while the database does not exist."""
+    from sqlalchemy import create_engine
+
+    from .. import database
+
+    url = database.resolve(database_url).app_url
+    if url not in _lasting:
+        if not database_exists(url):
+            return None
+        _lasting[url] = create_engine(url)
+    return _lasting[url]
+
+
 # -- runs ---------------------------------------------------------------------------------------
 def list_runs(database_url: Optional[str], limit: Optional[int] = None) -> list:
     """Every run, newest first, as one dict each."""
@@ -108,72 +127,24 @@ def runs_of(client, database_url: Optional[str], limit: Optional[int] = None) ->
     alive = executor_alive(database_url)
     rows = [run_row(client, parent, redrives.get(parent.workflow_id, [])
                     if parent.status == SUCCESS else None, alive=alive) for parent in parents]
-    return with_schedules(database_url, rows)
+    return with_schedules(lasting_app_engine(database_url),
+                          with_collected(client, database_url, rows, redrives, limit))
 
 
-def with_schedules(database_url: Optional[str], rows: list) -> list:
-    """Each run row with the schedule and tick that started it (None: a command did)."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
+def with_collected(client, database_url: Optional[str], rows: list, redrives: dict,
+                   limit: Optional[int]) -> list:
+    """``rows`` (DBOS's runs, newest first) with the runs gc collected among the newest
+    ``limit`` (``views.collected.merged``)."""
+    from .collected import doubtful, merged, newest
 
-    from ..models import ScheduledRun
-
-    scheduled: dict = {}
-    with app_engine(database_url) as engine:
-        try:
-            with engine.connect() if engine is not None else nullcontext() as connection:
-                scheduled = {r.run_id: {"name": r.schedule, "tick": r.tick.isoformat()}
-                             for r in connection.execute(select(ScheduledRun).where(
-                                 ScheduledRun.run_id.in_([row["run_id"] for row in rows])))
-                             } if connection is not None else {}
-        except SQLAlchemyError:  # an app database not migrated yet
-            pass
-    for row in rows:
-        row["schedule"] = scheduled.get(row["run_id"])
-    return rows
-
-
-def earlier_history(database_url: Optional[str]):
-    """Where this SQLite app database's runs were kept before its system database moved
-    beside it (the working directory's ``durable_ingest.sqlite``), when that file exists and
-    is another one; else None."""
-    from pathlib import Path
-
-    from .. import database
-
-    databases = database.resolve(database_url)
-    now = database.sqlite_path(databases.system_url)
-    earlier = Path(database.DEFAULT_SQLITE_SYSTEM_FILE).resolve()
-    if now is None or os.environ.get(database.SYSTEM_DATABASE_URL_VARIABLE) \
-            or not earlier.is_file() or now.resolve() == earlier:
-        return None
-    return earlier
-
-
-def earlier_runs_hint(database_url: Optional[str]) -> Optional[str]:
-    """How to list the runs of ``earlier_history``, if there is one."""
-    earlier = earlier_history(database_url)
-    if earlier is None:
-        return None
-    return (f"runs of this database started before its run history moved beside it may be in "
-            f"{earlier}: DBOS_SYSTEM_DATABASE_URL=sqlite:///{earlier} ingest status")
-
-
-def in_earlier_history(database_url: Optional[str], run_id: str) -> Optional[tuple]:
-    """(``earlier_history``'s file, the run's status there) when that file holds ``run_id``:
-    a new history would start the run again, and its chunks meet the rows it stored."""
-    import sqlite3
-
-    earlier = earlier_history(database_url)
-    if earlier is None:
-        return None
-    try:
-        with closing(sqlite3.connect(f"file:{earlier}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT status FROM workflow_status WHERE workflow_uuid = ?",
-                             (run_id,)).fetchone()
-    except sqlite3.Error:  # not a DBOS system database
-        return None
-    return (earlier, row[0]) if row else None
+    shown = {r["run_id"] for r in rows}
+    summaries = [s for s in newest(lasting_app_engine(database_url), limit)
+                 if s.run_id not in shown]
+    asked = doubtful(rows, summaries, limit)
+    still = {w.workflow_id for w in client.list_workflows(
+        workflow_ids=asked, load_input=False, load_output=False)} if asked else set()
+    return merged(rows, [s for s in summaries if s.run_id not in still], limit,
+                  lambda run_id: redriven_of(run_id, redrives.get(run_id, [])))
 
 
 def run_detail(database_url: Optional[str], run_id: str) -> dict:
@@ -184,18 +155,38 @@ def run_detail(database_url: Optional[str], run_id: str) -> dict:
 
 def detail_of(client, database_url: Optional[str], run_id: str) -> dict:
     """``run_detail`` with an open client (None: no system database yet)."""
-    found = client.list_workflows(workflow_ids=[run_id]) if client and is_run_id(run_id) else []
+    known = client is not None and is_run_id(run_id)
+    found = client.list_workflows(workflow_ids=[run_id]) if known else []
+    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id)) if known else []
     if not found:
-        raise RunNotFound(run_id)
-    children = client.list_workflows(workflow_id_prefix=children_prefix(run_id))
-    detail = with_schedules(database_url, [run_row(client, found[0], children,
-                                                   alive=executor_alive(database_url))])[0]
+        return with_schedules(lasting_app_engine(database_url),
+                              [collected_detail(database_url, run_id, children)])[0]
+    detail = with_schedules(lasting_app_engine(database_url), [
+        run_row(client, found[0], children, alive=executor_alive(database_url))])[0]
     by_id = {c.workflow_id: c for c in children}
     chunks = sorted((c for c in children if c.name == "load_chunk" and c.input
                      and not c.workflow_id.endswith("-fork")), key=lambda c: c.workflow_id)
     detail["chunks"] = [chunk_row(run_id, c, by_id) for c in chunks]
     detail["chunk_summary"] = chunk_summary(detail["chunks"])
     return detail
+
+
+def collected_detail(database_url: Optional[str], run_id: str, children: list) -> dict:
+    """A run gc collected, from its summary row: no chunks are left to show."""
+    from .collected import collected_run
+
+    row = summary_row(database_url, run_id)
+    if row is None:
+        raise RunNotFound(run_id)
+    detail = collected_run(row, *redriven_of(run_id, children))
+    return {**detail, "chunks": [], "chunk_summary": chunk_summary([])}
+
+
+def summary_row(database_url: Optional[str], run_id: str):
+    """The summary row of a run gc collected (None: none)."""
+    from .collected import by_id
+
+    return by_id(lasting_app_engine(database_url), run_id) if is_run_id(run_id) else None
 
 
 SLOWEST_SHOWN = 3
@@ -261,6 +252,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "pages": pages,
         "table": table_of(plan),
         "label": label_of(plan),
+        "history_removed": False,  # True: ingest gc deleted it (``views.collected``)
     }
 
 
@@ -392,7 +384,8 @@ def require_known_run(database_url: Optional[str], run_id: str) -> None:
     with system_client(database_url) as client:
         if client is None or not is_run_id(run_id) or not client.list_workflows(
                 workflow_ids=[run_id], load_input=False, load_output=False):
-            raise RunNotFound(run_id)
+            if summary_row(database_url, run_id) is None:
+                raise RunNotFound(run_id)
 
 
 def run_table(database_url: Optional[str], run_id: str) -> str:
@@ -400,6 +393,9 @@ def run_table(database_url: Optional[str], run_id: str) -> str:
     with system_client(database_url) as client:
         found = client.list_workflows(workflow_ids=[run_id], load_output=False) \
             if client is not None and is_run_id(run_id) else []
+    if not found and is_run_id(run_id):
+        row = summary_row(database_url, run_id)
+        return ((row.job or {}).get("table") if row is not None else "") or TASKS
     return table_of(found[0].input["args"][0] if found and found[0].input else None)
 
 

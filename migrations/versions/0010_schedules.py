@@ -4,16 +4,16 @@
 unchanged or failed) and keeps its last tick; ``ingest_schedule_runs`` names the schedule and
 tick of every run a tick started. The schedules themselves live in DBOS's system database.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
