@@ -45,6 +45,8 @@ SPOOLED = re.compile(r"(stdin|gunzip|page)-[0-9a-f]{20}\.data")  # sources.spool
 RUN = "ingest_dataset"
 REDRIVE = "redrive_errors"
 TICK = "collect_garbage"
+SCHEDULE_TICK = "scheduled_load"
+TICKS_PER_CALL = 1000
 GC_PARK_INDEX = -1  # where the park fault hook holds gc (INGEST_FAULT_PARK_AT=gc)
 
 
@@ -326,10 +328,19 @@ def collect_redrives(history, engine, cutoff: float, done: Collected, dry_run: b
 
 
 def collect_ticks(history, cutoff: float, done: Collected, dry_run: bool) -> None:
-    """The finished ticks of ``ingest worker --retention`` (gc's own history)."""
-    ticks = [w.workflow_id for w in history.list_workflows(
-        name=TICK, status=[SUCCESS, ERROR], completed_before=iso(cutoff), load_input=False,
-        load_output=False)]
-    if not dry_run and ticks:
-        history.delete_workflows(ticks, delete_children=True)
-    done.workflows += len(ticks)
+    """Finished ticks: of ``ingest worker --retention`` (gc's own history) and of the
+    schedules (``scheduled_load``: what each did is counted in ``ingest_schedules``, the run it
+    started named in ``ingest_schedule_runs``). A tick's child is the run it started, which
+    goes by the runs' own rule: its children are not deleted with it."""
+    offset = 0  # a dry run reads on; a real one deletes what it read
+    while True:
+        ticks = [w.workflow_id for w in history.list_workflows(
+            name=[TICK, SCHEDULE_TICK], status=[SUCCESS, ERROR], completed_before=iso(cutoff),
+            load_input=False, load_output=False, limit=TICKS_PER_CALL, offset=offset)]
+        done.workflows += len(ticks)
+        if dry_run:
+            offset += len(ticks)
+        elif ticks:
+            history.delete_workflows(ticks, delete_children=False)
+        if len(ticks) < TICKS_PER_CALL:
+            return

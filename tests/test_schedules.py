@@ -60,6 +60,21 @@ def held_scheduled_run(cli, backend, workdir, parking, records: int, chunk_size:
     return landing, worker
 
 
+def tick_statuses(backend, workdir) -> set:
+    """The statuses of the schedules' tick workflows in the system database."""
+    import sqlalchemy as sa
+
+    url = backend.system_url_for(workdir)
+    table = "workflow_status" if url.startswith("sqlite") else "dbos.workflow_status"
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            return {status for (status,) in connection.execute(sa.text(
+                f"SELECT status FROM {table} WHERE name = 'scheduled_load'"))}
+    finally:
+        engine.dispose()
+
+
 def stop(*workers) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -167,6 +182,18 @@ def test_a_worker_runs_each_tick_once_and_skips_ticks_while_the_last_run_goes(
     assert {shown[r]["schedule"]["name"] for r, _ in runs} == {"landing"}
     text = run_ingest("status", runs[0][0], env=backend.env(), cwd=workdir).stdout
     assert "started by schedule landing, tick" in text
+
+    # gc deletes the finished ticks and the runs' history; what the ticks did stays counted,
+    # and each run still names its schedule.
+    before = schedules(cli, backend)[0]
+    collected = cli("gc", "--older-than", "0s", "--json", env=backend.env())
+    assert collected.exit_code == 0, collected.output
+    assert "SUCCESS" not in tick_statuses(backend, workdir)  # (a tick in flight stays)
+    after = schedules(cli, backend)[0]
+    assert {k: after[k] for k in ("runs", "skipped", "unchanged")} == \
+        {k: before[k] for k in ("runs", "skipped", "unchanged")}
+    shown = {run["run_id"]: run for run in status_of(backend, workdir)}
+    assert {shown[r]["schedule"]["name"] for r, _ in runs} == {"landing"}
 
 
 @pytest.mark.slow
