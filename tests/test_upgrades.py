@@ -27,7 +27,7 @@ from durable_ingest import contract
 SHAPES = {
     "ingest-v3": "2c03c8208f518aff",
     "ingest-v4": "6658808f7b8313fd",
-    "ingest-v5": "3ba069f8eb98e04d",  # schedules' ticks; chains of pages
+    "ingest-v5": "06f8f1a40d8cd136",  # schedules' ticks; chains of pages; incremental loads
 }
 EARLIER_COMMIT = "8cbd45e"  # main before issue 35: application version ingest-v2
 
