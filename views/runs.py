@@ -16,6 +16,7 @@ from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT
                        TASKS, Chunk, PageCounts, Summary, children_prefix, is_run_id,
                        redrive_prefix)
 from ..errors import RunNotFound
+from .states import incremental_of
 
 
 # -- reaching the databases ---------------------------------------------------------------------
@@ -243,6 +244,7 @@ def run_row(client, parent, children: Optional[list] = None,
         finished = last_change(parent, children)
     duration = (finished or time.time()) - started if started else None
     pages = pages_of(client, parent, plan)
+    done = Summary.from_output(parent.output) if parent.status == SUCCESS and parent.output else None
     return {
         "run_id": parent.workflow_id,
         "dataset": dataset_of(plan),
@@ -261,6 +263,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "pages": pages,
         "table": table_of(plan),
         "label": label_of(plan),
+        "incremental": incremental_of(plan, done),
     }
 
 
