@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import answer_json, kill_9, run_ingest, start_ingest
+from conftest import answer_json, kill_9, run_ingest, start_ingest, wait_until
 from durable_ingest.sources.since import (INSTANT, NUMBER, TEXT, Highest, is_higher, new_value,
                                           typed, value_of)
 
@@ -131,6 +131,7 @@ def test_three_runs_miss_nothing_and_double_nothing(cli, backend):
     assert backend.counts() == (8, 0)
     [(field, value, kind, run_id)] = cursor(backend)
     assert (field, value, kind, run_id) == ("updated_at", at(11), INSTANT, third["run_id"])
+    assert second["incremental"] == {"field": "updated_at", "used": at(5), "new": at(10)}
     detail = status_json(cli, backend, second["run_id"])
     assert detail["incremental"] == {"field": "updated_at", "used": at(5), "new": at(10)}
     text = cli("status", second["run_id"], env=backend.env()).output
@@ -286,3 +287,35 @@ def test_merging_highests_is_the_highest_of_all(left, right):
 
     assert of(left).merge(of(right).as_dict()).as_dict() == of(left + right).as_dict()
     assert of(left + right).as_dict()[TEXT] == max(left + right)
+
+
+@pytest.mark.slow
+def test_a_schedule_makes_a_nightly_sync_of_one_line(cli, sqlite_backend, workdir):
+    """``schedule add`` takes ``--incremental`` as ``load`` does; each tick asks from the
+    value the last finished run left."""
+    backend = sqlite_backend
+
+    def done(rows: int):
+        runs = json.loads(run_ingest("status", "--json", env=backend.env(), cwd=workdir).stdout)
+        return backend.rows_so_far() == rows and runs and all(r["state"] == "done" for r in runs)
+
+    with ChangingApi(order=instant) as api:
+        api.put(*(item(n, n) for n in range(1, 4)))
+        added = cli("schedule", "add", "nightly", "0 2 * * *", f"{api.url}/items", *SYNC,
+                    "--since-param", "since", env=backend.env())
+        assert added.exit_code == 0, added.output
+        worker = start_ingest("worker", "--worker-id", "w1", cwd=workdir,
+                              env={**backend.env(), "INGEST_SCHEDULE_POLL_SEC": "0.5"})
+        for rows, new in ((3, [item(4, 4)]), (4, [item(5, 5), item(2, 9, "item 2, renamed")])):
+            assert cli("schedule", "run", "nightly", env=backend.env()).exit_code == 0
+            wait_until(lambda: done(rows), 60, f"a run of {rows} rows", process=worker,
+                       interval=0.3)
+            api.put(*new)
+        assert cli("schedule", "run", "nightly", env=backend.env()).exit_code == 0
+        wait_until(lambda: done(5) and cursor(backend)[0][1] == at(9), 60, "the third run",
+                   process=worker, interval=0.3)
+        worker.terminate()
+        worker.communicate(timeout=60)
+
+    assert api.asked == [None, at(3), at(4)]
+    assert stored(backend)[2]["name"] == "item 2, renamed"
