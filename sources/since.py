@@ -9,8 +9,8 @@ a boolean, an object or a list has no value: it loads, and moves nothing.
 
 Values of different types never compare. The highest is kept per type, and a run moves the
 stored value only within that value's type (records of another type load, and move nothing);
-a first run with no value to start from takes the most specific type its records had:
-instants, then numbers, then text. A value is kept as the source wrote it: a string's text,
+a first run with no stored value takes the type of its ``--since-initial`` if its records have
+values of that type, else the most specific type they had: instants, then numbers, then text. A value is kept as the source wrote it: a string's text,
 a number's digits (a float in its shortest exact form: ``1.10`` is kept as ``1.1``).
 """
 
@@ -106,12 +106,13 @@ class Highest:
         return dict(self.found) or None
 
 
-def new_value(used: tuple, found: Optional[dict]) -> tuple:
+def new_value(used: tuple, found: Optional[dict], given: bool = False) -> tuple:
     """The value a run leaves: the highest of ``found`` of the type of the value it
     started from (``used``; ``()``: none, then the most specific type found), if higher;
-    else ``used``."""
+    else ``used``. A ``given`` value (``--since-initial``, typed on a command line, where
+    ``0`` may stand for text ids) decides the type only if the records have values of it."""
     found = found or {}
-    if used:
+    if used and (not given or used[0] in found or not found):
         kind, text = used
         higher = found.get(kind)
         return (kind, higher) if higher is not None and is_higher(kind, higher, text) else used

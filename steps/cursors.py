@@ -12,6 +12,7 @@ from ..contract import Job, UrlSource
 from ..models import IncrementalCursor
 from ..sources.since import Highest, new_value
 from ..store import datasource
+from ..store.dialect import insert_ignoring_conflicts
 
 
 def stored_value(engine, source: str, table: str, field: str) -> tuple:
@@ -38,12 +39,14 @@ def advance(job: Job, source: UrlSource, table: str, highest: Optional[dict]) ->
     stored = tuple(row) if row else ()
     # Another run of the same input may have moved it since this one was planned: what is
     # stored now (and its type) is what the run's values must pass.
-    new = new_value(stored or source.since, Highest(highest).as_dict())
+    found = Highest(highest).as_dict()
+    new = new_value(stored, found) if stored else new_value(source.since, found, given=True)
     values = {"value": new[1], "value_type": new[0], "run_id": job.run_id,
               "updated_at": datetime.now(timezone.utc)} if new else {}
-    if values and not stored:
-        session.add(IncrementalCursor(source=source.describe(), table_name=table,
-                                      field=job.incremental, **values))
+    if values and not stored:  # (a first run of another label at once: the first one's)
+        session.execute(insert_ignoring_conflicts(session, IncrementalCursor), [{
+            "source": source.describe(), "table_name": table, "field": job.incremental,
+            **values}])
     elif values and new != stored:
         session.execute(update(IncrementalCursor).where(*where).values(values))
     used = source.since[1] if source.since else None

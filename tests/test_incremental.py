@@ -247,6 +247,10 @@ def test_values_are_typed_and_compared_by_type():
     assert new_value((NUMBER, "5"), {TEXT: "zzz", NUMBER: "4"}) == (NUMBER, "5")
     assert new_value((), {TEXT: "zzz", NUMBER: "4", INSTANT: at(1)}) == (INSTANT, at(1))
     assert new_value((), None) == ()
+    # --since-initial 0 with text ids: the records' type, not the command line's, decides.
+    assert new_value((NUMBER, "0"), {TEXT: "b7"}, given=True) == (TEXT, "b7")
+    assert new_value((NUMBER, "0"), {TEXT: "b7", NUMBER: "3"}, given=True) == (NUMBER, "3")
+    assert new_value((NUMBER, "5"), {}, given=True) == (NUMBER, "5")
 
 
 instants = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
