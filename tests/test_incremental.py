@@ -199,6 +199,7 @@ def test_a_run_killed_before_commit_moves_nothing_then_finishes_from_its_value(
         assert last.returncode == 0, last.stderr
 
     summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["incremental"] == {"field": "updated_at", "used": at(3), "new": at(5)}
     assert set(api.asked[1:]) <= {at(3), at(5)} and api.asked[-1] == at(5)
     assert at(3) in api.asked[1:-1]  # the killed run, resumed, asked from its own value
     assert backend.counts() == (6, 0)
