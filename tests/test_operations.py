@@ -34,7 +34,8 @@ def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
     assert runs[0] | {"duration_s": 0, "records_per_s": 0, "started_at": 0, "dataset": ""} == {
         "run_id": second["run_id"], "dataset": "", "state": "done", "files": 1, "records": 12,
         "tasks": 11, "updated": 0, "skipped": 0, "errors": 1, "resolved": 0, "retries": 2, "started_at": 0, "duration_s": 0,
-        "records_per_s": 0, "pages": None, "table": "tasks", "label": "nightly"}
+        "records_per_s": 0, "pages": None, "table": "tasks", "label": "nightly",
+        "schedule": None, "incremental": None}
     assert runs[1]["label"] == ""
     assert [(c["chunk"], c["records"], c["state"], c["recoveries"]) for c in detail["chunks"]] == [
         (0, "0-4", "SUCCESS", 0), (1, "5-9", "SUCCESS", 0), (2, "10-11", "SUCCESS", 0)]
