@@ -21,7 +21,9 @@ from typing import Optional
 # ``prepare_table`` keeps them. v5: schedules' ticks (``scheduled_load``, ``TickPlan``);
 # URL inputs follow chains of pages (``UrlSource.paging``), a page per ``fetch_link`` step
 # whose ``FetchedPage.next`` leads to the next one; a run ends with its summary row
-# (``record_run``), and ``collect_garbage`` (worker --retention) is a workflow.
+# (``record_run``), and ``collect_garbage`` (worker --retention) is a workflow;
+# incremental loads (``Job.incremental``, ``UrlSource.since``, ``ChunkResult.highest``,
+# ``Summary.incremental``).
 # tests/test_upgrades.py records each version's shapes.
 APPLICATION_VERSION = "ingest-v5"
 
@@ -159,14 +161,18 @@ class UrlSource:
     last: Optional[int] = None
     paginated: bool = False
     paging: Paging = Paging()
+    since: tuple = ()  # (--incremental) (type, text) of the value the run asks from; (): none
+    since_param: str = ""  # --since-param: the query parameter the value goes into
 
     def url(self, page: int) -> str:
         return self.template.replace(PAGE_PLACEHOLDER, str(page)) if self.paginated else self.template
 
     def describe(self) -> str:
+        """What it asks for, without the value it asks from (the run identity's words)."""
+        asks = f" --since-param {self.since_param}" if self.since_param else ""
         if not self.paginated:
-            return f"{self.template} {self.paging.describe()}".rstrip()
-        return f"{self.template} pages {self.first}-{'' if self.last is None else self.last}"
+            return f"{self.template} {self.paging.describe()}".rstrip() + asks
+        return f"{self.template} pages {self.first}-{'' if self.last is None else self.last}{asks}"
 
 
 PAGE_PLACEHOLDER = "{page}"
@@ -242,6 +248,7 @@ class Job:
     endpoint_url: str = ""
     # --column: ((field path as given, type), ...) sorted, the column types it asks for
     columns: tuple = ()
+    incremental: str = ""  # --incremental: the dotted path of each record's value ("": none)
 
     @property
     def keyed(self) -> bool:
@@ -347,6 +354,7 @@ class ChunkResult:
     retries: int = 0
     skipped: int = 0  # no row on purpose: the transform returned None, or (--key) the key was there
     updated: int = 0  # (--key --on-conflict update) records whose key was already there
+    highest: Optional[dict] = None  # (--incremental) {type: text}: of the records it stored
 
 
 @dataclass(frozen=True)
@@ -406,6 +414,7 @@ class Summary:
     skipped: int = 0
     updated: int = 0
     pages: Optional["PageCounts"] = None  # a run with URL inputs: what fetching them found
+    incremental: Optional[dict] = None  # {"field", "used", "new"}: the values it started from and left
 
     @property
     def files(self) -> int:

@@ -58,7 +58,7 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from .store import datasource, run_summaries
-from .steps import chunks, claims, faults, packing, redrive, retention, ticks
+from .steps import chunks, claims, cursors, faults, packing, redrive, retention, ticks
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
@@ -69,8 +69,9 @@ from .contract import (ACTIVE, CHUNK_QUEUE, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAG
                        retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
 from .sources.fetcher import forget_run
-from .sources.http import Scanning, Tail, fetch_chained, fetch_pages
+from .sources.http import Scanning, Tail, fetch_chained, fetch_pages, unfetched
 from .sources.paging import Chain
+from .sources.since import Highest
 
 CLAIM_PAGE = 1000  # files claimed per transaction
 AWAIT_BATCH = 64  # chunks awaited per step
@@ -96,13 +97,16 @@ def ingest_run(plan: RunPlan) -> Summary:
     count = packed["next_index"]
     totals = await_chunks(job.run_id, count)
     pages = fetched.claimed
+    incremental = datasource.run_tx("advance_cursor", cursors.advance, job, plan.urls[0],
+                                    target_of(job), totals.highest) if job.incremental else None
     summary = Summary(run_id=job.run_id, inputs=plan.inputs,
                       records=claimed.records + pages.records, tasks=totals.tasks,
                       errors=totals.errors + claimed.bad_rows + pages.bad_rows,
                       retries=totals.retries, chunks=count, files_new=claimed.new,
                       files_already=claimed.duplicate, files_bad=claimed.bad,
                       started_at=started, finished_at=clock(), skipped=totals.skipped,
-                      updated=totals.updated, pages=fetched.pages if plan.urls else None)
+                      updated=totals.updated, pages=fetched.pages if plan.urls else None,
+                      incremental=incremental)
     # The run's summary row, kept when ``ingest gc`` deletes this history (once: checkpointed).
     datasource.run_tx("record_run", run_summaries.record_run, summary, job, len(plan.urls))
     return summary
@@ -209,14 +213,6 @@ def record_batch(job: Job, fetched: Fetched, pages: list) -> Fetched:
                    packing=enqueue_chunks(job, fetched.packing, final=False))
 
 
-def unfetched(source: UrlSource, first: int, tail: Tail) -> FetchedPage:
-    """The rest of a closed range, not asked for after its pages kept failing: one row."""
-    name = f"{source.template} pages {first}-{source.last}"
-    return FetchedPage(page=first, name=name, attempts=0, error=(
-        f"{name}: not fetched: the {tail.failures} pages before them failed (see their errors); "
-        "run the same command again once the cause is fixed"))
-
-
 def when_allowed(fetch, *args):
     """A fetching step, once a process with the run's credentials runs the run: one that
     recovered it without them (another command's) waits, durably, and lets it go when
@@ -275,7 +271,7 @@ def load_chunk(job: Job, chunk: Chunk) -> ChunkResult:
                 RETRY_QUEUE, retry_records, job, chunk, outcome["retry"]).workflow_id
     return ChunkResult(index=chunk.index, tasks=outcome["tasks"], errors=outcome["errors"],
                        retry_workflow=retry_workflow, skipped=outcome.get("skipped", 0),
-                       updated=outcome.get("updated", 0))
+                       updated=outcome.get("updated", 0), highest=outcome.get("highest"))
 
 
 # -- 4. retries -----------------------------------------------------------------------------
@@ -289,6 +285,7 @@ def retry_records(job: Job, chunk: Chunk, failed: list) -> dict:
     telemetry.tag_run(job.run_id)
     pending, delay = failed, job.retry_interval
     totals = {"tasks": 0, "updated": 0, "skipped": 0, "errors": 0, "retries": 0}
+    highest = Highest()
     for number in range(2, job.max_attempts + 1):
         DBOS.sleep(delay)
         delay *= job.backoff
@@ -298,24 +295,23 @@ def retry_records(job: Job, chunk: Chunk, failed: list) -> dict:
                                         number, number == job.max_attempts)
         for name in ("tasks", "updated", "skipped", "errors"):
             totals[name] += outcome[name]
+        highest.merge(outcome.get("highest"))
         pending = outcome["failed"]
         if not pending:
             break
-    return totals
+    return {**totals, "highest": highest.as_dict()}
 
 
 # -- 5. awaiting the chunks -------------------------------------------------------------------
 def await_chunks(run_id: str, count: int) -> ChunkResult:
-    total = ChunkResult(index=-1, tasks=0, errors=0)
+    totals = {"tasks": 0, "errors": 0, "retries": 0, "skipped": 0, "updated": 0}
+    highest = Highest()
     for low in range(0, count, AWAIT_BATCH):
-        batch = range(low, min(low + AWAIT_BATCH, count))
-        outcome = await_batch(run_id, batch)
-        total = ChunkResult(index=-1, tasks=total.tasks + outcome["tasks"],
-                            errors=total.errors + outcome["errors"],
-                            retries=total.retries + outcome["retries"],
-                            skipped=total.skipped + outcome.get("skipped", 0),
-                            updated=total.updated + outcome.get("updated", 0))
-    return total
+        outcome = await_batch(run_id, range(low, min(low + AWAIT_BATCH, count)))
+        for name in totals:
+            totals[name] += outcome.get(name, 0)
+        highest.merge(outcome.get("highest"))
+    return ChunkResult(index=-1, **totals, highest=highest.as_dict())
 
 
 def await_batch(run_id: str, indexes: range) -> dict:
@@ -335,6 +331,7 @@ def batch_outcome(run_id: str, start: int, stop: int) -> dict:
     # Awaited inside a step, so that "stuck" is recorded as this step's output. DBOS's own
     # recorded getResult replays differently once a child has been resumed.
     totals = {"tasks": 0, "errors": 0, "retries": 0, "skipped": 0, "updated": 0, "stuck": []}
+    highest = Highest()
     for index in range(start, stop):
         try:
             result = result_of(chunk_workflow_id(run_id, index))
@@ -345,7 +342,8 @@ def batch_outcome(run_id: str, start: int, stop: int) -> dict:
         for name in ("tasks", "errors", "skipped", "updated"):
             totals[name] += getattr(result, name, 0) + (retried or {}).get(name, 0)
         totals["retries"] += retried["retries"] if retried else 0
-    return totals
+        highest.merge(result.highest).merge((retried or {}).get("highest"))
+    return {**totals, "highest": highest.as_dict()}
 
 
 def result_of(workflow_id: str):

@@ -237,3 +237,22 @@ class RunSummary(Base):
     written_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class IncrementalCursor(Base):
+    """Where an incremental load (``--incremental``) stands: per URL input (as its runs'
+    identity describes it, without credentials), table and field, the highest value its
+    finished runs stored, as the source wrote it, and its type (``sources.since``). Moved
+    forward only, by the run's last transaction, once its records are committed."""
+
+    __tablename__ = "ingest_cursors"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    value_type: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -132,6 +132,9 @@ Paging of URL inputs without {page} (one style per command; --max-pages N caps a
   Offset and limit (many SQL-backed APIs):
     ingest load https://api.example.com/rows --records rows --offset-param offset \\
       --limit-param limit --limit 500 --total total
+Only what changed since the last finished run (--incremental; a nightly sync with schedule add):
+  ingest load https://api.example.com/orders --records data --incremental updated_at \\
+    --since-param updated_since --since-initial 2026-01-01T00:00:00Z --key id
 """
 
 # (flag, metavar, help) of the paging options that take a path or a name
@@ -159,12 +162,24 @@ paging_options = options(
     click.option("--max-pages", type=click.IntRange(1), default=None, metavar="N",
                  help="At most N pages of each URL input, whatever its paging."),
 )
+incremental_options = options(
+    click.option("--incremental", metavar="FIELD", default=None,
+                 help="Load only what changed: each run asks a URL input for records from the "
+                      "highest FIELD (a dotted path, e.g. updated_at or id) its finished runs "
+                      "stored, by {since} in the URL or --since-param."),
+    click.option("--since-param", metavar="NAME", default=None,
+                 help="With --incremental: the query parameter the value goes into."),
+    click.option("--since-initial", metavar="VALUE", default=None,
+                 help="With --incremental: the value of the first run (else no {since} is "
+                      "possible, and --since-param is not sent)."),
+)
 http_options = options(
     click.option("--pages", metavar="START-END|START-", default=None,
                  help="Pages of URL inputs with a {page} placeholder: START-END (inclusive), "
                       "or START- (until the first page with no records)."),
     header_option,
     paging_options,
+    incremental_options,
     click.option("--http-attempts", type=click.IntRange(1, 100), default=5, show_default=True,
                  help="Tries per page, the first included (connection errors, timeouts, 429, 5xx)."),
     click.option("--http-timeout", type=click.FloatRange(0.1, 3600), default=30.0,

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from ..contract import SUCCESS, TASKS, RunPlan
 from ..steps.inputs import current_run, describe_inputs
-from ..steps.load_options import LoadOptions
+from ..steps.load_options import LoadOptions, urls_asking
 from .progress import Progress
 from .interrupted import finish_others_first, name_others
 from .reattach import check_reattach
@@ -49,9 +49,10 @@ def load(app, specs: list, options: LoadOptions, manifest, skipped, scanned=None
     planned = 0  # records this command planned (none if the run existed)
     try:
         if status is None:
+            urls = urls_asking(app.engine, options)
             planned = app.write_plan(manifest, run_id, options, scanned).records
             plan = RunPlan(job=options.job(run_id), inputs=dataset, files=manifest.count,
-                           records=planned, urls=options.urls)
+                           records=planned, urls=urls)
             integration.start_run(plan, detach=detach)
         if detach:
             return Detached(run_id, dataset, planned, status or "ENQUEUED")

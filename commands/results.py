@@ -81,6 +81,7 @@ class LoadResult:
     files_changed_count: int = 0
     files_changed_skipped: int = 0  # of those, left alone (--changed skip)
     keyed: bool = False
+    incremental: Optional[dict] = None  # (--incremental) {"field", "used", "new"}
 
     @classmethod
     def from_summary(cls, summary: Summary, already_loaded: bool, elapsed_s: float,
@@ -100,7 +101,8 @@ class LoadResult:
                    pages=pages_dict(summary.pages), table=table, objects_changed=changed,
                    held_back=notes.get("held_back", 0), files_changed=notes.get("changed", []),
                    files_changed_count=notes.get("changed_count", 0),
-                   files_changed_skipped=notes.get("changed_skipped", 0), keyed=keyed)
+                   files_changed_skipped=notes.get("changed_skipped", 0), keyed=keyed,
+                   incremental=summary.incremental)
 
     @property
     def has_errors(self) -> bool:
@@ -169,6 +171,10 @@ class LoadResult:
             from ..views.render import describe_pages
 
             lines.append(describe_pages(self.pages))
+        if self.incremental:
+            from ..views.render import describe_incremental
+
+            lines.append(describe_incremental(self.incremental))
         shaped = (f" | updated {self.updated}" if self.updated else "") + \
             (f" | skipped {self.skipped}" if self.skipped else "")
         lines.append(

@@ -15,7 +15,7 @@ from ..errors import InputError, UsageError, one_line
 from .common import BLOCK_BYTES
 from .credentials import Credentials, origin_of
 from .fetcher import Answer, Fetcher, fetch_ahead, fetched_ahead, pool_of
-from .paging import WrongShape, next_of
+from .paging import WrongShape, asking, next_of
 
 FAILURES_IN_A_ROW = 3  # failed pages in a row that stop a source (its pages are alike)
 
@@ -123,7 +123,7 @@ def fetch_pages(run_id: str, source: UrlSource, first: int, count: int, policy: 
     fetcher = Fetcher(run_id, policy, creds, spool)
 
     def one(page: int) -> FetchedPage:
-        url = source.url(page)
+        url = asking(source, source.url(page))
         try:
             return scanning.plan(page, url, fetcher.answer(url))
         except Exception as exc:  # the spool can't be written, or anything unforeseen
@@ -211,3 +211,11 @@ def chained_page(run_id: str, source: UrlSource, url: str, number: int, policy: 
         page = FetchedPage(page=number, name=url, attempts=answer.attempts,
                            error=f"{url}: {one_line(exc)}")
     return replace(page, error=creds.scrub(page.error)) if page.error else page
+
+
+def unfetched(source: UrlSource, first: int, tail: Tail) -> FetchedPage:
+    """The rest of a closed range, not asked for after its pages kept failing: one row."""
+    name = f"{source.template} pages {first}-{source.last}"
+    return FetchedPage(page=first, name=name, attempts=0, error=(
+        f"{name}: not fetched: the {tail.failures} pages before them failed (see their errors); "
+        "run the same command again once the cause is fixed"))

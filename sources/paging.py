@@ -4,7 +4,8 @@ a cursor at a dotted path of its body, a field of its last record, or an offset 
 by the records of each page. Here: the next page's URL of a fetched page (``next_of``), or
 why the chain can't go on from it (``WrongShape``); where a chain stands in the run's
 workflow body (``Chain``: loops, cursors that don't change, ``--max-pages``); and the checks
-of the paging options, before any work (``check_paging``)."""
+of the paging options, before any work (``check_paging``); the first URL asks from an
+incremental load's value (``asking``)."""
 
 import hashlib
 import re
@@ -14,6 +15,7 @@ from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 from ..contract import PAGE_PLACEHOLDER, FetchedPage, Paging, UrlSource
 from ..errors import UsageError
+from .since import SINCE_PLACEHOLDER
 
 MAX_BODY_BYTES = 64 << 20  # a page whose body is read for its paging values is read whole
 CHAIN_STYLES = ("next_url", "cursor", "cursor_record", "offset_param")
@@ -50,12 +52,24 @@ def link_next(header: Optional[str], base: str) -> Optional[str]:
 
 
 def first_url(source: UrlSource) -> str:
-    """The chain's first page: the URL as given, with its offset and limit for offsets."""
+    """The chain's first page: the URL as given, with its offset and limit for offsets,
+    asking from the run's value (``asking``)."""
     paging = source.paging
     if paging.style != "offset":
-        return source.template
+        return asking(source, source.template)
     url = with_param(source.template, paging.offset_param, offset_in(source.template, paging))
-    return with_param(url, paging.limit_param, paging.limit) if paging.limit_param else url
+    return asking(source, with_param(url, paging.limit_param, paging.limit)
+                  if paging.limit_param else url)
+
+
+def asking(source: UrlSource, url: str) -> str:
+    """``url`` asking for what changed since the value the run starts from (``--incremental``):
+    in its ``{since}`` placeholder, and in the query parameter ``--since-param``."""
+    if not source.since:
+        return url
+    text = source.since[1]
+    url = url.replace(SINCE_PLACEHOLDER, quote(text, safe=""))
+    return with_param(url, source.since_param, text) if source.since_param else url
 
 
 def next_of(paging: Paging, url: str, page: FetchedPage, link: Optional[str]) -> Optional[str]:

@@ -24,6 +24,7 @@ from ..sources.content import still_holds
 from ..sources.object_reads import ObjectPieces
 from ..sources.read import RecordProblem, SourceTexts, read_chunk
 from ..sources.s3 import is_s3
+from ..sources.since import Highest, value_of
 from ..store.counting import count_on_commit
 from ..store.error_rows import error_row, write_errors
 from ..store.files import set_source_errors
@@ -43,6 +44,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
     dropped = 0  # records the transform skipped
     files = chunk_files(job.run_id, chunk)  # before COPY takes the connection
     changed: dict = {}  # ordinal -> why: objects that changed since their scan
+    highest = Highest()  # (--incremental) of the records that reach the table
 
     def transformed_rows():
         nonlocal dropped
@@ -54,7 +56,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
                 if record.kind == "ObjectChanged":
                     changed[file.ordinal] = record.message
                 continue
-            key = None
+            key, value = None, incremental_value(job, record)
             try:
                 if job.keyed:
                     key = shaper.key_of(record)
@@ -70,6 +72,7 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
             if row is None:
                 dropped += 1
             else:
+                highest.add(value)
                 yield row
 
     session = datasource.session()
@@ -80,7 +83,13 @@ def write_chunk(job: Job, chunk: Chunk) -> dict:
     count_on_commit(session, written["tasks"], len(problems), updated=written["updated"],
                           skipped=written["skipped"] + dropped)
     return {**written, "skipped": written["skipped"] + dropped, "errors": len(problems),
-            "retry": retry}
+            "retry": retry, "highest": highest.as_dict()}
+
+
+def incremental_value(job: Job, record) -> Optional[tuple]:
+    """(--incremental) ``(type, text)`` of the record as the source wrote it, before its
+    transform (which may change it in place); None without."""
+    return value_of(record, tuple(job.incremental.split("."))) if job.incremental else None
 
 
 _readers = threading.BoundedSemaphore(2)
@@ -267,7 +276,7 @@ def retry_round(job: Job, chunk: Chunk, pending: list, number: int, last: bool) 
                                             record.message, None, number, True,
                                             table=target_of(job)))
             continue
-        key = None
+        key, value = None, incremental_value(job, record)
         try:
             key = shaper.key_of(record) if job.keyed else None
             row = shaped_row(shaper, job, file.fingerprint, key, file.ordinal, position,
@@ -283,13 +292,14 @@ def retry_round(job: Job, chunk: Chunk, pending: list, number: int, last: bool) 
         if row is None:
             batch.totals["skipped"] += 1
         else:
+            batch.highest.add(value)
             batch.rows.append(row)
         batch.flush_when_full()
     batch.flush()
     count_on_commit(batch.session, batch.totals["tasks"], batch.totals["errors"],
                     count_of(pending), updated=batch.totals["updated"],
                     skipped=batch.totals["skipped"])
-    return {**batch.totals, "failed": failed}
+    return {**batch.totals, "failed": failed, "highest": batch.highest.as_dict()}
 
 
 class RoundBatch:
@@ -300,6 +310,7 @@ class RoundBatch:
         self.rows: list = []
         self.problems: list = []
         self.totals = {"tasks": 0, "updated": 0, "skipped": 0, "errors": 0}
+        self.highest = Highest()
 
     def flush_when_full(self) -> None:
         if len(self.rows) + len(self.problems) >= ROUND_BATCH:

@@ -1,7 +1,8 @@
 """What a load is asked to do, checked before any work: ``LoadOptions`` (chunking, retries,
 faults, transform, key, the API pages' policy) built from the options of ``ingest load``
 (``options_of``: the command line's and a schedule's tick's), and the checks of
-``--transform``, ``--key``, ``--on-conflict``, URL inputs and ``--header``."""
+``--transform``, ``--key``, ``--on-conflict``, URL inputs and ``--header``, ``--incremental``
+and the value a new run asks from (``urls_asking``)."""
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -32,6 +33,8 @@ class LoadOptions:
     settle: float = 0.0  # --settle: seconds a local file must have been left alone
     full_check: bool = False  # --full-check: read every file, known to this machine or not
     changed: str = "load"  # --changed: what a rewritten file does ("load" or "skip")
+    incremental: str = ""  # --incremental: the field of each record the next run asks from
+    since_initial: Optional[str] = None  # --since-initial: the first run's value
 
     @property
     def local(self):
@@ -46,7 +49,8 @@ class LoadOptions:
                    transform=self.transform, transform_dir=self.transform_dir, key=self.key,
                    on_conflict=self.on_conflict, http=self.http, fmt=self.fmt,
                    fingerprint_label=self.identity, table=self.table, columns=self.columns,
-                   endpoint_url=self.endpoint_url, **self.fetching(run_id))
+                   endpoint_url=self.endpoint_url, incremental=self.incremental,
+                   **self.fetching(run_id))
 
     def fetching(self, run_id: str) -> dict:
         """What the run's page fetches need besides the policy: where to spool, and a check
@@ -170,6 +174,7 @@ def options_of(paths, given: dict, directory: Optional[str] = None) -> LoadOptio
     """The ``LoadOptions`` of ``ingest load``'s options (``given``, by their parameter names),
     checked before any work; a transform's module is imported from ``directory`` (default:
     the working directory)."""
+    urls = url_inputs(paths, given["pages"], given["headers"], paging_of(given))
     return LoadOptions(
         chunk_size=given["chunk_size"], fmt=input_format(given["fmt"], given["records"]),
         label=given["label"],
@@ -178,9 +183,9 @@ def options_of(paths, given: dict, directory: Optional[str] = None) -> LoadOptio
         faults=faults_of(given["fail_tasks"], given["flaky_rate"], given["seed"]),
         http=http_policy(given["http_attempts"], given["http_timeout"], given["rate"],
                          given["concurrency"]),
-        urls=url_inputs(paths, given["pages"], given["headers"], paging_of(given)),
         endpoint_url=s3_endpoint(paths, given["endpoint_url"]),
         settle=given["settle"], full_check=given["full_check"], changed=given["changed"],
+        **incremental_of(paths, urls, given),
         **shaping_options(given["transform_spec"], given["key"], given["on_conflict"],
                           given["table"], given["columns"], directory))
 
@@ -215,3 +220,60 @@ def paging_of(given: dict) -> Paging:
     defaults = Paging()
     return Paging(**{name: given.get(name) or getattr(defaults, name)
                      for name in Paging.__dataclass_fields__})
+
+
+def incremental_of(specs: list, urls: tuple, given: dict) -> dict:
+    """``LoadOptions`` fields of ``--incremental``, ``--since-param`` and ``--since-initial``
+    (and ``urls``, the URL input with its ``--since-param``), checked before any work (a
+    ``UsageError``, exit 2): one URL input alone, which tells the API the value to start from
+    by its ``{since}`` placeholder or ``--since-param``."""
+    from dataclasses import replace
+
+    from ..errors import UsageError
+    from ..sources.since import SINCE_PLACEHOLDER
+
+    field, param, initial = (given.get(name) for name in
+                             ("incremental", "since_param", "since_initial"))
+    placeholder = any(SINCE_PLACEHOLDER in source.template for source in urls)
+    if not field:
+        given_alone = [what for what, there in (("--since-param", param), (
+            "--since-initial", initial is not None), (f"a {SINCE_PLACEHOLDER} placeholder",
+                                                      placeholder)) if there]
+        if given_alone:
+            raise UsageError(f"{given_alone[0]} needs --incremental FIELD: the field of each "
+                             "record whose highest value the next run asks from")
+        return {"urls": urls}
+    if not all(field.split(".")):
+        raise UsageError(f"--incremental {field!r}: expected a field name or a dotted path "
+                         "such as updated_at or meta.updated")
+    if len(specs) != 1 or len(urls) != 1:
+        raise UsageError("--incremental is for one URL input alone (an API that can be asked "
+                         "for what changed since a value); files load once by their contents")
+    if not placeholder and not param:
+        raise UsageError(f"--incremental needs {SINCE_PLACEHOLDER} in the URL or --since-param "
+                         "NAME: how the API is told the value to start from")
+    return {"urls": (replace(urls[0], since_param=param or ""),), "incremental": field,
+            "since_initial": initial}
+
+
+def urls_asking(engine, options: LoadOptions) -> tuple:
+    """The URL inputs of a new run, an incremental one with the value it asks from (fixed in
+    its plan, so that a resumed run asks the same): the value finished runs left, else
+    ``--since-initial``. A ``{since}`` with neither is a ``UsageError`` (exit 2)."""
+    if not options.incremental:
+        return options.urls
+    from dataclasses import replace
+
+    from ..contract import TASKS
+    from ..errors import UsageError
+    from ..sources.since import SINCE_PLACEHOLDER, typed
+    from .cursors import stored_value
+
+    [source] = options.urls
+    since = stored_value(engine, source.describe(), options.table or TASKS, options.incremental)
+    if not since and options.since_initial is not None:
+        since = typed(options.since_initial)
+    if not since and SINCE_PLACEHOLDER in source.template:
+        raise UsageError(f"{source.template}: no value for {SINCE_PLACEHOLDER} yet (no run "
+                         f"of it finished): give the first run one with --since-initial VALUE")
+    return (replace(source, since=since),)

@@ -18,7 +18,7 @@ from ..models import ScheduledRun, ScheduleTicks
 from ..store import datasource
 from ..store.dialect import insert_ignoring_conflicts
 from .inputs import current_run, describe_inputs, identify_inputs, run_status
-from .load_options import options_of
+from .load_options import options_of, urls_asking
 
 STARTED, SKIPPED, UNCHANGED, FAILED = "started", "skipped", "unchanged", "failed"
 
@@ -53,10 +53,11 @@ def plan_run(engine, schedule: dict) -> TickPlan:
                         f"{status}: ingest resume {run_id}")
     if options.table:
         check_table(engine, options)
+    urls = urls_asking(engine, options)
     planned = write_plan(engine, manifest, run_id, options.chunk_size, options.fmt,
                          options.identity, scanned, options.endpoint_url, options.changed)
     plan = RunPlan(job=options.job(run_id), inputs=describe_inputs(inputs, options.urls),
-                   files=manifest.count, records=planned.records, urls=options.urls)
+                   files=manifest.count, records=planned.records, urls=urls)
     return TickPlan(STARTED, run_id=run_id, plan=plan)
 
 

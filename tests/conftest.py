@@ -489,3 +489,12 @@ def _inprocess_dbos_stopped_for_other_tests(request):
     """DBOS is one per process: a test that starts its own finds none running."""
     if _inprocess is not None and "inprocess" not in request.fixturenames:
         _inprocess.stop()
+
+
+def answer_json(handler, body: bytes, status: int = 200) -> None:
+    """A test HTTP server's handler answers ``body`` as JSON."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

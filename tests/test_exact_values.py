@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import cli_load
+from conftest import answer_json, cli_load
 
 
 # -- reading back --------------------------------------------------------------------------------
@@ -282,11 +282,7 @@ def test_an_api_page_of_one_object_is_one_record(cli, sqlite_backend):
 
     class OneObject(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_json(self, body)
 
         def log_message(self, *args):
             pass

@@ -154,7 +154,8 @@ def test_load_chunk_hands_failures_to_a_retry_workflow_that_writes_them_once(inp
 
     assert result.retry_workflow == retry_workflow_id(run_id, chunk.index)
     assert (result.tasks, result.errors) == (5, 0)
-    assert retried == {"tasks": 0, "updated": 0, "skipped": 0, "errors": 1, "retries": 2}
+    assert retried == {"tasks": 0, "updated": 0, "skipped": 0, "errors": 1, "retries": 2,
+                       "highest": None}
     [message] = inprocess.messages(run_id)
     assert (message["position"], message["error_type"], message["attempts"]) == (
         4, "InjectedFailure", 3)
@@ -168,7 +169,8 @@ def test_retry_records_rescues_a_transient_failure(inprocess):
     with SetWorkflowID(retry_workflow_id(run_id, chunk.index)):
         retried = integration.retry_records(job(run_id), chunk, outcome["retry"])
 
-    assert retried == {"tasks": 1, "updated": 0, "skipped": 0, "errors": 0, "retries": 1}
+    assert retried == {"tasks": 1, "updated": 0, "skipped": 0, "errors": 0, "retries": 1,
+                       "highest": None}
     assert inprocess.counts(run_id) == (2, 0)
 
 

@@ -35,7 +35,7 @@ def test_status_lists_runs_newest_first_and_shows_chunks(cli, backend, workdir):
         "run_id": second["run_id"], "dataset": "", "state": "done", "files": 1, "records": 12,
         "tasks": 11, "updated": 0, "skipped": 0, "errors": 1, "resolved": 0, "retries": 2, "started_at": 0, "duration_s": 0,
         "records_per_s": 0, "pages": None, "table": "tasks", "label": "nightly",
-        "history_removed": False}
+        "history_removed": False, "schedule": None, "incremental": None}
     assert runs[1]["label"] == ""
     assert [(c["chunk"], c["records"], c["state"], c["recoveries"]) for c in detail["chunks"]] == [
         (0, "0-4", "SUCCESS", 0), (1, "5-9", "SUCCESS", 0), (2, "10-11", "SUCCESS", 0)]

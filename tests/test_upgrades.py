@@ -27,7 +27,7 @@ from durable_ingest import contract
 SHAPES = {
     "ingest-v3": "2c03c8208f518aff",
     "ingest-v4": "6658808f7b8313fd",
-    "ingest-v5": "21849c6c7828dd0b",  # schedules' ticks; chains of pages; summary rows, gc
+    "ingest-v5": "8aee83f2e09b70a4",  # schedules' ticks; chains of pages; summary rows, gc; incremental
 }
 EARLIER_COMMIT = "8cbd45e"  # main before issue 35: application version ingest-v2
 

@@ -83,6 +83,7 @@ def collected_run(row, moved: int = 0, skipped: int = 0) -> dict:
         "table": job.get("table") or TASKS,
         "label": (job.get("fingerprint_label") or "").split(IDENTITY_SEPARATOR)[0],
         "history_removed": True,
+        "incremental": dict(stored["incremental"]) if stored.get("incremental") else None,
     }
 
 

@@ -48,6 +48,8 @@ def detail(detail: dict, every_chunk: bool = False) -> str:
         lines.append(f"  {detail['resolved']} error row(s) resolved by ingest retry")
     if detail.get("pages"):
         lines.append(describe_pages(detail["pages"]))
+    if detail.get("incremental"):
+        lines.append(describe_incremental(detail["incremental"]))
     lines += landing(detail)
     if detail.get("history_removed"):
         return "\n".join(lines)  # no chunks are left to show
@@ -137,6 +139,13 @@ def sample_of(group: dict) -> str:
     """Where a group's sample is: ``file line N (run RUN_ID)``, or the URL of a page."""
     where = " ".join(part for part in (group["sample_file"], group["sample_where"]) if part)
     return f"{where or group['sample_title']} (run {group['sample_run']})"
+
+
+def describe_incremental(values: dict) -> str:
+    """Used: the value the run asked from; new: the one it left (None: not yet, or none)."""
+    used = "the start (no value yet)" if values["used"] is None else values["used"]
+    new = "-" if values["new"] is None else values["new"]
+    return f"  incremental {values['field']}: asked from {used}; the next run asks from {new}"
 
 
 def describe_pages(pages: dict) -> str:

@@ -17,6 +17,7 @@ from ..contract import (ACTIVE, ERROR, GIVEN_UP, IDENTITY_SEPARATOR, PAGES_EVENT
                        redrive_prefix)
 from ..errors import RunNotFound
 from .scheduled import with_schedules
+from .states import incremental_of
 
 
 # -- reaching the databases ---------------------------------------------------------------------
@@ -234,6 +235,7 @@ def run_row(client, parent, children: Optional[list] = None,
         finished = last_change(parent, children)
     duration = (finished or time.time()) - started if started else None
     pages = pages_of(client, parent, plan)
+    done = Summary.from_output(parent.output) if parent.status == SUCCESS and parent.output else None
     return {
         "run_id": parent.workflow_id,
         "dataset": dataset_of(plan),
@@ -253,6 +255,7 @@ def run_row(client, parent, children: Optional[list] = None,
         "table": table_of(plan),
         "label": label_of(plan),
         "history_removed": False,  # True: ingest gc deleted it (``views.collected``)
+        "incremental": incremental_of(plan, done),
     }
 
 

@@ -1,5 +1,6 @@
 """How a run's state reads, for the commands that wait on it and the views that show it:
-which of its workflows ``ingest resume`` must act on, and its page counts so far."""
+which of its workflows ``ingest resume`` must act on, its page counts so far, and the values
+an incremental run asks from and leaves."""
 
 from dataclasses import asdict
 from typing import Optional
@@ -21,3 +22,15 @@ def pages_dict(counts) -> Optional[dict]:
 def published_pages(published: Optional[dict]) -> dict:
     """A running run's page counts, from what its workflow published (``PAGES_EVENT``)."""
     return pages_dict(PageCounts(**published) if published else PageCounts())
+
+
+def incremental_of(plan, summary) -> Optional[dict]:
+    """An incremental run's ``{"field", "used", "new"}`` (None: not incremental): the value
+    it asked from, in its plan, and (once finished, from its summary) the one it left."""
+    job = getattr(plan, "job", None)
+    if not getattr(job, "incremental", ""):
+        return None
+    if summary is not None and summary.incremental:
+        return dict(summary.incremental)
+    since = plan.urls[0].since if plan.urls else ()
+    return {"field": job.incremental, "used": since[1] if since else None, "new": None}
