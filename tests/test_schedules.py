@@ -230,19 +230,25 @@ def test_pause_resume_and_run_now_reach_a_running_worker(sqlite_backend, workdir
 
 @pytest.mark.slow
 def test_missed_ticks_make_one_catch_up_run(sqlite_backend, workdir, cli):
+    """A daily tick 3 s from now passes with no worker: the worker started after it runs it
+    once (its next tick is tomorrow: only the catch-up can start this run)."""
+    from datetime import datetime, timedelta, timezone
+
     backend = sqlite_backend
     landing = workdir / "landing"
     landing.mkdir()
-    add(cli, backend, "every2", "*/2 * * * * *", "landing")
-    time.sleep(4.5)  # two ticks or more pass with no worker
+    tick = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=3)
+    add(cli, backend, "daily", f"{tick.second} {tick.minute} {tick.hour} * * *", "landing")
     write_records(landing / "a.ndjson", people(7), "ndjson")
+    wait_until(lambda: datetime.now(timezone.utc) > tick + timedelta(seconds=1), 10,
+               "the tick to pass")
     worker = start_ingest("worker", "--worker-id", "w1", cwd=workdir, env=backend.env())
     wait_until(lambda: backend.rows_so_far() == 7, 60, "the catch-up run", process=worker,
                interval=0.2)
     worker.send_signal(signal.SIGTERM)
     _, stderr = output_of(worker, timeout=60)
 
-    assert stderr.count("schedule every2: catching up on the tick of") == 1, stderr
+    assert stderr.count(f"schedule daily: catching up on the tick of {tick.isoformat()}") == 1, stderr
     assert len(scheduled_runs(backend)) == 1
     backend.assert_each_record_once(7, 0)
 
