@@ -14,9 +14,9 @@ from typing import Callable, Optional
 
 from ..contract import SCHEDULE_QUEUE, is_url
 from ..errors import UsageError
+from ..views.schedules import RESERVED, next_tick, ticks_from_now
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-RESERVED = "ingest-"  # the service's own schedules (retention)
 # ``ingest load`` options a schedule does not keep: its runs run in workers, which have their
 # own database, credentials and output.
 NOT_STORED = ("database_url", "headers", "detach", "workers", "no_progress", "as_json",
@@ -115,19 +115,6 @@ def stored_input(spec: str) -> str:
     return os.path.abspath(spec)
 
 
-def next_tick(cron: str, zone: Optional[str], after: Optional[datetime] = None) -> str:
-    from croniter import croniter
-
-    now = after or datetime.now(tz_of(zone))
-    return croniter(cron, now, second_at_beginning=True).get_next(datetime).isoformat()
-
-
-def tz_of(zone: Optional[str]):
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(zone) if zone else timezone.utc
-
-
 def named(name: str) -> dict:
     """The schedule ``name`` (``UsageError`` if there is none)."""
     from dbos import DBOS
@@ -201,10 +188,7 @@ def catch_up(say: Callable) -> int:
 
 
 def last_due(schedule: dict) -> Optional[datetime]:
-    from croniter import croniter
-
     try:
-        return croniter(schedule["schedule"], datetime.now(tz_of(schedule["cron_timezone"])),
-                        second_at_beginning=True).get_prev(datetime)
+        return ticks_from_now(schedule["schedule"], schedule["cron_timezone"]).get_prev(datetime)
     except (ValueError, KeyError):
         return None

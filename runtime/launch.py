@@ -416,12 +416,9 @@ class App:
     def check_table(self, table: str, key: str, hints: tuple = ()) -> None:
         """``UsageError`` if the dataset table exists with another key than this load's, or
         with a column of another type than one of its ``--column`` hints."""
-        from ..tables.catalog import check_hints, check_key, read_schema
+        from ..tables.catalog import check_table
 
-        with self.engine.connect() as connection:
-            schema = read_schema(connection, table)
-        check_key(schema, key)
-        check_hints(schema, hints)
+        check_table(self.engine, table, key, hints)
 
     def bad_files(self, run_id: str, limit: int = 20) -> list:
         """Why the run's bad files could not be loaded, or its objects that changed before

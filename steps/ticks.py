@@ -17,6 +17,7 @@ from ..errors import IngestError
 from ..models import ScheduledRun, ScheduleTicks
 from ..store import datasource
 from ..store.dialect import insert_ignoring_conflicts
+from ..tables.catalog import check_table
 from .inputs import current_run, describe_inputs, identify_inputs, run_status
 from .load_options import options_of, urls_asking
 
@@ -52,7 +53,7 @@ def plan_run(engine, schedule: dict) -> TickPlan:
         return TickPlan(FAILED, run_id=run_id, reason=f"run {run_id} of its inputs ended "
                         f"{status}: ingest resume {run_id}")
     if options.table:
-        check_table(engine, options)
+        check_table(engine, options.table, options.key, options.columns)
     urls = urls_asking(engine, options)
     planned = write_plan(engine, manifest, run_id, options.chunk_size, options.fmt,
                          options.identity, scanned, options.endpoint_url, options.changed)
@@ -66,15 +67,6 @@ def worker_headers() -> tuple:
     from ..sources.credentials import credentials
 
     return tuple(f"{name}: {value}" for name, value in credentials().headers)
-
-
-def check_table(engine, options) -> None:
-    from ..tables.catalog import check_hints, check_key, read_schema
-
-    with engine.connect() as connection:
-        schema = read_schema(connection, options.table)
-    check_key(schema, options.key)
-    check_hints(schema, options.columns)
 
 
 def last_run_of(engine, name: str) -> Optional[str]:

@@ -146,6 +146,15 @@ def hints_in(connection, table: str) -> dict:
         select(DatasetHint.path, DatasetHint.type).where(DatasetHint.table_name == table))}
 
 
+def check_table(engine, table: str, key: str, hints: tuple = ()) -> None:
+    """``UsageError`` if the dataset table exists with another key than a load's, or with a
+    column of another type than one of its ``--column`` hints (before any work)."""
+    with engine.connect() as connection:
+        schema = read_schema(connection, table)
+    check_key(schema, key)
+    check_hints(schema, hints)
+
+
 def check_hints(schema: Schema, hints: tuple) -> None:
     """A hint can't change a column the table has: ``UsageError`` naming it and the ways on."""
     for path, type_name in hints:

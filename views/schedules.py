@@ -7,8 +7,9 @@ from typing import Optional
 
 from ..contract import SUCCESS, Summary
 from .runs import app_engine, system_client
+from .scheduled import iso
 
-RESERVED = "ingest-"  # the service's own schedules (retention): not listed
+RESERVED = "ingest-"  # the service's own schedules (retention): not listed, not a user's name
 
 
 def list_schedules(database_url: Optional[str]) -> list:
@@ -42,7 +43,8 @@ def schedule_row(schedule: dict, counts: dict, last_run: Optional[dict]) -> dict
         "table": (context.get("options") or {}).get("table") or "tasks",
         "paused": paused,
         "backfill": bool(schedule["automatic_backfill"]),
-        "next_tick": None if paused else next_tick(schedule),
+        "next_tick": None if paused else next_tick(schedule["schedule"],
+                                                   schedule["cron_timezone"]),
         "last_tick": iso(counts.get("last_tick")) or schedule["last_fired_at"],
         "last_outcome": counts.get("last_outcome"),
         "last_reason": counts.get("last_reason"),
@@ -54,25 +56,23 @@ def schedule_row(schedule: dict, counts: dict, last_run: Optional[dict]) -> dict
     }
 
 
-def next_tick(schedule: dict) -> Optional[str]:
-    from zoneinfo import ZoneInfo
-
-    from croniter import croniter
-
-    zone = ZoneInfo(schedule["cron_timezone"]) if schedule["cron_timezone"] else timezone.utc
+def next_tick(cron: str, zone: Optional[str]) -> Optional[str]:
+    """The cron's next tick from now, in its zone (None: a cron or zone that can't be read)."""
     try:
-        return croniter(schedule["schedule"], datetime.now(zone),
-                        second_at_beginning=True).get_next(datetime).isoformat()
+        return ticks_from_now(cron, zone).get_next(datetime).isoformat()
     except (ValueError, KeyError):
         return None
 
 
-def iso(value) -> Optional[str]:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+def ticks_from_now(cron: str, zone: Optional[str]):
+    """The cron's ticks around now (``croniter``: ``get_next``, ``get_prev``), read in
+    ``zone`` (None: UTC) with seconds first, as DBOS's scheduler reads it."""
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    tz = ZoneInfo(zone) if zone else timezone.utc
+    return croniter(cron, datetime.now(tz), second_at_beginning=True)
 
 
 def tick_counts(engine, names: list) -> dict:
