@@ -30,6 +30,10 @@ APPLICATION_VERSION = "ingest-v5"
 # How often a workflow whose process keeps dying is dispatched again before it is given up
 # (a poison chunk): its status then says MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 MAX_RECOVERY_ATTEMPTS = int(os.environ.get("INGEST_MAX_RECOVERY_ATTEMPTS", "3"))
+# A run shares its process with its chunks, so every crash a poison chunk causes is counted
+# against the run too. A larger budget lets the run outlast any one poison chunk: the chunk
+# is given up first, and the run goes on to queue and await the rest.
+RUN_RECOVERY_ATTEMPTS = 2 * MAX_RECOVERY_ATTEMPTS + 2
 
 TASKS = "tasks"  # the demo's table of JSON records, where records go without --table
 

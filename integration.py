@@ -63,10 +63,10 @@ from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
 from .contract import (ACTIVE, CHUNK_QUEUE, GIVEN_UP, MAX_RECOVERY_ATTEMPTS, PAGES_EVENT,
-                       RETRY_QUEUE, RUN_QUEUE, Chunk, ChunkResult, Claimed, FetchedPage,
-                       HttpPolicy, Job, PageCounts, RunPlan, Summary, TickPlan, UrlSource,
-                       chunk_workflow_id, count_of, redrive_prefix, redrive_workflow_id,
-                       retry_workflow_id)
+                       RETRY_QUEUE, RUN_QUEUE, RUN_RECOVERY_ATTEMPTS, Chunk, ChunkResult,
+                       Claimed, FetchedPage, HttpPolicy, Job, PageCounts, RunPlan, Summary,
+                       TickPlan, UrlSource, chunk_workflow_id, count_of, redrive_prefix,
+                       redrive_workflow_id, retry_workflow_id)
 from .sources.credentials import CredentialsNeeded, credentials_for
 from .sources.fetcher import forget_run
 from .sources.http import Scanning, Tail, fetch_chained, fetch_pages, unfetched
@@ -79,7 +79,7 @@ RESULT_POLLING_SEC = 0.1
 
 
 # -- 1. the run -----------------------------------------------------------------------------
-@DBOS.workflow(name="ingest_dataset", max_recovery_attempts=MAX_RECOVERY_ATTEMPTS)
+@DBOS.workflow(name="ingest_dataset", max_recovery_attempts=RUN_RECOVERY_ATTEMPTS)
 def ingest_run(plan: RunPlan) -> Summary:
     job = plan.job
     telemetry.tag_run(job.run_id)

@@ -54,7 +54,9 @@ def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary
             stuck = needing_resume(children)
             busy = [c for c in children if c.status in ACTIVE]
             if (status in GIVEN_UP or stuck) and not busy:
-                raise RunIncomplete(incomplete_report(run_id, stuck))
+                queued_all = awaits_its_chunks(run_id)
+                if queued_all or status in GIVEN_UP:
+                    raise RunIncomplete(incomplete_report(run_id, stuck, queued_all))
         time.sleep(POLL_SEC)
 
 
@@ -130,7 +132,16 @@ def failure_of(run_id: str) -> str:
     return one_line(error) if isinstance(error, BaseException) else str(error or "no error recorded")
 
 
-def incomplete_report(run_id: str, stuck: list) -> str:
+def awaits_its_chunks(run_id: str) -> bool:
+    """Whether the run has queued all its chunks: it records ``batch_outcome`` steps only
+    then. Until it does, a chunk given up does not make the run incomplete: more may come."""
+    from dbos import DBOS
+
+    return any(step["function_name"] == "batch_outcome"
+               for step in DBOS.list_workflow_steps(run_id, load_output=False))
+
+
+def incomplete_report(run_id: str, stuck: list, queued_all: bool = True) -> str:
     from dbos import DBOS
 
     from ..contract import MAX_RECOVERY_ATTEMPTS
@@ -151,7 +162,11 @@ def incomplete_report(run_id: str, stuck: list) -> str:
         parts = [f"{', '.join(given_up)} {verb} given up after repeated crashes "
                  f"(max_recovery_attempts {MAX_RECOVERY_ATTEMPTS})"] + failed
     what = "; ".join(parts) or "the run itself was given up"
-    return (f"run {run_id} is incomplete: {what}; the rest is loaded. "
+    if queued_all:
+        rest = "; the rest is loaded"
+    else:
+        rest = f"{'; the run was given up too,' if parts else ''} before it had queued all its chunks"
+    return (f"run {run_id} is incomplete: {what}{rest}. "
             f"Fix the cause, then run: ingest resume {run_id}")
 
 
