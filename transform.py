@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Optional
 
+from .codec import key_text, stored_json
 from .errors import (BadTransformResult, MissingKey, NestingTooDeep, NotStorable, RecordError,
                      TransformNotFound, one_line)
 
@@ -225,8 +226,6 @@ def key_of(record: dict, parts: tuple, path: str) -> str:
             raise MissingKey(f"{path} is longer than {MAX_KEY_BYTES} bytes, too long for a key")
         return value
     if kind is int or kind is float or kind is Decimal:
-        from .codec import key_text
-
         text = key_text(value)
         if len(text) > MAX_KEY_BYTES:
             raise MissingKey(f"{path} is a number longer than {MAX_KEY_BYTES} bytes, too long for a key")
@@ -278,8 +277,6 @@ def stored(record: dict, nan_check: bool = True) -> bytes:
     ints beyond 64 bits too); a ``RecordError`` if it can't be: NaN or an infinity, a type
     JSON has no place for (``NotStorable``), a number beyond Postgres (``NumberOutOfRange``),
     a NUL character. ``nan_check=False`` for a record whose floats all came from reading."""
-    from .codec import stored_json
-
     try:
         return stored_json(record, nan_check=nan_check)
     except RecordError:

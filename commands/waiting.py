@@ -2,6 +2,7 @@
 its chunks for the progress line and for given-up parts), and the lines that say why a run
 did not finish."""
 
+import concurrent.futures
 import time
 from typing import Callable, Optional
 
@@ -32,9 +33,10 @@ def finished_summary(run_id: str) -> Summary:
     return current_summary(row)
 
 
-def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary:
+def wait_for_run(run_id: str, on_children: Optional[Callable] = None, handle=None) -> Summary:
     """The run's summary once it finishes; ``RunIncomplete`` if part of it was given up or
-    failed and nothing is left running, ``RunFailed`` if the run itself failed."""
+    failed and nothing is left running, ``RunFailed`` if the run itself failed. ``handle``:
+    the run's DBOS handle when it runs in this process, so its end is seen at once."""
     from dbos import DBOS
 
     checked = 0.0
@@ -57,7 +59,16 @@ def wait_for_run(run_id: str, on_children: Optional[Callable] = None) -> Summary
                 queued_all = awaits_its_chunks(run_id)
                 if queued_all or status in GIVEN_UP:
                     raise RunIncomplete(incomplete_report(run_id, stuck, queued_all))
+        pause(handle)
+
+
+def pause(handle) -> None:
+    """POLL_SEC, or less when the run ends in this process before that."""
+    future = getattr(handle, "future", None)
+    if future is None:
         time.sleep(POLL_SEC)
+    else:
+        concurrent.futures.wait([future], timeout=POLL_SEC)
 
 
 def progress_of(bar: Progress, run_id: str) -> Optional[Callable]:

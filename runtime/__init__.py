@@ -6,7 +6,9 @@
 - ``executor_lock``: one live process per executor id and system database, a lock that dies
   with its process even on kill -9;
 - ``scheduler``: only ``ingest worker`` processes run DBOS's scheduler (fire schedules'
-  ticks), and how soon they see a schedule changed.
+  ticks), and how soon they see a schedule changed;
+- ``queue_wake``: DBOS's queue manager starts working a queue this process registered at
+  once, not at its next look a second later.
 
 May import: ``integration`` (to register the workflows before launch) and everything below
 it; never a command, a view or the command line.

@@ -25,6 +25,7 @@ from ..contract import (ACTIVE, APPLICATION_VERSION, CHUNK_QUEUE, GC_QUEUE, RETR
                         RUN_QUEUE)
 from ..database import Databases, is_retryable_conflict
 from .executor_lock import ExecutorLock
+from .queue_wake import nudge, wake_on_register
 from .scheduler import SCHEDULE_POLL_SEC, declare_queue, fire_schedules
 
 QUEUE_POLLING_SEC = 0.05
@@ -78,6 +79,7 @@ def launch(databases: Databases, *, concurrency: int, executor_id: Optional[str]
     _global_concurrency = global_concurrency
     _schedules = role == "worker" and not helper
     fire_schedules(_schedules)
+    wake_on_register()
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
     if role == "client":
@@ -248,6 +250,7 @@ def register_queues(concurrency: int, retries: Optional[int] = None) -> None:
     DBOS.register_queue(RETRY_QUEUE,
                         worker_concurrency=max(8, concurrency * 4) if retries is None else retries,
                         polling_interval_sec=QUEUE_POLLING_SEC)
+    nudge()  # a queue new to this database is worked now, not at DBOS's next look
 
 
 def crashed_children() -> list:
