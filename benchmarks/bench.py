@@ -14,7 +14,11 @@ line is ``RATIO <min ratio over formats>``. Between them, ``postgres_alone.py`` 
 baseline's rows already encoded as COPY text (no Python per record): the limit, and "of
 limit" is ingest / Postgres alone.
 
-Options add: ``--sqlite`` the same loads on ingest's zero-set-up SQLite default;
+Every run's CPU seconds are measured too (the loader's process, and the Postgres server's
+when it runs on this machine), reported per 100,000 records.
+
+Options add: ``--sqlite`` the same loads on ingest's zero-set-up SQLite default, alternating
+with ``sqlite_alone.py`` (the same encoded rows, one executemany: SQLite's limit);
 ``--per-record N`` the one-workflow-per-record reference shape (``per_record.py``);
 ``--rss-records N`` one load of an N-record NDJSON file, for its peak RSS. ``--smoke`` is a
 tiny run for the test suite (300 records, one format, one repeat).
@@ -55,12 +59,14 @@ SMOKE = {"records": 300, "repeats": 1, "formats": "ndjson", "per_record": 20, "r
 # Settings of the developer's shell that would change what is measured (targets, exporters).
 SCRUBBED_ENV = ("DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL", "DBOS__VMID", "INGEST_SPOOL_DIR")
 
-# Used when /usr/bin/time is missing: run the command, write the children's peak RSS (KiB).
-# A process of its own per run, because RUSAGE_CHILDREN is a maximum over every child ever.
+# Used when /usr/bin/time is missing: run the command, write the children's peak RSS (KiB)
+# and CPU seconds (user, system). A process of its own per run, because RUSAGE_CHILDREN is a
+# maximum over every child ever.
 RSS_WRAPPER = (
     "import resource, subprocess, sys\n"
     "rc = subprocess.call(sys.argv[2:])\n"
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "open(sys.argv[1], 'w').write(f'{u.ru_maxrss} {u.ru_utime} {u.ru_stime}')\n"
     "sys.exit(rc)\n"
 )
 
@@ -79,6 +85,8 @@ class Run:
     seconds: float  # wall clock, process start to exit
     rss_mb: float  # peak resident set of the process and its children
     stdout: str
+    cpu_s: float = 0.0  # user + system CPU of the process and its children
+    server_cpu_s: Optional[float] = None  # of the Postgres server meanwhile, when it is local
 
     def result(self) -> dict:
         """The JSON object a loader prints on its last line."""
@@ -86,21 +94,46 @@ class Run:
 
 
 def measure(cmd: list, *, env: dict, cwd: Path) -> Run:
-    """Run ``cmd`` to completion; its wall time and peak RSS, or BenchError if it failed."""
+    """Run ``cmd`` to completion; its wall time, peak RSS and CPU time (and the local
+    Postgres server's CPU time meanwhile), or BenchError if it failed."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss", dir=cwd) as rss_file:
         if os.access(GNU_TIME, os.X_OK):
-            wrapped = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *cmd]
+            wrapped = [GNU_TIME, "-f", "%M %U %S", "-o", rss_file.name, *cmd]
         else:
             wrapped = [sys.executable, "-c", RSS_WRAPPER, rss_file.name, *cmd]
+        server_before = server_cpu()
         began = time.perf_counter()
         proc = subprocess.run(wrapped, env=env, cwd=cwd, capture_output=True, text=True)
         seconds = time.perf_counter() - began
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
             raise BenchError(f"`{' '.join(map(str, cmd))}` exited {proc.returncode}:\n{tail}")
-        # GNU time writes "Command exited with non-zero status" first on failure; the number is last.
-        rss_kib = int(Path(rss_file.name).read_text().split()[-1])
-    return Run(seconds, rss_kib / 1024, proc.stdout)
+        # GNU time writes "Command exited with non-zero status" first on failure; the numbers last.
+        rss_kib, user, system = Path(rss_file.name).read_text().split()[-3:]
+    return Run(seconds, int(rss_kib) / 1024, proc.stdout, float(user) + float(system),
+               server_cpu_since(server_before))
+
+
+def server_cpu() -> Optional[float]:
+    """CPU seconds of this machine's Postgres server: its postmaster's own and its exited
+    children's (a load's backends exit when its connections close). None when there is no
+    local server to read (another machine's, or /proc unreadable)."""
+    try:
+        pid = subprocess.run(["pgrep", "-o", "-x", "postgres"], capture_output=True,
+                             text=True).stdout.split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_since(before: Optional[float]) -> Optional[float]:
+    if before is None:
+        return None
+    time.sleep(0.5)  # the postmaster reaps the run's backends just after they exit
+    after = server_cpu()
+    return None if after is None else after - before
 
 
 def child_env(**extra: str) -> dict:
@@ -234,6 +267,8 @@ class Sample:
     seconds: float
     rss_mb: float
     inside_rate: Optional[float] = None  # records/s the process reports about itself
+    cpu_s: float = 0.0  # the loader's CPU seconds (its process and children)
+    server_cpu_s: Optional[float] = None  # the local Postgres server's, meanwhile
 
     @property
     def rate(self) -> float:
@@ -261,24 +296,39 @@ class Bench:
             rows = self.pg.scalar(db, "SELECT count(*) FROM baseline_tasks")
         expect(rows == records == run.result()["records"],
                f"baseline loaded {rows} rows of {records} from {path}")
-        return Sample(records, run.seconds, run.rss_mb,
-                      records / max(run.result()["elapsed_s"], 1e-9))
+        return sample_of(run, records, records / max(run.result()["elapsed_s"], 1e-9))
 
     def postgres_alone(self, path: Path, shape: str, records: int) -> Sample:
         """The limit: the baseline's rows, encoded once (untimed), streamed by COPY alone."""
-        rows = path.with_suffix(path.suffix + ".copy")
-        if not rows.exists():
-            subprocess.run([sys.executable, str(HERE / "postgres_alone.py"), str(path),
-                            "--encode", "--shape", shape, "--out", str(rows)], check=True,
-                           env=child_env(), capture_output=True)
+        rows = self.encoded(path, shape)
         with self.pg.fresh("alone") as (db,):
             run = measure([sys.executable, str(HERE / "postgres_alone.py"), str(rows),
                            "--url", self.pg.url(db)], env=child_env(), cwd=self.scratch)
             count = self.pg.scalar(db, "SELECT count(*) FROM baseline_tasks")
         expect(count == records == run.result()["records"],
                f"postgres_alone loaded {count} rows of {records} from {rows}")
-        return Sample(records, run.seconds, run.rss_mb,
-                      records / max(run.result()["elapsed_s"], 1e-9))
+        return sample_of(run, records, records / max(run.result()["elapsed_s"], 1e-9))
+
+    def sqlite_alone(self, path: Path, shape: str, records: int) -> Sample:
+        """SQLite's limit: the same encoded rows, one executemany in one transaction."""
+        rows = self.encoded(path, shape)
+        workdir = Path(tempfile.mkdtemp(prefix="sqlite-alone-", dir=self.out))
+        try:
+            run = measure([sys.executable, str(HERE / "sqlite_alone.py"), str(rows),
+                           "--db", str(workdir / "alone.sqlite")], env=child_env(), cwd=workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        expect(run.result()["records"] == records, f"sqlite_alone loaded {run.result()} of {records}")
+        return sample_of(run, records, records / max(run.result()["elapsed_s"], 1e-9))
+
+    def encoded(self, path: Path, shape: str) -> Path:
+        """The baseline's rows of ``path`` as COPY text, written once (untimed) and kept."""
+        rows = path.with_suffix(path.suffix + ".copy")
+        if not rows.exists():
+            subprocess.run([sys.executable, str(HERE / "postgres_alone.py"), str(path),
+                            "--encode", "--shape", shape, "--out", str(rows)], check=True,
+                           env=child_env(), capture_output=True)
+        return rows
 
     def warm_up(self, env: dict, cwd: Path) -> None:
         """Set the databases up as a user's first load would (alembic's tables, DBOS's system
@@ -322,7 +372,7 @@ class Bench:
         expect(summary["records"] == records and summary["tasks"] == rows == records
                and summary["errors"] == 0 and not summary.get("already_loaded"),
                f"ingest load of {path} did not load every record once: {summary}, {rows} rows")
-        return Sample(records, run.seconds, run.rss_mb, summary["records_per_s"])
+        return sample_of(run, records, summary["records_per_s"])
 
     def per_record(self, path: Path, records: int) -> Sample:
         with self.pg.fresh("app", "sys") as (app, system):
@@ -331,8 +381,11 @@ class Bench:
                           env=child_env(), cwd=self.scratch)
             rows = self.pg.scalar(app, "SELECT count(*) FROM per_record_tasks")
         expect(rows == records, f"per_record.py wrote {rows} rows of {records}")
-        return Sample(records, run.seconds, run.rss_mb,
-                      records / max(run.result()["elapsed_s"], 1e-9))
+        return sample_of(run, records, records / max(run.result()["elapsed_s"], 1e-9))
+
+
+def sample_of(run: Run, records: int, inside_rate: Optional[float]) -> Sample:
+    return Sample(records, run.seconds, run.rss_mb, inside_rate, run.cpu_s, run.server_cpu_s)
 
 
 def expect(condition: bool, message: str) -> None:
@@ -361,7 +414,8 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
               f"{'pg alone rec/s':>14} {'of limit':>8} "
               f"{'ingest peak RSS MB':>18} {'baseline RSS MB':>15}")
     if args.sqlite:
-        header += f" {'sqlite rec/s':>12} {'sqlite RSS MB':>13}"
+        header += (f" {'sqlite rec/s':>12} {'sqlite RSS MB':>13} {'sqlite alone rec/s':>18} "
+                   f"{'of sqlite limit':>15}")
     print(header)
     ratios = []
     for fmt in formats:
@@ -373,9 +427,13 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
                 f"{median_rate(alone):>14,.0f} {median_rate(ing) / median_rate(alone):>8.2f} "
                 f"{max(s.rss_mb for s in ing):>18.0f} {max(s.rss_mb for s in base):>15.0f}")
         if args.sqlite:
-            lite = bench.samples[(fmt, "sqlite")]
-            line += f" {median_rate(lite):>12,.0f} {max(s.rss_mb for s in lite):>13.0f}"
+            lite, lite_alone = bench.samples[(fmt, "sqlite")], bench.samples[(fmt, "sqlite-alone")]
+            line += (f" {median_rate(lite):>12,.0f} {max(s.rss_mb for s in lite):>13.0f} "
+                     f"{median_rate(lite_alone):>18,.0f} "
+                     f"{median_rate(lite) / median_rate(lite_alone):>15.2f}")
         print(line)
+    print()
+    print(cpu_lines(bench, formats, args.sqlite))
     per_record = bench.samples.get(("ndjson", "per-record"))
     if per_record:
         [s] = per_record
@@ -391,6 +449,25 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
               f"{s.rss_mb:.0f} MB, {s.rate:,.0f} rec/s")
     print()
     return min(ratios)
+
+
+def cpu_lines(bench: Bench, formats: list, sqlite: bool) -> str:
+    """CPU seconds per 100,000 records (medians): the loader's process and, where the server
+    is local, Postgres's, so that a reader can tell which side had work to spare."""
+    lines = ["CPU s per 100,000 records (median; loader process / Postgres server):"]
+    loaders = ["baseline", "pg-alone", "ingest"] + (["sqlite", "sqlite-alone"] if sqlite else [])
+    for fmt in formats:
+        parts = []
+        for loader in loaders:
+            samples = bench.samples.get((fmt, loader), [])
+            own = statistics.median(1e5 * s.cpu_s / s.records for s in samples)
+            servers = [1e5 * s.server_cpu_s / s.records for s in samples
+                       if s.server_cpu_s is not None]
+            server = f" / {statistics.median(servers):.2f}" if servers and "sqlite" not in loader \
+                else ""
+            parts.append(f"{loader} {own:.2f}{server}")
+        lines.append(f"  {fmt}: " + ", ".join(parts))
+    return "\n".join(lines)
 
 
 def source_digest() -> str:
@@ -481,8 +558,11 @@ def run(args, formats: list) -> float:
                 for loader, go in trio if repeat % 2 == 0 else trio[::-1]:
                     bench.add(fmt, loader, go())
             if args.sqlite:
-                for _ in range(args.repeats):
-                    bench.add(fmt, "sqlite", bench.ingest_sqlite(path, args.records))
+                for repeat in range(args.repeats):
+                    pair = [("sqlite", lambda: bench.ingest_sqlite(path, args.records)),
+                            ("sqlite-alone", lambda: bench.sqlite_alone(path, fmt, args.records))]
+                    for loader, go in pair if repeat % 2 == 0 else pair[::-1]:
+                        bench.add(fmt, loader, go())
         if args.per_record:
             path = dataset(args.out, args.per_record, "ndjson")
             bench.add("ndjson", "per-record", bench.per_record(path, args.per_record))
