@@ -281,6 +281,7 @@ class Bench:
     out: Path
     scratch: Path
     samples: dict = field(default_factory=dict)  # (format, loader) -> [Sample]
+    work: tuple = SAME_WORK  # ingest's options: the baseline's work, or () for its defaults
 
     def add(self, fmt: str, loader: str, sample: Sample) -> None:
         self.samples.setdefault((fmt, loader), []).append(sample)
@@ -346,7 +347,7 @@ class Bench:
                             DBOS_SYSTEM_DATABASE_URL=self.pg.url(system))
             self.warm_up(env, self.scratch)
             self.pg.admin_on(app, "TRUNCATE tasks, errors")
-            run = measure([*ingest_command(), "load", str(path), "--json", *SAME_WORK], env=env,
+            run = measure([*ingest_command(), "load", str(path), "--json", *self.work], env=env,
                           cwd=self.scratch)
             rows = self.pg.scalar(app, "SELECT count(*) FROM tasks")
         return self._checked(run, rows, path, records)
@@ -358,7 +359,7 @@ class Bench:
             with contextlib.closing(sqlite3.connect(workdir / "durable_ingest_app.sqlite")) as db:
                 db.execute("DELETE FROM tasks")
                 db.commit()
-            run = measure([*ingest_command(), "load", str(path), "--json", *SAME_WORK],
+            run = measure([*ingest_command(), "load", str(path), "--json", *self.work],
                           env=child_env(), cwd=workdir)
             with contextlib.closing(sqlite3.connect(workdir / "durable_ingest_app.sqlite")) as db:
                 rows = db.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -408,7 +409,8 @@ def report(bench: Bench, args, formats: list, context: dict) -> float:
     print(f"# load average before {context['load_before']}, after {context['load_after']}"
           " (other work on the machine makes these numbers noisy)")
     print(f"# {args.records:,} records per file, seed {SEED}, {args.repeats} run(s) per loader "
-          "and format; rec/s = records / wall time from process start to exit (median)")
+          "and format; rec/s = records / wall time from process start to exit (median); ingest "
+          + ("with its default options" if args.defaults else "with --transform uppercase"))
     print()
     header = (f"{'format':<9} {'baseline rec/s':>14} {'ingest rec/s':>12} {'ratio':>6} "
               f"{'pg alone rec/s':>14} {'of limit':>8} "
@@ -518,6 +520,9 @@ def parse_args(argv: Optional[list] = None):
                         help="Postgres server, without a database (default: %(default)s).")
     parser.add_argument("--out", type=Path, default=HERE / "out", metavar="DIR",
                         help="Where data files are generated and kept (default: benchmarks/out).")
+    parser.add_argument("--defaults", action="store_true",
+                        help="ingest with its default options (no transform), not the "
+                             "baseline's uppercasing: the limit's rows are the same size.")
     parser.add_argument("--smoke", action="store_true",
                         help="A tiny run for the test suite: 300 records, one repeat, ndjson only, "
                              "20 per-record workflows.")
@@ -547,7 +552,7 @@ def run(args, formats: list) -> float:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scratch-", dir=args.out) as scratch:
-        bench = Bench(pg, args.out, Path(scratch))
+        bench = Bench(pg, args.out, Path(scratch), work=() if args.defaults else SAME_WORK)
         for fmt in formats:
             path = dataset(args.out, args.records, fmt)
             for repeat in range(args.repeats):
