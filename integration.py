@@ -58,7 +58,7 @@ from typing import Optional
 from dbos import DBOS, SetWorkflowID
 
 from .store import datasource, run_summaries
-from .steps import chunks, claims, cursors, faults, packing, redrive, retention, ticks
+from .steps import chunks, claims, cursors, faults, outcomes, packing, redrive, retention, ticks
 from .telemetry import metrics as telemetry
 from .steps.chunks import target_of
 from .tables import catalog as tables
@@ -75,7 +75,6 @@ from .sources.since import Highest
 
 CLAIM_PAGE = 1000  # files claimed per transaction
 AWAIT_BATCH = 64  # chunks awaited per step
-RESULT_POLLING_SEC = 0.1
 
 
 # -- 1. the run -----------------------------------------------------------------------------
@@ -330,38 +329,7 @@ def await_batch(run_id: str, indexes: range) -> dict:
 def batch_outcome(run_id: str, start: int, stop: int) -> dict:
     # Awaited inside a step, so that "stuck" is recorded as this step's output. DBOS's own
     # recorded getResult replays differently once a child has been resumed.
-    totals = {"tasks": 0, "errors": 0, "retries": 0, "skipped": 0, "updated": 0, "stuck": []}
-    highest = Highest()
-    for index in range(start, stop):
-        try:
-            result = result_of(chunk_workflow_id(run_id, index))
-            retried = result_of(result.retry_workflow) if result.retry_workflow else None
-        except Exception as exc:  # given up, cancelled, or failed: ingest resume retries it
-            totals["stuck"].append(f"{index}: {type(exc).__name__}")
-            continue
-        for name in ("tasks", "errors", "skipped", "updated"):
-            totals[name] += getattr(result, name, 0) + (retried or {}).get(name, 0)
-        totals["retries"] += retried["retries"] if retried else 0
-        highest.merge(result.highest).merge((retried or {}).get("highest"))
-    return {**totals, "highest": highest.as_dict()}
-
-
-def result_of(workflow_id: str):
-    handle = DBOS.retrieve_workflow(latest_attempt(workflow_id))
-    # A small run's chunk ends within milliseconds: look again soon at first, then every
-    # RESULT_POLLING_SEC (a run of 1,000 records waited ~200 ms of its ~250 ms here).
-    delay = 0.005
-    while delay < RESULT_POLLING_SEC and handle.get_status().status in ACTIVE:
-        time.sleep(delay)
-        delay *= 2
-    return handle.get_result(polling_interval_sec=RESULT_POLLING_SEC)
-
-
-def latest_attempt(workflow_id: str) -> str:
-    """The child, or the newest fork of it that ``ingest resume`` made after it failed."""
-    forks = DBOS.list_workflows(forked_from=workflow_id, sort_desc=True, limit=1,
-                                load_input=False, load_output=False)
-    return latest_attempt(forks[0].workflow_id) if forks else workflow_id
+    return outcomes.batch_outcome(run_id, start, stop)
 
 
 # -- 6. redrive: errors rows through the transform again --------------------------------------

@@ -126,7 +126,7 @@ def resume_run(run_id: str) -> list:
     ones are resumed; failed chunk and retry workflows are forked from their failed step."""
     from dbos import DBOS, SetWorkflowID
 
-    from ..integration import latest_attempt
+    from ..steps.outcomes import latest_attempt
 
     stuck = []
     for w in DBOS.list_workflows(workflow_id_prefix=run_id, load_input=False, load_output=False):

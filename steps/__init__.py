@@ -6,6 +6,7 @@ declares a workflow or a step of its own.
 - ``packing``: the claimed files' pieces into chunks of about ``chunk_size`` records;
 - ``chunks``: a chunk's records read back, transformed and written in one transaction,
   and the retry rounds of those whose transform failed;
+- ``outcomes``: a run's chunks awaited, a batch at a time, and their results added up;
 - ``redrive``: ``ingest retry``, a run's ``errors`` rows through its transform again;
 - ``faults``: the hidden test hooks (a slow chunk, a poison chunk, a parked chunk);
 - ``load_options``: what a load is asked to do (``LoadOptions``), checked before any work;
