@@ -84,7 +84,8 @@ def workers_option(name="--workers"):
     return click.option(name, "workers" if name == "--workers" else "processes", default="1",
                         show_default=True, metavar="N|auto", callback=parse,
                         help="Processes that load chunks: this one and N-1 helpers "
-                             "(auto: one per usable CPU).")
+                             "(auto: one per usable CPU, half that when the Postgres server "
+                             "runs on this machine).")
 
 
 shaping_options = options(

@@ -154,7 +154,7 @@ def helpers(database_url: Optional[str], processes: int, concurrency: int, detac
     if detach:
         return None
     fleet = Fleet(local_executor_id(), processes, concurrency, database_url, HELPER_DRAIN_SEC, say)
-    if processes > 1 and database.is_postgres(database.app_database_url(database_url)):
+    if fleet.ids and database.is_postgres(database.app_database_url(database_url)):
         from .. import integration  # noqa: F401  imported once, before the fork, for all
 
         fleet.start(fork_entry=entry)

@@ -44,7 +44,7 @@ def serve(app, worker_id: str, take_over: list, drain_sec: int, say: Callable,
         fleet.start()
         catch_up(say)
         say(f"worker {worker_id} ready (concurrency {app.concurrency}"
-            f"{f', {processes} processes' if processes > 1 else ''}); Ctrl-C to stop")
+            f"{f', {len(fleet.ids) + 1} processes' if fleet.ids else ''}); Ctrl-C to stop")
         log = RunLog(worker_id, say)
         while not stop.wait(RunLog.POLL_SEC):
             log.look()

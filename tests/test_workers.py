@@ -168,3 +168,14 @@ def test_workers_must_be_a_number_or_auto(sqlite_backend, workdir):
     assert result.returncode == 2
     assert "--workers 'lots': expected a number from 1 to 256, or auto" in result.stderr
 
+
+
+@pytest.mark.parametrize("url, share", [
+    ("postgresql://u@127.0.0.1:5432/db", 0.5), ("postgresql://u@localhost/db", 0.5),
+    ("postgresql://u@/db?host=/var/run/postgresql", 0.5), ("postgresql://u@db.example.com/db", 1),
+    ("sqlite:///local.sqlite", 1)])
+def test_auto_is_a_process_per_cpu_or_per_two_beside_a_local_postgres(url, share):
+    from durable_ingest.commands.helper_processes import AUTO, processes_for, usable_cpus
+
+    assert processes_for(AUTO, url) == max(1, int(usable_cpus() * share))
+    assert processes_for(3, url) == 3
