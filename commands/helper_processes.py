@@ -75,7 +75,8 @@ def server_is_here(url: str) -> bool:
 
     parsed = make_url(url)
     host = parsed.host or parsed.query.get("host", "")
-    return (host[0] if isinstance(host, tuple) else host) in LOCAL_HOSTS or str(host).startswith("/")
+    host = host[0] if isinstance(host, tuple) else host  # ?host= given more than once
+    return host in LOCAL_HOSTS or host.startswith("/")
 
 
 def helper_id(parent_id: str, number: int) -> str:

@@ -8,7 +8,8 @@
 - ``scheduler``: only ``ingest worker`` processes run DBOS's scheduler (fire schedules'
   ticks), and how soon they see a schedule changed;
 - ``queue_wake``: DBOS's queue manager starts working a queue this process registered at
-  once, not at its next look a second later.
+  once, not at its next look a second later; the chunk and retry queues are polled slowly
+  while nothing runs in this process.
 
 May import: ``integration`` (to register the workflows before launch) and everything below
 it; never a command, a view or the command line.

@@ -7,11 +7,11 @@ registered after launch, so in a new database (a first load, every test, every b
 run) the chunk queue waited up to that second before its first chunk ran: measured ~1 s of
 a 1-record load's ~3 s on a fresh Postgres database. ``wake_on_register`` (before launch)
 gives the manager a view of its stop event whose ``wait`` also ends at ``nudge``; the
-worker threads, which get the same view, wait on the real event as before. DBOS looks the
-manager up by name at launch, so it is swapped there, as ``scheduler`` swaps its loop.
+queue threads it starts get the same view (see below). DBOS looks the manager up by name at
+launch, so it is swapped there, as ``scheduler`` swaps its loop.
 
 The chunk and retry queues are polled every 0.05 s so that a run's chunks start at once;
-each poll is three queries, so an idle ``ingest worker`` spent 11-15 % of a core and ~150
+each poll is three queries, so an idle ``ingest worker`` spent 11-19 % of a core and ~150
 queries a second on them. While no workflow runs in this process, their threads now wait
 ``IDLE_POLL_SEC`` between polls, and go back to the queue's pace as soon as one does (a run
 started here, or a chunk taken from the queue). A worker that was idle takes its first chunk
@@ -72,11 +72,10 @@ class WakeableStop:
 
     def _while_idle(self, timeout: float) -> bool:
         """Wait IDLE_POLL_SEC, or only ``timeout`` once something runs here."""
-        deadline = time.monotonic() + IDLE_POLL_SEC
-        waited = 0.0
+        began = time.monotonic()
         while not self._stop.wait(SLICE_SEC):
-            waited += SLICE_SEC
-            if time.monotonic() >= deadline or (waited >= timeout and self._busy()):
+            waited = time.monotonic() - began
+            if waited >= IDLE_POLL_SEC or (waited >= timeout and self._busy()):
                 break
         return self._stop.is_set()
 

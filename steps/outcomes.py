@@ -29,7 +29,7 @@ def batch_outcome(run_id: str, start: int, stop: int) -> dict:
         try:
             result = finished[workflow_id] if workflow_id in finished else result_of(workflow_id)
             retried = result_of(result.retry_workflow) if result.retry_workflow else None
-        except Exception as exc:
+        except Exception as exc:  # given up, cancelled, or failed: ingest resume retries it
             totals["stuck"].append(f"{index}: {type(exc).__name__}")
             continue
         for name in COUNTS:
